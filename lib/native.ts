@@ -1,0 +1,50 @@
+/**
+ * Loads the C++ addon and gives it the JS error class (so native failures arrive as NetlinkError).
+ * Each protocol module (rtnl, nft) declares the slice of the addon it uses; this file only knows
+ * the core: namespace handles, sysctls and file locks.
+ */
+import { NetlinkError } from './errors';
+
+/** Opaque native handle on an open network namespace. */
+export interface NsHandle {
+  readonly ino: number;
+  readonly dev: number;
+  readonly closed: boolean;
+  close(): void;
+}
+
+export interface NativeCore {
+  init(errorClass: typeof NetlinkError): void;
+  nsCurrent(): NsHandle;
+  nsOpen(path: string): Promise<NsHandle>;
+  nsCreate(dir: string, name: string): Promise<NsHandle>;
+  nsDelete(path: string): Promise<void>;
+  sysctlGet(ns: NsHandle | null, key: string): Promise<string>;
+  sysctlSet(ns: NsHandle | null, key: string, value: string): Promise<void>;
+  /** Takes an flock on path (created 0600); resolves with the fd that holds it. */
+  lock(path: string, exclusive: boolean): Promise<number>;
+  unlock(fd: number): void;
+}
+
+let addon: unknown;
+
+/** The addon, typed as the caller's slice of it. */
+export function native<T = NativeCore>(): T {
+  if (!addon) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      addon = require('bindings')({ bindings: 'netmodes', module_root: require('path').join(__dirname, '..', '..') });
+    } catch (err) {
+      const e = new Error(
+        'netmodes: the native addon is not built. Possible solutions:\n' +
+          '  - run `npm run build:native` (needs g++, make, python3 and the Node.js headers in /usr/include/node)\n' +
+          '  - check that you are on Linux\n' +
+          `  - cause: ${(err as Error).message}`,
+        { cause: err },
+      );
+      throw e;
+    }
+    (addon as NativeCore).init(NetlinkError);
+  }
+  return addon as T;
+}

@@ -1,0 +1,155 @@
+/**
+ * Network namespaces, without spawning anything.
+ *
+ * A `Namespace` wraps an open file descriptor on the namespace. Kernel requests for it go through
+ * netlink sockets that the addon opens *inside* the namespace on a short-lived thread and then
+ * keeps in a small per-handle pool; the Node process itself never changes namespace.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { ConfigError } from './errors';
+import { native, NsHandle } from './native';
+
+/** Where named namespaces live, as for `ip netns`. */
+export const NETNS_DIR = '/run/netns';
+
+const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+
+/** Throws ConfigError unless `name` can be a file name under /run/netns. */
+export function assertNamespaceName(name: unknown, field = 'name'): asserts name is string {
+  if (typeof name !== 'string' || !NAME_RE.test(name) || name === '.' || name === '..')
+    throw new ConfigError(
+      `invalid namespace name ${JSON.stringify(name)} (1-64 characters of A-Z a-z 0-9 _ . -, not starting with . or -)`,
+      field,
+    );
+}
+
+export class Namespace {
+  /** The name under /run/netns, for named namespaces. */
+  readonly name?: string;
+  /** A path that opens this namespace (`/run/netns/NAME`, `/proc/PID/ns/net`, ...). */
+  readonly path: string;
+  /** The native handle (used by the other modules). */
+  readonly handle: NsHandle;
+
+  /** @internal */
+  constructor(handle: NsHandle, nsPath: string, name?: string) {
+    this.handle = handle;
+    this.path = nsPath;
+    if (name !== undefined) this.name = name;
+  }
+
+  /** The namespace inode: equal inodes mean the same namespace. */
+  get inode(): number {
+    return this.handle.ino;
+  }
+
+  /** True for the namespace this process runs in. */
+  get isCurrent(): boolean {
+    return this === current;
+  }
+
+  /** Releases the descriptor and the pooled sockets. The namespace itself stays. */
+  close(): void {
+    if (this !== current) this.handle.close();
+  }
+
+  /**
+   * Deletes a named namespace (unmount and unlink) and closes this handle. Links inside it go
+   * with it once nothing else holds it. Deleting twice is a no-op.
+   * Equivalent to: `ip netns del NAME`
+   */
+  async delete(): Promise<void> {
+    if (!this.name) throw new ConfigError('only named namespaces can be deleted', 'namespace');
+    this.close();
+    try {
+      await native().nsDelete(this.path);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    }
+  }
+
+  toString(): string {
+    return this.name ?? this.path;
+  }
+}
+
+let current: Namespace | undefined;
+
+/** The namespace this process runs in (the default target of every call). */
+export function currentNamespace(): Namespace {
+  if (!current) current = new Namespace(native().nsCurrent(), '/proc/self/ns/net');
+  return current;
+}
+
+/**
+ * Creates a persistent named namespace, exactly as `ip netns add NAME` does (a bind mount under
+ * /run/netns, visible to `ip netns list` and usable with `ip netns exec`).
+ * Throws NetlinkError EEXIST when the name is taken.
+ * Equivalent to: `ip netns add NAME`
+ */
+export async function createNamespace(name: string, opts: { dir?: string } = {}): Promise<Namespace> {
+  assertNamespaceName(name);
+  const dir = opts.dir ?? NETNS_DIR;
+  const handle = await native().nsCreate(dir, name);
+  return new Namespace(handle, path.join(dir, name), name);
+}
+
+/**
+ * Opens an existing namespace: a name under /run/netns, a path (`/run/netns/X`,
+ * `/proc/PID/ns/net`), or a process id. Throws NetlinkError ENOENT when it does not exist and
+ * EINVAL when the file is not a network namespace.
+ */
+export async function openNamespace(target: string | number): Promise<Namespace> {
+  let p: string;
+  let name: string | undefined;
+  if (typeof target === 'number') {
+    if (!Number.isInteger(target) || target <= 0) throw new ConfigError('pid must be a positive integer', 'target');
+    p = `/proc/${target}/ns/net`;
+  } else if (typeof target === 'string' && target.includes('/')) {
+    if (!path.isAbsolute(target)) throw new ConfigError('namespace path must be absolute', 'target');
+    p = target;
+    if (path.dirname(target) === NETNS_DIR) name = path.basename(target);
+  } else {
+    assertNamespaceName(target, 'target');
+    p = path.join(NETNS_DIR, target);
+    name = target;
+  }
+  return new Namespace(await native().nsOpen(p), p, name);
+}
+
+/** Names of the namespaces under /run/netns. Equivalent to: `ip netns list` */
+export async function listNamespaces(dir = NETNS_DIR): Promise<string[]> {
+  try {
+    return (await fsp.readdir(dir)).sort();
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+const SYSCTL_RE = /^net([.][A-Za-z0-9_\-]+)+$|^net(\/[A-Za-z0-9_.\-]+)+$/;
+function checkKey(key: string): void {
+  if (typeof key !== 'string' || !SYSCTL_RE.test(key) || key.includes('..') || key.includes('/.'))
+    throw new ConfigError(`not a per-namespace sysctl: ${JSON.stringify(key)} (expected net.*)`, 'key');
+}
+
+/**
+ * Builds a sysctl key from parts, using the `/` form when a part (an interface name) contains
+ * a dot: `sysctlKey('net', 'ipv4', 'conf', 'eth0.10', 'forwarding')`.
+ */
+export function sysctlKey(...parts: string[]): string {
+  return parts.some((p) => p.includes('.')) ? parts.join('/') : parts.join('.');
+}
+
+/** Reads a per-namespace sysctl. Equivalent to: `ip netns exec NS sysctl -n KEY` */
+export async function sysctlGet(key: string, ns?: Namespace): Promise<string> {
+  checkKey(key);
+  return native().sysctlGet(ns ? ns.handle : null, key);
+}
+
+/** Writes a per-namespace sysctl. Equivalent to: `ip netns exec NS sysctl -w KEY=VALUE` */
+export async function sysctlSet(key: string, value: string | number, ns?: Namespace): Promise<void> {
+  checkKey(key);
+  return native().sysctlSet(ns ? ns.handle : null, key, String(value));
+}

@@ -1,0 +1,185 @@
+// Addon entry: receives the NetlinkError class from JS, exports the namespace handle, sysctls and
+// file locks, then lets each protocol module (rtnl, nft) add its functions.
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <napi.h>
+
+#include "js_util.h"
+#include "modules.h"
+#include "netns.h"
+#include "worker.h"
+
+namespace nm {
+
+namespace {
+Napi::FunctionReference* g_error_class = nullptr;
+Napi::FunctionReference* g_ns_class = nullptr;
+
+std::string ErrnoName(int e) {
+  const char* n = strerrorname_np(e);
+  return n ? n : "E_UNKNOWN_" + std::to_string(e);
+}
+}  // namespace
+
+Napi::Value MakeJsError(Napi::Env env, const NlError& e) {
+  std::string code = ErrnoName(e.err);
+  std::string msg = e.op + ": " + strerror(e.err) + " (" + code + ")";
+  if (!e.extack.empty()) msg += ": " + e.extack;
+  if (!e.message.empty()) msg += " [" + e.message + "]";
+  if (e.index >= 0) msg += " (operation " + std::to_string(e.index) + ")";
+  if (!g_error_class) {
+    Napi::Error err = Napi::Error::New(env, msg);
+    err.Set("code", code);
+    return err.Value();
+  }
+  std::vector<napi_value> args = {
+      Napi::String::New(env, msg), Napi::String::New(env, code), Napi::Number::New(env, e.err),
+      Napi::String::New(env, e.op),
+      e.extack.empty() ? env.Undefined() : Napi::String::New(env, e.extack),
+      e.index >= 0 ? Napi::Number::New(env, e.index) : env.Undefined()};
+  return g_error_class->New(args);
+}
+
+// JS-visible handle on one open namespace.
+class NsHandle : public Napi::ObjectWrap<NsHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NsHandle",
+                       {InstanceMethod("close", &NsHandle::Close), InstanceAccessor("ino", &NsHandle::Ino, nullptr),
+                        InstanceAccessor("dev", &NsHandle::Dev, nullptr),
+                        InstanceAccessor("closed", &NsHandle::Closed, nullptr)});
+  }
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<NsState> s) {
+    Napi::Object o = g_ns_class->New({});
+    Unwrap(o)->state_ = std::move(s);
+    return o;
+  }
+  explicit NsHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NsHandle>(info) {}
+  ~NsHandle() override {
+    if (state_ && state_ != CurrentNs()) state_->Close();
+  }
+  std::shared_ptr<NsState> state() const { return state_; }
+
+ private:
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (state_ && state_ != CurrentNs()) state_->Close();
+    return info.Env().Undefined();
+  }
+  Napi::Value Ino(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), state_ ? double(state_->ino()) : 0); }
+  Napi::Value Dev(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), state_ ? double(state_->dev()) : 0); }
+  Napi::Value Closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), state_ && state_->closed()); }
+  std::shared_ptr<NsState> state_;
+};
+
+std::shared_ptr<NsState> NsArg(Napi::Value v) {
+  if (v.IsUndefined() || v.IsNull()) return CurrentNs();
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(g_ns_class->Value()))
+    ThrowType(v.Env(), "namespace must be a native namespace handle");
+  auto s = NsHandle::Unwrap(v.As<Napi::Object>())->state();
+  if (!s) ThrowType(v.Env(), "namespace handle is empty");
+  return s;
+}
+
+namespace {
+
+using NsPtr = std::shared_ptr<NsState>;
+
+Napi::Value JsInit(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) ThrowType(info.Env(), "init(NetlinkError)");
+  delete g_error_class;
+  g_error_class = new Napi::FunctionReference(Napi::Persistent(info[0].As<Napi::Function>()));
+  return info.Env().Undefined();
+}
+
+Napi::Value JsNsCurrent(const Napi::CallbackInfo& info) { return NsHandle::Wrap(info.Env(), CurrentNs()); }
+
+Napi::Value WrapNs(Napi::Env env, NsPtr& s) { return NsHandle::Wrap(env, s); }
+
+Napi::Value JsNsOpen(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return PromiseWorker<NsPtr>::Run(info.Env(), [path] { return OpenNsPath(path); }, WrapNs);
+}
+
+Napi::Value JsNsCreate(const Napi::CallbackInfo& info) {
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  return PromiseWorker<NsPtr>::Run(info.Env(), [dir, name] { return CreateNamedNs(dir, name); }, WrapNs);
+}
+
+Napi::Value JsNsDelete(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return PromiseWorker<Unit>::Run(info.Env(), [path] { DeleteNamedNs(path); return Unit{}; }, Undef);
+}
+
+Napi::Value JsSysctlGet(const Napi::CallbackInfo& info) {
+  NsPtr ns = NsArg(info[0]);
+  std::string key = info[1].As<Napi::String>().Utf8Value();
+  return PromiseWorker<std::string>::Run(
+      info.Env(), [ns, key] { return SysctlGet(*ns, key); },
+      [](Napi::Env env, std::string& v) -> Napi::Value { return Napi::String::New(env, v); });
+}
+
+Napi::Value JsSysctlSet(const Napi::CallbackInfo& info) {
+  NsPtr ns = NsArg(info[0]);
+  std::string key = info[1].As<Napi::String>().Utf8Value();
+  std::string value = info[2].As<Napi::String>().Utf8Value();
+  return PromiseWorker<Unit>::Run(info.Env(), [ns, key, value] { SysctlSet(*ns, key, value); return Unit{}; }, Undef);
+}
+
+// flock(path, exclusive) -> fd: a cross-process lock, taken off the main thread since it may wait.
+Napi::Value JsLock(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  bool excl = info[1].ToBoolean().Value();
+  return PromiseWorker<int>::Run(
+      info.Env(),
+      [path, excl] {
+        int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+          NlError e;
+          e.err = errno, e.op = "open", e.message = path;
+          throw e;
+        }
+        while (flock(fd, excl ? LOCK_EX : LOCK_SH) < 0) {
+          if (errno == EINTR) continue;
+          NlError e;
+          e.err = errno, e.op = "flock", e.message = path;
+          close(fd);
+          throw e;
+        }
+        return fd;
+      },
+      [](Napi::Env env, int& fd) -> Napi::Value { return Napi::Number::New(env, fd); });
+}
+
+Napi::Value JsUnlock(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (fd > 2) close(fd);  // closing releases the flock
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  g_ns_class = new Napi::FunctionReference(Napi::Persistent(NsHandle::Define(env)));
+  exports.Set("init", Napi::Function::New(env, JsInit));
+  exports.Set("nsCurrent", Napi::Function::New(env, JsNsCurrent));
+  exports.Set("nsOpen", Napi::Function::New(env, JsNsOpen));
+  exports.Set("nsCreate", Napi::Function::New(env, JsNsCreate));
+  exports.Set("nsDelete", Napi::Function::New(env, JsNsDelete));
+  exports.Set("sysctlGet", Napi::Function::New(env, JsSysctlGet));
+  exports.Set("sysctlSet", Napi::Function::New(env, JsSysctlSet));
+  exports.Set("lock", Napi::Function::New(env, JsLock));
+  exports.Set("unlock", Napi::Function::New(env, JsUnlock));
+  InitRtnl(env, exports);
+  InitNft(env, exports);
+  return exports;
+}
+
+}  // namespace nm
+
+static Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return nm::Init(env, exports); }
+NODE_API_MODULE(netmodes, InitAll)

@@ -1,0 +1,8 @@
+// Each protocol module adds its functions to the addon's exports.
+#pragma once
+#include <napi.h>
+
+namespace nm {
+void InitRtnl(Napi::Env env, Napi::Object exports);  // native/rtnl/
+void InitNft(Napi::Env env, Napi::Object exports);   // native/nft/
+}  // namespace nm

@@ -1,0 +1,71 @@
+// Network namespaces: create/open/delete like `ip netns`, and sockets opened inside a namespace on
+// a short-lived thread (never a libuv pool thread), then pooled per namespace handle.
+#pragma once
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "nl/socket.h"
+
+namespace nm {
+
+// One open namespace. fd == -1 stands for the namespace this process runs in.
+class NsState : public std::enable_shared_from_this<NsState> {
+ public:
+  NsState(int fd, uint64_t dev, uint64_t ino) : fd_(fd), dev_(dev), ino_(ino) {}
+  ~NsState();
+  int fd() const { return fd_; }
+  uint64_t ino() const { return ino_; }
+  uint64_t dev() const { return dev_; }
+
+  // A socket on loan: returned to the pool when the lease ends (dropped instead if the
+  // namespace handle was closed meanwhile, or if the lease saw a transport error).
+  class Lease {
+   public:
+    Lease(std::shared_ptr<NsState> ns, std::unique_ptr<NlSocket> s) : ns_(std::move(ns)), s_(std::move(s)) {}
+    Lease(Lease&&) = default;
+    ~Lease();
+    NlSocket* operator->() { return s_.get(); }
+    NlSocket& operator*() { return *s_; }
+    void Discard() { s_.reset(); }
+
+   private:
+    std::shared_ptr<NsState> ns_;
+    std::unique_ptr<NlSocket> s_;
+  };
+  // Throws NlError.
+  Lease Acquire(int protocol);
+  // Runs fn on a fresh thread that has entered this namespace; the thread exits afterwards.
+  // For the process's own namespace, runs fn on the calling thread. Throws NlError.
+  void RunInside(const std::function<void()>& fn);
+  // Closes pooled sockets and the namespace fd; in-flight leases finish and are dropped.
+  void Close();
+  bool closed() const { return closed_; }
+
+ private:
+  void Return(std::unique_ptr<NlSocket> s);
+  std::mutex mu_;
+  std::vector<std::unique_ptr<NlSocket>> idle_;
+  int fd_;
+  uint64_t dev_, ino_;
+  bool closed_ = false;
+};
+
+std::shared_ptr<NsState> CurrentNs();
+// Opens a namespace file (`/run/netns/X`, `/proc/PID/ns/net`) and checks it is a network one.
+std::shared_ptr<NsState> OpenNsPath(const std::string& path);
+// `ip netns add NAME`: bind-mounts a new namespace at dir/NAME (dir is normally /run/netns).
+std::shared_ptr<NsState> CreateNamedNs(const std::string& dir, const std::string& name);
+// `ip netns del NAME`: lazy unmount and unlink.
+void DeleteNamedNs(const std::string& path);
+
+// Reads or writes a file under /proc/sys/net/ as seen from inside the namespace.
+std::string SysctlGet(NsState& ns, const std::string& key);
+void SysctlSet(NsState& ns, const std::string& key, const std::string& value);
+
+}  // namespace nm

@@ -1,0 +1,70 @@
+// A netlink socket: sequence numbers, port id checks, acks, multipart dumps and extended acks.
+#pragma once
+#include <linux/netlink.h>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace nm {
+
+// Thrown inside worker threads; turned into a JS NetlinkError on the main thread.
+struct NlError {
+  int err = 0;           // positive errno
+  std::string op;        // e.g. "RTM_NEWLINK"
+  std::string extack;    // kernel's extended-ack message, if any
+  int index = -1;        // failing operation within a batch
+  std::string message;   // optional extra context
+};
+
+// Result of one request message: 0 or a positive errno, plus the kernel's message.
+struct NlAck {
+  uint32_t seq = 0;
+  int err = 0;
+  bool answered = false;
+  std::string extack;
+};
+
+class NlSocket {
+ public:
+  // Opens a socket in the calling thread's network namespace. Throws NlError.
+  static std::unique_ptr<NlSocket> Open(int protocol);
+  ~NlSocket();
+  NlSocket(const NlSocket&) = delete;
+  NlSocket& operator=(const NlSocket&) = delete;
+
+  int protocol() const { return protocol_; }
+  uint32_t portid() const { return portid_; }
+  // Reserves `n` consecutive sequence numbers and returns the first.
+  uint32_t ReserveSeq(uint32_t n) { uint32_t s = seq_; seq_ += n; return s; }
+
+  // Sends `buf` (messages numbered [first_seq, first_seq + count)) in one sendmsg and collects the
+  // replies: one ack or error per message. Data messages (e.g. NLM_F_ECHO replies) go to on_msg.
+  // The kernel handles requests synchronously inside sendmsg, so every reply is queued once it
+  // returns; we drain without blocking, then wait briefly only for replies still owed.
+  void Transact(const std::vector<uint8_t>& buf, uint32_t first_seq, uint32_t count, std::vector<NlAck>* acks,
+                const std::function<void(const nlmsghdr*)>& on_msg = nullptr);
+
+  // Sends one dump request and feeds every reply message to on_msg until NLMSG_DONE. Restarts
+  // the dump (calling on_restart first) when the kernel flags it as interrupted (NLM_F_DUMP_INTR).
+  void Dump(std::vector<uint8_t> buf, const std::function<void(const nlmsghdr*)>& on_msg,
+            const std::function<void()>& on_restart, const char* op);
+
+ private:
+  explicit NlSocket(int fd, int protocol, uint32_t portid);
+  void Send(const std::vector<uint8_t>& buf, const char* op);
+  ssize_t Recv(bool block, const char* op);
+  static void ParseError(const nlmsghdr* h, int* err, std::string* extack);
+
+  int fd_;
+  int protocol_;
+  uint32_t portid_;
+  uint32_t seq_;
+  std::vector<uint8_t> rbuf_;
+};
+
+// Name of an rtnetlink / nfnetlink message type, for error reports.
+std::string NlOpName(int protocol, uint16_t type);
+
+}  // namespace nm
