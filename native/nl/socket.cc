@@ -141,8 +141,15 @@ void NlSocket::Transact(const std::vector<uint8_t>& buf, uint32_t first_seq, uin
   const char* op = "sendmsg";
   acks->assign(count, NlAck{});
   for (uint32_t i = 0; i < count; i++) (*acks)[i].seq = first_seq + i;
+  // Only messages that asked for an ack (NLM_F_ACK) are waited for; nfnetlink's BATCH_BEGIN and
+  // BATCH_END are not acked unless they fail.
+  uint32_t pending = 0;
+  {
+    size_t left = buf.size();
+    for (auto* h = reinterpret_cast<const nlmsghdr*>(buf.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left))
+      if ((h->nlmsg_flags & NLM_F_ACK) && h->nlmsg_seq >= first_seq && h->nlmsg_seq < first_seq + count) pending++;
+  }
   Send(buf, op);
-  uint32_t pending = count;
   bool any_error = false;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReplyWaitMs);
   while (pending > 0) {
@@ -168,7 +175,7 @@ void NlSocket::Transact(const std::vector<uint8_t>& buf, uint32_t first_seq, uin
         int err = 0;
         std::string ext;
         ParseError(h, &err, &ext);
-        if (!a.answered) pending--;
+        if (!a.answered && pending > 0) pending--;
         a.answered = true;
         a.err = err;
         a.extack = ext;

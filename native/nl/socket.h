@@ -40,7 +40,7 @@ class NlSocket {
   uint32_t ReserveSeq(uint32_t n) { uint32_t s = seq_; seq_ += n; return s; }
 
   // Sends `buf` (messages numbered [first_seq, first_seq + count)) in one sendmsg and collects the
-  // replies: one ack or error per message. Data messages (e.g. NLM_F_ECHO replies) go to on_msg.
+  // replies: one ack or error per message that carries NLM_F_ACK (plus errors for any other). Data messages (e.g. NLM_F_ECHO replies) go to on_msg.
   // The kernel handles requests synchronously inside sendmsg, so every reply is queued once it
   // returns; we drain without blocking, then wait briefly only for replies still owed.
   void Transact(const std::vector<uint8_t>& buf, uint32_t first_seq, uint32_t count, std::vector<NlAck>* acks,
