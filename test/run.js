@@ -18,11 +18,13 @@ const grepIdx = args.indexOf('--grep');
 const grep = grepIdx >= 0 ? args[grepIdx + 1] : undefined;
 const fileArgs = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--grep');
 
-const { inSandbox, enterSandbox } = require('./sandbox'); // prepares the sandbox when inside it
+const { inSandbox, enterSandbox } = require('../scripts/sandbox'); // prepares the sandbox when inside it
 
 if (!unitOnly && !inSandbox()) {
   process.exit(enterSandbox(__filename, args));
 }
+
+if (!unitOnly) execFileSync('ip', ['link', 'set', 'lo', 'up']); // the sandbox host's loopback
 
 if (!fs.existsSync(path.join(root, 'dist', 'test'))) {
   console.error('dist/ is missing: run `npm run build:ts` (npm ci does it)');
@@ -53,7 +55,7 @@ let passed = 0;
 let failed = 0;
 const runner = mocha.run((mochaFailures) => {
   if (!unitOnly) {
-    const leaks = require('./sandbox').leakCheck();
+    const leaks = require('../scripts/sandbox').leakCheck();
     if (leaks.length) {
       failed++;
       console.error('\nLEAK CHECK FAILED (the suite left these behind):\n  ' + leaks.join('\n  '));

@@ -6,7 +6,7 @@ import { execFileSync, spawn, ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-const { assertSandboxed } = require('../../../test/sandbox.js');
+const { assertSandboxed } = require('../../../scripts/sandbox.js');
 
 /** Every test file calls this first: refuses to run outside the sandbox. */
 export function sandboxed(): void {

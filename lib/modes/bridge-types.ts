@@ -1,0 +1,143 @@
+/** Public types of the bridge mode. */
+import type { PortSpec, Protocol } from '../portspec';
+
+export type { PortSpec, Protocol };
+
+export interface BridgeNetworkOptions {
+  /** Network name (1-64 of A-Z a-z 0-9 _ . -). */
+  name: string;
+  /** Bridge device name. Default: `br-` + the first 12 hex digits of the network id. 'docker0' is fine. */
+  bridge?: string;
+  /** IPv4 subnet. Default: 172.17.0.0/16 when free, else the first free private range. */
+  subnet?: string;
+  /** Gateway (the bridge's address). Default: the first host address of the subnet. */
+  gateway?: string;
+  /** Allocate container addresses only from this sub-range of the subnet. */
+  ipRange?: string;
+  /** MTU of the bridge and of every veth. Default 1500. */
+  mtu?: number;
+  /** Inter-container communication. Default true; false = containers talk only through links. */
+  icc?: boolean;
+  /** Masquerade traffic that leaves the subnet by another interface. Default true. */
+  masquerade?: boolean;
+  /** Default host address for published ports (0.0.0.0 = all). */
+  hostIp?: string;
+  /** No route out and no published ports. */
+  internal?: boolean;
+  /** Dual stack. */
+  ipv6?: { subnet: string; gateway?: string };
+}
+
+export interface LinkSpec {
+  /** An endpoint of the same network, or its id. */
+  endpoint: Endpoint | string;
+  /** Name under which the linked container is known in this one's hosts file. */
+  alias?: string;
+}
+
+export interface ConnectOptions {
+  /** Endpoint id (the container's name or id). Default: 64 random hex digits. */
+  id?: string;
+  /** Interface name inside the container. Default 'eth0'. */
+  ifname?: string;
+  /** A fixed IPv4 address inside the subnet. */
+  ip?: string;
+  /** A fixed IPv6 address inside the IPv6 subnet. */
+  ipv6?: string;
+  /** A fixed MAC. Default: 02:42 followed by the IPv4 address, as Docker does. */
+  mac?: string;
+  /** Published ports, as objects or `docker run -p` strings. */
+  ports?: (PortSpec | string)[];
+  /** Legacy links: the two endpoints may talk even with icc=false, and the alias goes in hosts. */
+  links?: LinkSpec[];
+  /** Host name written to the hosts text. Default: the first 12 characters of the id. */
+  hostname?: string;
+  /** resolv.conf content. Default: the host's /etc/resolv.conf with loopback servers replaced. */
+  dns?: { servers?: string[]; search?: string[]; options?: string[] };
+}
+
+export interface PublishedPort {
+  protocol: Protocol;
+  /** Host address ('0.0.0.0' = every address). */
+  hostIp: string;
+  /** The host port (the one chosen when it was left to the library). */
+  hostPort: number;
+  containerPort: number;
+}
+
+export interface EndpointLink {
+  id: string;
+  alias?: string;
+  ip: string;
+}
+
+/** What the state store keeps for one endpoint. */
+export interface EndpointRecord {
+  id: string;
+  network: string;
+  namespace: string;
+  ifname: string;
+  ip: string;
+  ipv6?: string;
+  mac: string;
+  hostVeth: string;
+  ports: PublishedPort[];
+  links: EndpointLink[];
+  hostname: string;
+  resolvConf: string;
+  hosts: string;
+  created: string;
+}
+
+export interface Endpoint extends Readonly<EndpointRecord> {
+  readonly gateway: string;
+  readonly gatewayV6?: string;
+  /** Same as network.disconnect(this). */
+  disconnect(): Promise<void>;
+}
+
+export interface NetworkRecord {
+  version: 1;
+  name: string;
+  id: string;
+  bridge: string;
+  bridgeMac: string;
+  subnet: string;
+  gateway: string;
+  ipRange?: string;
+  mtu: number;
+  icc: boolean;
+  masquerade: boolean;
+  hostIp: string;
+  internal: boolean;
+  ipv6?: { subnet: string; gateway: string };
+  created: string;
+}
+
+export interface BridgeNetworkInfo {
+  name: string;
+  id: string;
+  bridge: string;
+  subnet: string;
+  gateway: string;
+  ipv6?: { subnet: string; gateway: string };
+  icc: boolean;
+  internal: boolean;
+  masquerade: boolean;
+  endpoints: number;
+  created: string;
+}
+
+/** What reconcile() found and did. */
+export interface ReconcileReport {
+  /** Endpoints whose record had no veth (half-made, or deleted from outside): cleaned up. */
+  removedEndpoints: string[];
+  /** Veths carrying our mark that no record explains: deleted. */
+  removedVeths: string[];
+  /** Address and port reservations no endpoint holds: freed. */
+  freedReservations: string[];
+  /** Set and map elements no endpoint explains: deleted. */
+  removedElements: number;
+  /** What was put back: the bridge, its address, firewall objects, elements, veth attachments. */
+  repaired: string[];
+}

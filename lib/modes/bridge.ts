@@ -1,0 +1,940 @@
+/**
+ * Bridge mode: Docker's `docker network create -d bridge` and `docker run --net=NET -p ...`.
+ *
+ * Per network (made once): a bridge with the gateway address and a fixed MAC, up; ip_forward on;
+ * route_localnet on the bridge (so 127.0.0.1 can be published); nftables objects (see
+ * bridge-firewall.ts): one masquerade rule per network as in Docker, and per-network dispatch
+ * chains. Per container (connect): one veth pair made in ONE RTM_NEWLINK (host end named
+ * vethXXXXXXXXXXX on the bridge and up, container end created directly in the container's namespace
+ * as eth0 with its MAC, no IPv6 unless the network has it), a permanent neighbour entry on each
+ * side (no ARP broadcasts at a thousand ports), the address, lo up, the default route; published
+ * ports and links are nftables set/map elements, so the rule count never grows with containers.
+ *
+ * State: the kernel says which endpoints exist (host veths carry an alias `netmodes:NETID:ID`);
+ * the state store (lib/state/store.ts) keeps each endpoint's record and the O_EXCL reservations of
+ * its address and host ports, written before the kernel is touched. `reconcile()` reads both and
+ * finishes or undoes whatever a killed process left half-made.
+ *
+ * Disconnect detaches at once (elements removed, veth off the bridge and down, address freed) and
+ * reaps detached veths in batches with one RTM_DELLINK per link group, so churn does not pay one
+ * RCU grace period (about 18 ms) per container.
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes, createHash } from 'node:crypto';
+import { ConfigError, NetmodesError, NetlinkError, isNotFound } from '../errors';
+import { Namespace, currentNamespace, openNamespace, assertNamespaceName, sysctlSet, sysctlKey } from '../netns';
+import * as nl from '../netlink';
+import { parseCidr, parseIP, parseIPv4, assertIfname, parseMac, macFromIPv4, randomMac, cidrOverlaps } from '../net/addr';
+import { Ipv4Pool, Ipv6Pool, AddressPool } from '../ipam/allocator';
+import { chooseSubnet, checkSubnetFree, defaultGateway, validateGateway } from '../ipam/subnets';
+import { parsePortSpecs, PortMapping, hostIpsConflict, EPHEMERAL_PORT_RANGE } from '../portspec';
+import { buildResolvConf, buildHosts, assertHostname } from '../dnsfiles';
+import * as store from '../state/store';
+import { firewall, FwNetwork, FwEndpoint } from './bridge-firewall';
+import type {
+  BridgeNetworkOptions,
+  ConnectOptions,
+  Endpoint,
+  EndpointRecord,
+  NetworkRecord,
+  BridgeNetworkInfo,
+  PublishedPort,
+  EndpointLink,
+  ReconcileReport,
+} from './bridge-types';
+
+export * from './bridge-types';
+
+/** A Linux bridge takes at most this many ports (BR_MAX_PORTS - 1); one more gives EXFULL. */
+export const MAX_BRIDGE_PORTS = 1023;
+/** Link group that detached veths wait in until one RTM_DELLINK reaps them all ("NM" + 0xdead). */
+export const REAP_GROUP = 0x4e4ddead;
+const ALIAS_PREFIX = 'netmodes:';
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+// ---------------------------------------------------------------------------------------------
+// Paths in the state store.
+
+function networksDir(): string {
+  return path.join(store.stateDir(), 'networks');
+}
+function globalLock(): string {
+  return path.join(store.stateDir(), 'networks.lock');
+}
+function portFile(p: { protocol: string; hostPort: number; hostIp: string }): string {
+  return path.join(store.stateDir(), 'ports', p.protocol, String(p.hostPort), p.hostIp);
+}
+function portDir(protocol: string, port: number): string {
+  return path.join(store.stateDir(), 'ports', protocol, String(port));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reaper: detached veths wait in REAP_GROUP; one request deletes them all.
+
+class Reaper {
+  private pending = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private hooked = false;
+
+  /** A veth was detached into REAP_GROUP. */
+  add(): void {
+    this.pending++;
+    if (!this.hooked) {
+      this.hooked = true;
+      // A process that ends normally reaps what it detached; one that dies leaves them for
+      // reconcile(), which reaps the group too. They are already down and off every bridge.
+      process.on('beforeExit', () => {
+        if (this.pending) void this.flush();
+      });
+    }
+    if (this.pending >= 64) void this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => void this.flush(), 100);
+      this.timer.unref();
+    }
+  }
+
+  /** Deletes every link in REAP_GROUP now. */
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.running) await this.running;
+    if (!this.pending) return;
+    this.pending = 0;
+    this.running = nl.linkDelGroup(REAP_GROUP).catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
+    try {
+      await this.running;
+    } finally {
+      this.running = undefined;
+    }
+  }
+}
+const reaper = new Reaper();
+
+/** Deletes now every veth that disconnects have detached and not yet reaped. */
+export function reapDetached(): Promise<void> {
+  return reaper.flush();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation.
+
+function assertId(id: unknown, field: string): asserts id is string {
+  if (typeof id !== 'string' || !ID_RE.test(id))
+    throw new ConfigError(`invalid id ${JSON.stringify(id)} (1-64 characters of A-Z a-z 0-9 _ . -)`, field);
+}
+
+function assertBool(v: unknown, field: string): void {
+  if (v !== undefined && typeof v !== 'boolean') throw new ConfigError('must be a boolean', field);
+}
+
+function checkNetworkOptions(o: BridgeNetworkOptions): void {
+  if (!o || typeof o !== 'object') throw new ConfigError('options must be an object', 'options');
+  assertNamespaceName(o.name, 'name');
+  if (o.bridge !== undefined) assertIfname(o.bridge, 'bridge');
+  if (o.mtu !== undefined && (!Number.isInteger(o.mtu) || o.mtu < 68 || o.mtu > 65535))
+    throw new ConfigError('must be an integer from 68 to 65535', 'mtu');
+  for (const k of ['icc', 'masquerade', 'internal'] as const) assertBool(o[k], k);
+  if (o.hostIp !== undefined) parseIP(o.hostIp, 'hostIp');
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function hex(n: number): string {
+  return randomBytes(Math.ceil(n / 2)).toString('hex').slice(0, n);
+}
+
+function hostResolvConf(): string {
+  try {
+    return readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function toFw(r: NetworkRecord): FwNetwork {
+  return {
+    id: r.id,
+    name: r.name,
+    bridge: r.bridge,
+    subnet: r.subnet,
+    subnet6: r.ipv6?.subnet,
+    icc: r.icc,
+    masquerade: r.masquerade,
+    internal: r.internal,
+  };
+}
+
+function epToFw(r: EndpointRecord): FwEndpoint {
+  return { id: r.id, ip: r.ip, ipv6: r.ipv6, ports: r.ports, links: r.links };
+}
+
+/** Subnets that a new network must not overlap: the host's addresses and routes, and other networks'. */
+async function subnetsInUse(host: Namespace): Promise<string[]> {
+  const out: string[] = [];
+  for (const a of await nl.addrList(host)) if (a.family === 4 && a.address !== '127.0.0.1') out.push(`${a.address}/${a.prefix}`);
+  for (const r of await nl.routeList(host))
+    if (r.family === 4 && r.dst && r.prefix > 0 && r.table === 254) out.push(`${r.dst}/${r.prefix}`);
+  for (const n of await readNetworkRecords()) out.push(n.subnet);
+  return out;
+}
+
+async function readNetworkRecords(): Promise<NetworkRecord[]> {
+  const names = (await store.listDir(networksDir())).filter((n) => n.endsWith('.json'));
+  const out: NetworkRecord[] = [];
+  for (const n of names) {
+    const r = await store.readJson<NetworkRecord>(path.join(networksDir(), n));
+    if (r && r.version === 1) out.push(r);
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Creates a bridge network: the bridge, its gateway address, forwarding, and the firewall
+ * objects. Throws NetmodesError ENETWORKEXISTS for a taken name, ESUBNETOVERLAP for a subnet that
+ * overlaps another network or the host's addresses and routes; ConfigError for bad options.
+ * Equivalent to: `docker network create -d bridge --subnet S --gateway G NAME`
+ */
+export async function createBridgeNetwork(opts: BridgeNetworkOptions): Promise<BridgeNetwork> {
+  checkNetworkOptions(opts);
+  const host = currentNamespace();
+  return store.withLock(globalLock(), true, async () => {
+    const file = path.join(networksDir(), `${opts.name}.json`);
+    if (await store.readJson(file))
+      throw new NetmodesError('ENETWORKEXISTS', `network ${JSON.stringify(opts.name)} already exists`);
+    const inUse = await subnetsInUse(host);
+    let subnet: string;
+    if (opts.subnet !== undefined) {
+      const c = parseCidr(opts.subnet, 'subnet');
+      if (c.family !== 4) throw new ConfigError('must be an IPv4 subnet (use ipv6.subnet for IPv6)', 'subnet');
+      if (c.prefix > 30) throw new ConfigError('must leave room for a gateway and a container (/30 or larger)', 'subnet');
+      subnet = `${c.network}/${c.prefix}`;
+      checkSubnetFree(subnet, inUse, 'subnet');
+    } else {
+      subnet = chooseSubnet(inUse);
+    }
+    const gateway = opts.gateway !== undefined ? validateGateway(parseIPv4(opts.gateway, 'gateway'), subnet, 'gateway') : defaultGateway(subnet);
+    if (opts.ipRange !== undefined) {
+      const r = parseCidr(opts.ipRange, 'ipRange');
+      const s = parseCidr(subnet, 'subnet');
+      if (r.family !== 4 || r.start < s.start || r.end > s.end) throw new ConfigError(`must lie inside ${subnet}`, 'ipRange');
+    }
+    let ipv6: NetworkRecord['ipv6'];
+    if (opts.ipv6 !== undefined) {
+      if (!opts.ipv6 || typeof opts.ipv6 !== 'object') throw new ConfigError('must be { subnet, gateway? }', 'ipv6');
+      const c6 = parseCidr(opts.ipv6.subnet, 'ipv6.subnet');
+      if (c6.family !== 6) throw new ConfigError('must be an IPv6 subnet', 'ipv6.subnet');
+      if (c6.prefix > 126) throw new ConfigError('must be /126 or larger', 'ipv6.subnet');
+      const s6 = `${c6.network}/${c6.prefix}`;
+      for (const n of await readNetworkRecords())
+        if (n.ipv6 && cidrOverlaps(n.ipv6.subnet, s6))
+          throw new NetmodesError('ESUBNETOVERLAP', `ipv6.subnet ${s6} overlaps ${n.ipv6.subnet} of network ${n.name}`);
+      const g6 = opts.ipv6.gateway !== undefined ? validateGateway(parseIP(opts.ipv6.gateway, 'ipv6.gateway').address, s6, 'ipv6.gateway') : defaultGateway(s6);
+      ipv6 = { subnet: s6, gateway: g6 };
+    }
+    const id = createHash('sha256').update(`${opts.name}:${Date.now()}:${hex(16)}`).digest('hex');
+    const rec: NetworkRecord = {
+      version: 1,
+      name: opts.name,
+      id,
+      bridge: opts.bridge ?? `br-${id.slice(0, 12)}`,
+      bridgeMac: randomMac(),
+      subnet,
+      gateway,
+      ipRange: opts.ipRange,
+      mtu: opts.mtu ?? 1500,
+      icc: opts.icc ?? true,
+      masquerade: opts.masquerade ?? true,
+      hostIp: opts.hostIp ? parseIP(opts.hostIp, 'hostIp').address : '0.0.0.0',
+      internal: opts.internal ?? false,
+      ipv6,
+      created: new Date().toISOString(),
+    };
+    // The record goes first: a crash after it leaves a network that openBridgeNetwork() and
+    // reconcile() complete (or remove() takes down).
+    await store.writeJson(file, rec);
+    const net = new BridgeNetwork(rec, host);
+    try {
+      await net.setupKernel(false);
+    } catch (err) {
+      await net.teardownKernel().catch(() => undefined);
+      await store.removeFile(file);
+      if ((err as NetlinkError).code === 'EEXIST')
+        throw new NetmodesError('EEXIST', `bridge ${rec.bridge} already exists (not made by netmodes)`, { cause: err });
+      throw err;
+    }
+    return net;
+  });
+}
+
+/**
+ * Opens an existing network, from this or a new process: every endpoint, address and published
+ * port in the store is visible and can be disconnected. Throws NetmodesError ENONETWORK.
+ */
+export async function openBridgeNetwork(name: string): Promise<BridgeNetwork> {
+  assertNamespaceName(name, 'name');
+  const rec = await store.readJson<NetworkRecord>(path.join(networksDir(), `${name}.json`));
+  if (!rec) throw new NetmodesError('ENONETWORK', `no bridge network named ${JSON.stringify(name)}`);
+  const net = new BridgeNetwork(rec, currentNamespace());
+  await net.load();
+  return net;
+}
+
+/** Every bridge network in the store. Equivalent to: `docker network ls --filter driver=bridge` */
+export async function listBridgeNetworks(): Promise<BridgeNetworkInfo[]> {
+  const out: BridgeNetworkInfo[] = [];
+  for (const r of await readNetworkRecords()) {
+    const eps = (await store.listDir(path.join(networksDir(), r.name, 'endpoints'))).filter((n) => n.endsWith('.json'));
+    out.push({
+      name: r.name,
+      id: r.id,
+      bridge: r.bridge,
+      subnet: r.subnet,
+      gateway: r.gateway,
+      ipv6: r.ipv6,
+      icc: r.icc,
+      internal: r.internal,
+      masquerade: r.masquerade,
+      endpoints: eps.length,
+      created: r.created,
+    });
+  }
+  return out;
+}
+
+export class BridgeNetwork {
+  readonly name: string;
+  readonly id: string;
+  readonly bridge: string;
+  readonly subnet: string;
+  readonly gateway: string;
+  readonly ipv6?: { subnet: string; gateway: string };
+  readonly icc: boolean;
+  readonly internal: boolean;
+  readonly masquerade: boolean;
+  readonly mtu: number;
+
+  private readonly rec: NetworkRecord;
+  private readonly host: Namespace;
+  private readonly pool: Ipv4Pool;
+  private readonly pool6?: Ipv6Pool;
+  private readonly eps = new Map<string, EndpointRecord>();
+  private readonly prefix: number;
+  private readonly prefix6?: number;
+  private removed = false;
+
+  /** @internal use createBridgeNetwork / openBridgeNetwork */
+  constructor(rec: NetworkRecord, host: Namespace) {
+    this.rec = rec;
+    this.host = host;
+    this.name = rec.name;
+    this.id = rec.id;
+    this.bridge = rec.bridge;
+    this.subnet = rec.subnet;
+    this.gateway = rec.gateway;
+    this.ipv6 = rec.ipv6;
+    this.icc = rec.icc;
+    this.internal = rec.internal;
+    this.masquerade = rec.masquerade;
+    this.mtu = rec.mtu;
+    this.pool = new Ipv4Pool({ subnet: rec.subnet, gateway: rec.gateway, ipRange: rec.ipRange });
+    this.prefix = parseCidr(rec.subnet, 'subnet').prefix;
+    if (rec.ipv6) {
+      this.pool6 = new Ipv6Pool({ subnet: rec.ipv6.subnet, gateway: rec.ipv6.gateway });
+      this.prefix6 = parseCidr(rec.ipv6.subnet, 'ipv6.subnet').prefix;
+    }
+  }
+
+  private get dir(): string {
+    return path.join(networksDir(), this.name);
+  }
+  private get lockFile(): string {
+    return path.join(this.dir, 'lock');
+  }
+  private epFile(id: string): string {
+    return path.join(this.dir, 'endpoints', `${id}.json`);
+  }
+  private ipFile(ip: string): string {
+    return path.join(this.dir, 'ip', ip);
+  }
+  private alias(epId: string): string {
+    return `${ALIAS_PREFIX}${this.id.slice(0, 12)}:${epId}`;
+  }
+
+  /** @internal The bridge, its addresses, forwarding, firewall. `repair`: tolerate what exists. */
+  async setupKernel(repair: boolean): Promise<string[]> {
+    const done: string[] = [];
+    const r = this.rec;
+    let exists = false;
+    if (repair) {
+      try {
+        await nl.linkGet(r.bridge, this.host);
+        exists = true;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    if (!exists) {
+      await nl.linkAdd(
+        {
+          name: r.bridge,
+          kind: 'bridge',
+          mtu: r.mtu,
+          mac: r.bridgeMac,
+          up: true,
+          alias: `${ALIAS_PREFIX}net:${r.name}`,
+          noIpv6: !r.ipv6,
+          bridge: { stp: false, forwardDelay: 0, vlanFiltering: false },
+        },
+        this.host,
+      );
+      done.push(`bridge ${r.bridge}`);
+    }
+    const addrs = repair ? await nl.addrList(this.host, { link: r.bridge }) : [];
+    if (!addrs.some((a) => a.address === r.gateway)) {
+      await nl.addrAdd(r.bridge, `${r.gateway}/${this.prefix}`, {}, this.host);
+      if (repair) done.push(`address ${r.gateway}`);
+    }
+    if (r.ipv6 && !addrs.some((a) => a.address === r.ipv6!.gateway)) {
+      await nl.addrAdd(r.bridge, `${r.ipv6.gateway}/${this.prefix6}`, { noDad: true }, this.host);
+      if (repair) done.push(`address ${r.ipv6.gateway}`);
+    }
+    await sysctlSet('net.ipv4.ip_forward', 1, this.host);
+    if (r.ipv6) await sysctlSet('net.ipv6.conf.all.forwarding', 1, this.host);
+    // Published 127.0.0.1 ports are DNATed to the bridge; the kernel drops such packets as
+    // martians unless route_localnet is on for the outgoing device.
+    await sysctlSet(sysctlKey('net', 'ipv4', 'conf', r.bridge, 'route_localnet'), 1, this.host);
+    const fw = await firewall.ensureNetwork(toFw(r), this.host);
+    if (repair) done.push(...fw);
+    return done;
+  }
+
+  /** @internal Best-effort removal of the bridge and the firewall objects of this network. */
+  async teardownKernel(): Promise<void> {
+    const errors: unknown[] = [];
+    const others = (await readNetworkRecords()).filter((n) => n.name !== this.name).length;
+    await firewall.removeNetwork(toFw(this.rec), others === 0, this.host).catch((e) => errors.push(e));
+    await nl.linkDel(this.rec.bridge, this.host).catch((e) => {
+      if (!isNotFound(e)) errors.push(e);
+    });
+    if (errors.length) throw new AggregateError(errors, `removing network ${this.name}: ${errors.length} step(s) failed`);
+  }
+
+  /** @internal Loads endpoint records and reservations into memory. */
+  async load(): Promise<void> {
+    this.eps.clear();
+    for (const f of await store.listDir(path.join(this.dir, 'endpoints'))) {
+      if (!f.endsWith('.json')) continue;
+      const r = await store.readJson<EndpointRecord>(path.join(this.dir, 'endpoints', f));
+      if (r && r.ip) this.eps.set(r.id, r);
+    }
+    for (const ip of await store.listDir(path.join(this.dir, 'ip'))) this.markUsed(ip);
+  }
+
+  private markUsed(ip: string): void {
+    const pool: AddressPool | undefined = ip.includes(':') ? this.pool6 : this.pool;
+    if (!pool || pool.has(ip)) return;
+    try {
+      pool.reserve(ip);
+    } catch {
+      /* outside the pool, or the gateway: not ours to track */
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Address and port reservations.
+
+  private async allocateIp(owner: string, want: string | undefined, v6: boolean): Promise<string> {
+    const pool: AddressPool = v6 ? this.pool6! : this.pool;
+    const field = v6 ? 'ipv6' : 'ip';
+    if (want !== undefined) {
+      const canon = v6 ? parseIP(want, field).address : parseIPv4(want, field);
+      if (v6 && !canon.includes(':')) throw new ConfigError('must be an IPv6 address', field);
+      pool.reserve(canon); // ConfigError outside the subnet / gateway; EADDRINUSE when ours
+      if (!(await store.reserve(this.ipFile(canon), owner)))
+        throw new NetmodesError('EADDRINUSE', `${canon} is already in use on network ${this.name}`);
+      return canon;
+    }
+    // Other processes may hold addresses this one has not seen: the O_EXCL file decides.
+    for (let tries = 0; tries <= pool.size; tries++) {
+      const ip = pool.allocate(); // EPOOLEXHAUSTED when everything is taken
+      if (await store.reserve(this.ipFile(ip), owner)) return ip;
+    }
+    throw new NetmodesError('EPOOLEXHAUSTED', `no free address left in ${v6 ? this.ipv6!.subnet : this.subnet}`);
+  }
+
+  private async releaseIp(ip: string, owner: string): Promise<void> {
+    await store.release(this.ipFile(ip), owner);
+    (ip.includes(':') ? this.pool6 : this.pool)?.release(ip);
+  }
+
+  /** Claims one host port: lock-free, exact across processes and networks (see store.ts). */
+  private async claimPort(m: PublishedPort, owner: string): Promise<boolean> {
+    if (!(await store.reserve(portFile(m), owner))) return false;
+    // 0.0.0.0 conflicts with every specific address on the same port, and the reverse.
+    for (const other of await store.listDir(portDir(m.protocol, m.hostPort))) {
+      if (other !== m.hostIp && hostIpsConflict(other, m.hostIp)) {
+        await store.release(portFile(m), owner);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private async claimPorts(maps: PortMapping[], owner: string, field: string): Promise<PublishedPort[]> {
+    const out: PublishedPort[] = [];
+    try {
+      for (const [i, m] of maps.entries()) {
+        const hostIp = m.hostIp === '0.0.0.0' && this.rec.hostIp !== '0.0.0.0' ? this.rec.hostIp : m.hostIp;
+        if (hostIp.includes(':') && !this.ipv6) throw new ConfigError('IPv6 host address on a network without IPv6', `${field}[${i}].hostIp`);
+        if (m.hostPort !== 0) {
+          const p = { protocol: m.protocol, hostIp, hostPort: m.hostPort, containerPort: m.containerPort };
+          if (!(await this.claimPort(p, owner)))
+            throw new NetmodesError('EPORTINUSE', `${m.protocol} port ${hostIp}:${m.hostPort} is already published`);
+          out.push(p);
+          continue;
+        }
+        const [lo, hi] = m.hostPortRange ?? EPHEMERAL_PORT_RANGE;
+        const span = hi - lo + 1;
+        const start = Math.floor(Math.random() * span);
+        let got: PublishedPort | undefined;
+        for (let k = 0; k < span && !got; k++) {
+          const p = { protocol: m.protocol, hostIp, hostPort: lo + ((start + k) % span), containerPort: m.containerPort };
+          if (await this.claimPort(p, owner)) got = p;
+        }
+        if (!got) throw new NetmodesError('EPORTINUSE', `no free ${m.protocol} host port in ${lo}-${hi}`);
+        out.push(got);
+      }
+      return out;
+    } catch (err) {
+      await this.releasePorts(out, owner);
+      throw err;
+    }
+  }
+
+  private async releasePorts(ports: PublishedPort[], owner: string): Promise<void> {
+    for (const p of ports) await store.release(portFile(p), owner);
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private checkUsable(): void {
+    if (this.removed) throw new NetmodesError('ENONETWORK', `network ${this.name} was removed`);
+  }
+
+  /**
+   * Connects a namespace: veth pair, address, routes, published ports, links, DNS texts.
+   * A failed connect leaves nothing behind. Errors: ConfigError (bad option, naming the field),
+   * NetmodesError EENDPOINTEXISTS, EADDRINUSE, EPOOLEXHAUSTED, EPORTINUSE, EBRIDGEFULL, ENOLINK.
+   * Equivalent to: `docker run --net=NET --ip A -p H:C ...` (the networking part)
+   */
+  async connect(nsArg: Namespace | string, opts: ConnectOptions = {}): Promise<Endpoint> {
+    this.checkUsable();
+    if (!opts || typeof opts !== 'object') throw new ConfigError('options must be an object', 'options');
+    const id = opts.id ?? hex(64);
+    assertId(id, 'id');
+    const ifname = opts.ifname ?? 'eth0';
+    assertIfname(ifname, 'ifname');
+    if (opts.mac !== undefined) parseMac(opts.mac, 'mac');
+    if (opts.ipv6 !== undefined && !this.ipv6) throw new ConfigError('the network has no IPv6 subnet', 'ipv6');
+    const hostname = opts.hostname ?? id.slice(0, 12);
+    assertHostname(hostname, 'hostname');
+    const maps = parsePortSpecs(opts.ports ?? [], 'ports');
+    if (maps.length && this.internal) throw new ConfigError('an internal network publishes no ports', 'ports');
+    if (opts.links !== undefined && !Array.isArray(opts.links)) throw new ConfigError('must be an array', 'links');
+    const links: EndpointLink[] = [];
+    for (const [i, l] of (opts.links ?? []).entries()) {
+      const target = typeof l?.endpoint === 'string' ? l.endpoint : l?.endpoint?.id;
+      if (typeof target !== 'string') throw new ConfigError('must name an endpoint', `links[${i}].endpoint`);
+      if (l.alias !== undefined) assertHostname(l.alias, `links[${i}].alias`);
+      const peer = this.eps.get(target) ?? (await store.readJson<EndpointRecord>(this.epFile(target)));
+      if (!peer || !peer.ip)
+        throw new NetmodesError('ENOLINK', `links[${i}]: no endpoint ${JSON.stringify(target)} on network ${this.name}`);
+      links.push({ id: peer.id, alias: l.alias, ip: peer.ip });
+    }
+    let ns: Namespace;
+    let opened = false;
+    if (typeof nsArg === 'string') {
+      ns = await openNamespace(nsArg);
+      opened = true;
+    } else if (nsArg instanceof Namespace) {
+      ns = nsArg;
+    } else {
+      throw new ConfigError('must be a Namespace or a namespace path', 'ns');
+    }
+    const lock = await store.FileLock.acquire(this.lockFile, false);
+    try {
+      return await this.connectLocked(ns, id, ifname, hostname, maps, links, opts);
+    } finally {
+      lock.release();
+      if (opened) ns.close();
+    }
+  }
+
+  private async connectLocked(
+    ns: Namespace,
+    id: string,
+    ifname: string,
+    hostname: string,
+    maps: PortMapping[],
+    links: EndpointLink[],
+    opts: ConnectOptions,
+  ): Promise<Endpoint> {
+    const owner = `${this.id.slice(0, 12)}:${id}`;
+    const epFile = this.epFile(id);
+    if (!(await store.reserve(epFile, JSON.stringify({ id, state: 'creating', pid: process.pid }))))
+      throw new NetmodesError('EENDPOINTEXISTS', `endpoint ${JSON.stringify(id)} already exists on network ${this.name}`);
+    const undo: Array<() => Promise<unknown>> = [async () => store.removeFile(epFile)];
+    try {
+      if (this.eps.size >= MAX_BRIDGE_PORTS)
+        throw new NetmodesError('EBRIDGEFULL', `bridge ${this.bridge} already has ${MAX_BRIDGE_PORTS} ports (the kernel's limit)`);
+      const ip = await this.allocateIp(owner, opts.ip, false);
+      undo.push(() => this.releaseIp(ip, owner));
+      let ipv6: string | undefined;
+      if (this.ipv6) {
+        ipv6 = await this.allocateIp(owner, opts.ipv6, true);
+        const v6 = ipv6;
+        undo.push(() => this.releaseIp(v6, owner));
+      }
+      const ports = await this.claimPorts(maps, owner, 'ports');
+      undo.push(() => this.releasePorts(ports, owner));
+      const mac = opts.mac !== undefined ? parseMac(opts.mac, 'mac') : macFromIPv4(ip);
+      const rec: EndpointRecord = {
+        id,
+        network: this.name,
+        namespace: ns.path,
+        ifname,
+        ip,
+        ipv6,
+        mac,
+        hostVeth: `veth${hex(11)}`,
+        ports,
+        links,
+        hostname,
+        resolvConf: buildResolvConf(hostResolvConf(), opts.dns ?? {}),
+        hosts: buildHosts({
+          hostname,
+          ip,
+          ipv6,
+          links: links.map((l) => ({ name: l.id, alias: l.alias, ip: l.ip })),
+        }),
+        created: new Date().toISOString(),
+      };
+      await store.writeJson(epFile, rec);
+      await this.plumb(ns, rec);
+      undo.push(() => this.unplumb(rec, true));
+      await firewall.addEndpoint(toFw(this.rec), epToFw(rec), this.host);
+      this.eps.set(id, rec);
+      return this.toEndpoint(rec);
+    } catch (err) {
+      for (const u of undo.reverse()) await u().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The kernel side of a connect: one worker call, one message per step. */
+  private async plumb(ns: Namespace, rec: EndpointRecord, retried = false): Promise<void> {
+    const r = this.rec;
+    const ops: nl.BatchOp[] = [
+      // ip link add vethX mtu M master BR group G alias A up type veth peer name eth0 netns NS address MAC mtu M up
+      {
+        op: 'linkAdd',
+        ns: this.host,
+        name: rec.hostVeth,
+        kind: 'veth',
+        mtu: r.mtu,
+        master: r.bridge,
+        up: true,
+        alias: this.alias(rec.id),
+        noIpv6: !r.ipv6,
+        peer: { name: rec.ifname, ns, mac: rec.mac, mtu: r.mtu, up: true },
+      },
+      // ip neigh add IP lladdr MAC dev BR nud permanent (no ARP broadcast to find the container)
+      { op: 'neighAdd', ns: this.host, link: r.bridge, address: rec.ip, lladdr: rec.mac },
+      { op: 'linkSet', ns, link: 'lo', up: true },
+      { op: 'addrAdd', ns, link: rec.ifname, address: rec.ip, prefix: this.prefix },
+      // ip neigh add GW lladdr BRMAC dev eth0 nud permanent
+      { op: 'neighAdd', ns, link: rec.ifname, address: r.gateway, lladdr: r.bridgeMac },
+    ];
+    if (rec.ipv6 && r.ipv6) ops.push({ op: 'addrAdd', ns, link: rec.ifname, address: rec.ipv6, prefix: this.prefix6!, noDad: true });
+    const routes: nl.BatchOp[] = [{ op: 'routeAdd', ns, dst: 'default', gateway: r.gateway, link: rec.ifname }];
+    if (rec.ipv6 && r.ipv6) routes.push({ op: 'routeAdd', ns, dst: 'default', gateway: r.ipv6.gateway, link: rec.ifname });
+    try {
+      await nl.batch(ops);
+    } catch (err) {
+      const e = err as NetlinkError;
+      if (e.index === 0 && e.code === 'EEXIST' && !retried) {
+        // The container still has the interface of a detached, not yet reaped veth: reap, retry.
+        await reaper.flush();
+        return this.plumb(ns, rec, true);
+      }
+      if (e.index !== 0) await nl.linkDel(rec.hostVeth, this.host).catch(() => undefined);
+      if (e.index === 0 && e.code === 'EXFULL')
+        throw new NetmodesError('EBRIDGEFULL', `bridge ${r.bridge} is full (${MAX_BRIDGE_PORTS} ports)`, { cause: err });
+      throw err;
+    }
+    // A namespace that already has a default route (connected to another network first) keeps it.
+    for (const op of routes) {
+      try {
+        await nl.batch([op]);
+      } catch (err) {
+        if ((err as NetlinkError).code !== 'EEXIST') {
+          await nl.linkDel(rec.hostVeth, this.host).catch(() => undefined);
+          throw err;
+        }
+      }
+    }
+  }
+
+  /**
+   * Detaches the veth at once (off the bridge, down, into the reap group) and drops the host's
+   * neighbour entry; `now` deletes it instead (rollback paths).
+   */
+  private async unplumb(rec: EndpointRecord, now = false): Promise<void> {
+    const neigh: nl.BatchOp = { op: 'neighDel', ns: this.host, link: this.rec.bridge, address: rec.ip };
+    await nl.batch([neigh]).catch((e) => {
+      if (!isNotFound(e)) throw e;
+    });
+    if (now) {
+      await nl.linkDel(rec.hostVeth, this.host).catch((e) => {
+        if (!isNotFound(e)) throw e;
+      });
+      return;
+    }
+    try {
+      await nl.linkSet(rec.hostVeth, { master: null, up: false, group: REAP_GROUP, alias: '' }, this.host);
+      reaper.add();
+    } catch (e) {
+      if (!isNotFound(e)) throw e; // already gone with its namespace
+    }
+  }
+
+  private toEndpoint(rec: EndpointRecord): Endpoint {
+    const self = this;
+    return Object.freeze({
+      ...rec,
+      gateway: this.gateway,
+      gatewayV6: this.ipv6?.gateway,
+      disconnect: () => self.disconnect(rec.id),
+    });
+  }
+
+  /**
+   * Disconnects an endpoint (given as the Endpoint, its id, or its namespace). Idempotent; works
+   * when the container's namespace is already gone.
+   * Equivalent to: `docker network disconnect NET CONTAINER`
+   */
+  async disconnect(target: Endpoint | Namespace | string): Promise<void> {
+    let id: string | undefined;
+    if (target instanceof Namespace) {
+      id = [...this.eps.values()].find((e) => e.namespace === target.path)?.id;
+      if (!id) {
+        await this.load();
+        id = [...this.eps.values()].find((e) => e.namespace === target.path)?.id;
+      }
+      if (!id) return;
+    } else if (typeof target === 'string') {
+      id = target;
+    } else if (target && typeof target === 'object' && typeof (target as Endpoint).id === 'string') {
+      id = (target as Endpoint).id;
+    } else {
+      throw new ConfigError('must be an Endpoint, its id or a Namespace', 'target');
+    }
+    assertId(id, 'id');
+    const lock = await store.FileLock.acquire(this.lockFile, false);
+    try {
+      const rec = this.eps.get(id) ?? (await store.readJson<EndpointRecord>(this.epFile(id)));
+      if (!rec || !rec.ip) {
+        this.eps.delete(id);
+        return;
+      }
+      await this.detach(rec);
+    } finally {
+      lock.release();
+    }
+  }
+
+  private async detach(rec: EndpointRecord): Promise<void> {
+    const owner = `${this.id.slice(0, 12)}:${rec.id}`;
+    await firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host);
+    await this.unplumb(rec);
+    await this.releasePorts(rec.ports, owner);
+    await this.releaseIp(rec.ip, owner);
+    if (rec.ipv6) await this.releaseIp(rec.ipv6, owner);
+    await store.removeFile(this.epFile(rec.id));
+    this.eps.delete(rec.id);
+  }
+
+  /** Endpoints in the store (all processes'). */
+  async endpoints(): Promise<Endpoint[]> {
+    await this.load();
+    return [...this.eps.values()].map((r) => this.toEndpoint(r));
+  }
+
+  /** One endpoint by id, or undefined. */
+  async endpoint(id: string): Promise<Endpoint | undefined> {
+    const rec = this.eps.get(id) ?? (await store.readJson<EndpointRecord>(this.epFile(id)));
+    return rec && rec.ip ? this.toEndpoint(rec) : undefined;
+  }
+
+  /** JSON in the shape of `docker network inspect NAME`. */
+  async inspect(): Promise<Record<string, unknown>> {
+    const eps = await this.endpoints();
+    const r = this.rec;
+    const config: Record<string, string>[] = [{ Subnet: r.subnet, Gateway: r.gateway, ...(r.ipRange ? { IPRange: r.ipRange } : {}) }];
+    if (r.ipv6) config.push({ Subnet: r.ipv6.subnet, Gateway: r.ipv6.gateway });
+    return {
+      Name: r.name,
+      Id: r.id,
+      Created: r.created,
+      Scope: 'local',
+      Driver: 'bridge',
+      EnableIPv6: !!r.ipv6,
+      IPAM: { Driver: 'default', Options: {}, Config: config },
+      Internal: r.internal,
+      Attachable: true,
+      Containers: Object.fromEntries(
+        eps.map((e) => [
+          e.id,
+          {
+            Name: e.hostname,
+            EndpointID: createHash('sha256').update(`${r.id}:${e.id}`).digest('hex'),
+            MacAddress: e.mac,
+            IPv4Address: `${e.ip}/${this.prefix}`,
+            IPv6Address: e.ipv6 ? `${e.ipv6}/${this.prefix6}` : '',
+            Namespace: e.namespace,
+            HostVeth: e.hostVeth,
+            Ports: e.ports,
+          },
+        ]),
+      ),
+      Options: {
+        'com.docker.network.bridge.name': r.bridge,
+        'com.docker.network.bridge.enable_icc': String(r.icc),
+        'com.docker.network.bridge.enable_ip_masquerade': String(r.masquerade),
+        'com.docker.network.bridge.host_binding_ipv4': r.hostIp,
+        'com.docker.network.driver.mtu': String(r.mtu),
+      },
+    };
+  }
+
+  /**
+   * Removes the network: refuses with NetmodesError ENETWORKINUSE while endpoints are attached,
+   * unless `force` (then disconnects them first). Takes down the bridge and everything the network
+   * added; the library's nftables tables go with the last network. Removing twice is a no-op.
+   * Equivalent to: `docker network rm NAME`
+   */
+  async remove(opts: { force?: boolean } = {}): Promise<void> {
+    if (this.removed) return;
+    await store.withLock(globalLock(), true, async () => {
+      await store.withLock(this.lockFile, true, async () => {
+        const file = path.join(networksDir(), `${this.name}.json`);
+        if (!(await store.readJson(file))) {
+          this.removed = true;
+          return;
+        }
+        await this.load();
+        if (this.eps.size && !opts.force)
+          throw new NetmodesError('ENETWORKINUSE', `network ${this.name} has ${this.eps.size} endpoint(s) attached (use force)`);
+        for (const rec of [...this.eps.values()]) await this.detach(rec);
+        await reaper.flush();
+        await this.teardownKernel();
+        await store.removeFile(file);
+        await import('node:fs').then((fs) => fs.promises.rm(this.dir, { recursive: true, force: true }));
+        this.removed = true;
+      });
+    });
+  }
+
+  /**
+   * Brings the kernel and the store back into agreement after a crash or outside interference:
+   * half-made endpoints are removed, unexplained veths, elements and reservations go, a deleted
+   * bridge or firewall table is rebuilt, and detached veths are reaped. Safe to run any time;
+   * it excludes connects and disconnects of every process while it runs.
+   */
+  async reconcile(): Promise<ReconcileReport> {
+    this.checkUsable();
+    const report: ReconcileReport = { removedEndpoints: [], removedVeths: [], freedReservations: [], removedElements: 0, repaired: [] };
+    await store.withLock(this.lockFile, true, async () => {
+      await this.load();
+      report.repaired.push(...(await this.setupKernel(true)));
+      const links = await nl.linkList(this.host);
+      const byName = new Map(links.map((l) => [l.name, l]));
+      const mark = `${ALIAS_PREFIX}${this.id.slice(0, 12)}:`;
+      // 1. Records: keep those whose veth exists (re-attaching it if the bridge was rebuilt).
+      const bridgeIdx = byName.get(this.bridge)?.index ?? (await nl.linkGet(this.bridge, this.host)).index;
+      for (const rec of [...this.eps.values()]) {
+        const l = byName.get(rec.hostVeth);
+        if (!l || l.alias !== this.alias(rec.id)) {
+          await firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host).catch(() => undefined);
+          await nl.batch([{ op: 'neighDel', ns: this.host, link: this.bridge, address: rec.ip }]).catch(() => undefined);
+          const owner = `${this.id.slice(0, 12)}:${rec.id}`;
+          await this.releasePorts(rec.ports, owner);
+          await this.releaseIp(rec.ip, owner);
+          if (rec.ipv6) await this.releaseIp(rec.ipv6, owner);
+          await store.removeFile(this.epFile(rec.id));
+          this.eps.delete(rec.id);
+          report.removedEndpoints.push(rec.id);
+        } else if (l.master !== bridgeIdx || !l.up) {
+          await nl.linkSet(rec.hostVeth, { master: this.bridge, up: true }, this.host);
+          await nl.batch([{ op: 'neighAdd', ns: this.host, link: this.bridge, address: rec.ip, lladdr: rec.mac }]).catch(() => undefined);
+          report.repaired.push(`veth ${rec.hostVeth} re-attached`);
+        }
+      }
+      // 2. Veths with our mark that no record explains, and detached ones awaiting the reaper.
+      for (const l of links) {
+        if (l.alias?.startsWith(mark) && !this.eps.has(l.alias.slice(mark.length))) {
+          await nl.linkDel(l.name, this.host).catch((e) => {
+            if (!isNotFound(e)) throw e;
+          });
+          report.removedVeths.push(l.name);
+        }
+      }
+      if (links.some((l) => l.group === REAP_GROUP)) await reaper.flush().then(() => nl.linkDelGroup(REAP_GROUP)).catch(() => undefined);
+      // 3. Firewall elements: exactly those of the live endpoints.
+      const fw = await firewall.reconcile(toFw(this.rec), [...this.eps.values()].map(epToFw), this.host);
+      report.removedElements += fw.removed;
+      if (fw.added) report.repaired.push(`${fw.added} firewall element(s)`);
+      // 4. Reservations whose owner is gone.
+      const prefix = `${this.id.slice(0, 12)}:`;
+      for (const ip of await store.listDir(path.join(this.dir, 'ip'))) {
+        const o = await store.reservationOwner(this.ipFile(ip));
+        if (o === undefined) continue;
+        if (!o.startsWith(prefix) || !this.eps.has(o.slice(prefix.length)) || (this.eps.get(o.slice(prefix.length))!.ip !== ip && this.eps.get(o.slice(prefix.length))!.ipv6 !== ip)) {
+          await store.removeFile(this.ipFile(ip));
+          (ip.includes(':') ? this.pool6 : this.pool)?.release(ip);
+          report.freedReservations.push(`ip ${ip}`);
+        }
+      }
+      for (const proto of await store.listDir(path.join(store.stateDir(), 'ports'))) {
+        for (const port of await store.listDir(path.join(store.stateDir(), 'ports', proto))) {
+          for (const hip of await store.listDir(portDir(proto, Number(port)))) {
+            const f = path.join(portDir(proto, Number(port)), hip);
+            const o = await store.reservationOwner(f);
+            if (o === undefined || !(o.startsWith(prefix) || o === '')) continue; // another network's
+            const ep = this.eps.get(o.slice(prefix.length));
+            if (!ep || !ep.ports.some((p) => p.protocol === proto && String(p.hostPort) === port && p.hostIp === hip)) {
+              await store.removeFile(f);
+              report.freedReservations.push(`${proto} ${hip}:${port}`);
+            }
+          }
+        }
+      }
+      // 5. Endpoint files that never got past "creating" (a connect killed before its record).
+      for (const f of await store.listDir(path.join(this.dir, 'endpoints'))) {
+        const id = f.replace(/\.json$/, '');
+        if (!this.eps.has(id)) {
+          await store.removeFile(path.join(this.dir, 'endpoints', f));
+          report.removedEndpoints.push(id);
+        }
+      }
+    });
+    return report;
+  }
+}

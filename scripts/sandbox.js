@@ -1,0 +1,78 @@
+// The sandbox every test, benchmark and demo runs in: a private network namespace (the "host"
+// of the tests) and a private mount namespace with tmpfs over /run/netns and /run/netmodes, so
+// nothing can appear in the machine's own network or in its `ip netns list`.
+'use strict';
+const fs = require('node:fs');
+const { spawnSync, execFileSync } = require('node:child_process');
+
+function nsIno(p) {
+  return fs.statSync(p).ino;
+}
+
+/**
+ * True when this process runs in the sandbox namespace that enterSandbox() made: the namespace
+ * whose inode the sandbox recorded after checking it was fresh (not the parent's, nothing but lo).
+ */
+function inSandbox() {
+  const ino = process.env.NETMODES_SANDBOX_INO;
+  return !!ino && String(nsIno('/proc/self/ns/net')) === ino;
+}
+
+/** Refuses to go on unless sandboxed (for code that must never run on the real host). */
+function assertSandboxed() {
+  if (!inSandbox()) {
+    console.error('refusing to run outside the netmodes sandbox (unshare --net --mount)');
+    process.exit(3);
+  }
+}
+
+/** Re-runs `script args` under unshare; returns the exit code. A sandbox that cannot be made fails. */
+function enterSandbox(script, args) {
+  if (process.env.NETMODES_SANDBOX_PARENT_INO) {
+    console.error('the sandbox did not take (still in the namespace it was started from): refusing');
+    return 3;
+  }
+  const r = spawnSync(
+    'unshare',
+    ['--net', '--mount', '--propagation', 'private', '--fork', '--kill-child', process.execPath, ...process.execArgv, script, ...args],
+    { stdio: 'inherit', env: { ...process.env, NETMODES_SANDBOX_PARENT_INO: String(nsIno('/proc/self/ns/net')) } },
+  );
+  if (r.error || r.status === null) {
+    console.error(`cannot create the sandbox (unshare --net --mount): ${r.error ? r.error.message : 'killed by ' + r.signal}`);
+    console.log('0 passed, 1 failed');
+    return 1;
+  }
+  return r.status;
+}
+
+/** Inside the new namespace: check it is fresh, then private tmpfs for namespace and state files, lo up. */
+function prepareSandbox() {
+  const own = String(nsIno('/proc/self/ns/net'));
+  // /proc/self/net/dev lists the interfaces of this process's network namespace (no `ip` needed).
+  const links = fs.readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2).map((l) => l.split(':')[0].trim()).filter(Boolean);
+  if (own === process.env.NETMODES_SANDBOX_PARENT_INO || links.some((l) => l !== 'lo')) {
+    console.error('refusing: this is not a fresh network namespace (the sandbox did not take)');
+    process.exit(3);
+  }
+  process.env.NETMODES_SANDBOX_INO = own;
+  for (const dir of ['/run/netns', '/run/netmodes']) {
+    fs.mkdirSync(dir, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=755,size=64m', 'netmodes-sandbox', dir]);
+  }
+}
+
+/** What the suite left behind in the sandbox: named namespaces, non-lo links, nftables tables. */
+function leakCheck() {
+  const out = [];
+  const ns = fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : [];
+  if (ns.length) out.push(`namespaces: ${ns.join(' ')}`);
+  const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show']).toString()).filter((l) => l.ifname !== 'lo');
+  if (links.length) out.push(`links: ${links.map((l) => l.ifname).join(' ')}`);
+  const tables = execFileSync('nft', ['list', 'tables']).toString().trim();
+  if (tables) out.push(`nftables: ${tables.replace(/\n/g, ', ')}`);
+  return out;
+}
+
+if (process.env.NETMODES_SANDBOX_PARENT_INO && !process.env.NETMODES_SANDBOX_INO) prepareSandbox();
+
+module.exports = { inSandbox, assertSandboxed, enterSandbox, leakCheck };

@@ -1,0 +1,197 @@
+/** Concurrency, disconnect edge cases, restart from another process, reconcile, every error code. */
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import {
+  createBridgeNetwork, openBridgeNetwork, createNamespace, BridgeNetwork, Namespace, NetmodesError, ConfigError, REAP_GROUP,
+} from '../../lib';
+import { sandboxed, ipj, nftj, ping, uniq, ip, sh } from '../helpers/kernel';
+
+const root = path.resolve(__dirname, '..', '..', '..');
+
+function hostVeths(): string[] {
+  return ipj(['link', 'show', 'type', 'veth']).map((l: any) => l.ifname);
+}
+
+describe('53 bridge mode: lifecycle', function () {
+  this.timeout(120000);
+  before(sandboxed);
+
+  it('200 concurrent connects get 200 distinct addresses; all disconnect cleanly', async () => {
+    const net = await createBridgeNetwork({ name: 'conc', subnet: '10.60.0.0/22' });
+    const nss = await Promise.all(Array.from({ length: 200 }, () => createNamespace(uniq('c'))));
+    try {
+      const eps = await Promise.all(nss.map((ns, i) => net.connect(ns, { ports: [`${30000 + i}:80`] })));
+      assert.equal(new Set(eps.map((e) => e.ip)).size, 200);
+      assert.equal(new Set(eps.map((e) => e.hostVeth)).size, 200);
+      assert.equal(ipj(['link', 'show', 'master', net.bridge]).length, 200);
+      assert.ok(ping(eps[199].ip, nss[0].name!));
+      await Promise.all(eps.map((e) => e.disconnect()));
+      await net.remove();
+      assert.deepEqual(hostVeths(), []);
+    } finally {
+      await net.remove({ force: true });
+      await Promise.all(nss.map((n) => n.delete()));
+    }
+  });
+
+  it('disconnect works when the container namespace is already gone', async () => {
+    const net = await createBridgeNetwork({ name: 'gone', subnet: '10.61.0.0/24' });
+    const ns = await createNamespace(uniq('g'));
+    const ep = await net.connect(ns, { ports: ['80'] });
+    await ns.delete();
+    await ep.disconnect();
+    assert.deepEqual(await net.endpoints(), []);
+    await net.remove();
+    assert.deepEqual(hostVeths(), []);
+  });
+
+  it('a disconnected veth is detached at once, then reaped in one request', async () => {
+    const net = await createBridgeNetwork({ name: 'reap', subnet: '10.62.0.0/24' });
+    const ns = await createNamespace(uniq('r'));
+    try {
+      const ep = await net.connect(ns);
+      await ep.disconnect();
+      const left = ipj(['-d', 'link', 'show', 'type', 'veth']).filter((l: any) => l.ifname === ep.hostVeth);
+      if (left.length) {
+        assert.equal(left[0].master, undefined, 'off the bridge');
+        assert.ok(!left[0].flags.includes('UP'));
+      }
+      assert.ok(!ping(ep.ip, undefined), 'the address no longer answers');
+      // Reconnecting the same namespace (eth0 of the detached pair may still exist) works.
+      const ep2 = await net.connect(ns);
+      assert.equal(ipj(['link', 'show', 'eth0'], ns.name).length, 1);
+      await ep2.disconnect();
+      await net.remove();
+      assert.deepEqual(hostVeths(), []);
+    } finally {
+      await ns.delete();
+    }
+  });
+
+  it('a second process opens the network, sees the endpoints and disconnects them', async () => {
+    const net = await createBridgeNetwork({ name: 'twoproc', subnet: '10.63.0.0/24' });
+    const nss = await Promise.all([0, 1, 2].map(() => createNamespace(uniq('t'))));
+    try {
+      const eps = await Promise.all(nss.map((ns, i) => net.connect(ns, { id: `c${i}`, ports: [`${31000 + i}:80`] })));
+      const script = `
+        const m = require(${JSON.stringify(path.join(root, 'dist/lib'))});
+        (async () => {
+          const net = await m.openBridgeNetwork('twoproc');
+          const eps = await net.endpoints();
+          console.log(JSON.stringify(eps.map(e => [e.id, e.ip, e.ports[0].hostPort]).sort()));
+          for (const e of eps) await net.disconnect(e.id);
+          await m.reapDetached();
+        })().catch(e => { console.error(e); process.exit(1); });`;
+      const out = execFileSync(process.execPath, ['-e', script]).toString().trim();
+      assert.deepEqual(JSON.parse(out), eps.map((e, i) => [e.id, e.ip, 31000 + i]));
+      assert.deepEqual(hostVeths(), []);
+      assert.deepEqual(await net.endpoints(), []);
+      const again = await net.connect(nss[0], { id: 'c0', ports: ['31000:80'] }); // address and port were freed
+      assert.equal(again.ports[0].hostPort, 31000);
+      await again.disconnect();
+      await net.remove();
+    } finally {
+      await net.remove({ force: true });
+      await Promise.all(nss.map((n) => n.delete()));
+    }
+  });
+
+  it('reconcile removes half-made endpoints and repairs a deleted bridge and nftables table', async () => {
+    const net = await createBridgeNetwork({ name: 'recon', subnet: '10.64.0.0/24' });
+    const nss = await Promise.all([0, 1].map(() => createNamespace(uniq('x'))));
+    try {
+      const e0 = await net.connect(nss[0], { id: 'keep', ports: ['32000:80'] });
+      const e1 = await net.connect(nss[1], { id: 'lost' });
+      ip(['link', 'del', e1.hostVeth]); // someone else deletes a veth
+      ip(['link', 'del', net.bridge]); // and the bridge
+      sh('nft', ['flush', 'ruleset']); // and our tables
+      const rep = await net.reconcile();
+      assert.deepEqual(rep.removedEndpoints, ['lost']);
+      assert.ok(rep.repaired.some((r) => r.startsWith('bridge')));
+      assert.ok(ping(e0.ip), 'the kept endpoint works again');
+      assert.equal(ipj(['link', 'show', e0.hostVeth])[0].master, net.bridge);
+      assert.ok(JSON.stringify(nftj()).includes(e0.ip), 'its published port is back');
+      const again = await net.reconcile();
+      assert.deepEqual([again.removedEndpoints, again.removedVeths, again.freedReservations, again.removedElements], [[], [], [], 0]);
+      await e0.disconnect();
+      await net.remove();
+    } finally {
+      await net.remove({ force: true });
+      await Promise.all(nss.map((n) => n.delete()));
+    }
+  });
+});
+
+describe('53 bridge mode: every documented error', function () {
+  this.timeout(60000);
+  let net: BridgeNetwork;
+  let ns: Namespace;
+  before(async () => {
+    sandboxed();
+    net = await createBridgeNetwork({ name: 'errs', subnet: '10.65.0.0/29' }); // 5 usable addresses
+    ns = await createNamespace(uniq('e'));
+  });
+  after(async () => {
+    await net.remove({ force: true });
+    await ns.delete();
+  });
+
+  const unchanged = async (fn: () => Promise<unknown>, check: (e: any) => boolean) => {
+    const before = [JSON.stringify(nftj()), hostVeths().join(), ip(['-o', 'addr'], ns.name)];
+    await assert.rejects(fn(), check);
+    assert.deepEqual([JSON.stringify(nftj()), hostVeths().join(), ip(['-o', 'addr'], ns.name)], before, 'nothing changed');
+  };
+
+  it('ConfigError (EINVAL) names the field', async () => {
+    const bad: Array<[any, string]> = [
+      [{ id: 'a/b' }, 'id'], [{ ifname: 'x'.repeat(16) }, 'ifname'], [{ ip: '10.65.1.9' }, 'ip'], [{ ip: 'fe80::1' }, 'ip'],
+      [{ mac: 'zz:00:00:00:00:00' }, 'mac'], [{ ports: ['70000:80'] }, 'ports[0].hostPort'], [{ ports: ['90-80:90-80'] }, 'ports[0].hostPort'],
+      [{ hostname: 'bad_host!' }, 'hostname'], [{ ipv6: '::1' }, 'ipv6'],
+    ];
+    for (const [opts, field] of bad)
+      await unchanged(() => net.connect(ns, opts), (e: ConfigError) => e instanceof ConfigError && e.code === 'EINVAL' && String(e.field).startsWith(field.split('[')[0]));
+    await assert.rejects(createBridgeNetwork({ name: 'x', subnet: '10.0.0.0/33' }), (e: ConfigError) => e.field === 'subnet');
+    await assert.rejects(createBridgeNetwork({ name: 'x', subnet: '10.9.0.0/24', gateway: '10.8.0.1' }), (e: ConfigError) => e.field === 'gateway');
+    await assert.rejects(createBridgeNetwork({ name: 'bad/name' }), (e: ConfigError) => e.field === 'name');
+    await assert.rejects(createBridgeNetwork({ name: 'x', bridge: 'waytoolongbridgename' }), (e: ConfigError) => e.field === 'bridge');
+  });
+
+  it('ENETWORKEXISTS, ENONETWORK, EEXIST (foreign bridge)', async () => {
+    await assert.rejects(createBridgeNetwork({ name: 'errs', subnet: '10.66.0.0/24' }), (e: NetmodesError) => e.code === 'ENETWORKEXISTS');
+    await assert.rejects(openBridgeNetwork('nosuch'), (e: NetmodesError) => e.code === 'ENONETWORK');
+    ip(['link', 'add', 'foreignbr', 'type', 'bridge']);
+    try {
+      await assert.rejects(createBridgeNetwork({ name: 'f', bridge: 'foreignbr', subnet: '10.67.0.0/24' }), (e: NetmodesError) => e.code === 'EEXIST');
+      assert.equal(ipj(['link', 'show', 'foreignbr']).length, 1, 'a bridge that is not ours is left alone');
+    } finally {
+      ip(['link', 'del', 'foreignbr']);
+    }
+  });
+
+  it('EENDPOINTEXISTS, EADDRINUSE, ENOLINK, EPOOLEXHAUSTED', async () => {
+    const made = [];
+    const extra: Namespace[] = [];
+    try {
+      made.push(await net.connect(ns, { id: 'one', ip: '10.65.0.2' }));
+      const ns2 = await createNamespace(uniq('e'));
+      extra.push(ns2);
+      await unchanged(() => net.connect(ns2, { id: 'one' }), (e: NetmodesError) => e.code === 'EENDPOINTEXISTS');
+      await unchanged(() => net.connect(ns2, { id: 'two', ip: '10.65.0.2' }), (e: NetmodesError) => e.code === 'EADDRINUSE');
+      await unchanged(() => net.connect(ns2, { id: 'two', links: [{ endpoint: 'nobody' }] }), (e: NetmodesError) => e.code === 'ENOLINK');
+      for (let i = 0; i < 4; i++) {
+        const n = await createNamespace(uniq('e'));
+        extra.push(n);
+        made.push(await net.connect(n));
+      }
+      await unchanged(() => net.connect(ns2, { id: 'six' }), (e: NetmodesError) => e.code === 'EPOOLEXHAUSTED');
+    } finally {
+      for (const m of made) await m.disconnect();
+      for (const n of extra) await n.delete();
+    }
+  });
+
+  it('exports the reap group used for batched veth deletion', () => {
+    assert.equal(typeof REAP_GROUP, 'number');
+  });
+});
