@@ -32,9 +32,8 @@ function hostnameProblem(name: unknown, underscore: boolean): string | undefined
   const re = underscore ? LABEL_UNDERSCORE : LABEL;
   for (const label of name.split('.')) {
     if (!re.test(label)) {
-      return `${JSON.stringify(name)} is not a valid host name: each dot-separated label must be 1-63 letters, digits or hyphens${
-        underscore ? ' (or underscores)' : ''
-      }, not starting or ending with a hyphen`;
+      const chars = underscore ? 'letters, digits, hyphens or underscores' : 'letters, digits or hyphens';
+      return `${JSON.stringify(name)} is not a valid host name: each dot-separated label must be 1-63 ${chars}, not starting or ending with a hyphen`;
     }
   }
   return undefined;
@@ -87,7 +86,9 @@ function listOption<T>(v: readonly T[] | undefined, field: string): readonly T[]
  * @throws ConfigError for invalid `opts` (fields `servers[i]`, `search[i]`, `options[i]`).
  */
 export function buildResolvConf(hostResolvConfText: string, opts: ResolvConfOptions = {}): string {
-  if (typeof hostResolvConfText !== 'string') throw new ConfigError('expected the host resolv.conf as a string', 'hostResolvConf');
+  if (typeof hostResolvConfText !== 'string') {
+    throw new ConfigError('expected the host resolv.conf as a string', 'hostResolvConf');
+  }
   let servers: string[] = [];
   let search: string[] = [];
   let options: string[] = [];

@@ -50,7 +50,8 @@ export type PortClaim = Pick<PortMapping, 'protocol' | 'hostIp' | 'hostPort'> & 
 
 function checkPort(n: unknown, field: string, allowZero: boolean): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 65535) {
-    throw new ConfigError(`invalid port ${typeof n === 'string' ? JSON.stringify(n) : String(n)}: expected an integer ${allowZero ? 0 : 1}..65535`, field);
+    const shown = typeof n === 'string' ? JSON.stringify(n) : String(n);
+    throw new ConfigError(`invalid port ${shown}: expected an integer ${allowZero ? 0 : 1}..65535`, field);
   }
   return n;
 }
@@ -80,7 +81,8 @@ function parsePortText(text: string, field: string, allowZero: boolean): [number
 function parseProtocol(p: unknown, field: string): Protocol {
   const proto = typeof p === 'string' ? p.toLowerCase() : p;
   if (!PROTOCOLS.includes(proto as Protocol)) {
-    throw new ConfigError(`unknown protocol ${typeof p === 'string' ? JSON.stringify(p) : String(p)} (expected tcp, udp or sctp)`, field);
+    const shown = typeof p === 'string' ? JSON.stringify(p) : String(p);
+    throw new ConfigError(`unknown protocol ${shown} (expected tcp, udp or sctp)`, field);
   }
   return proto as Protocol;
 }
@@ -141,7 +143,8 @@ function expand(
   }
   throw new ConfigError(
     hFrom === hTo
-      ? `a single host port (${hFrom}) cannot publish container port range ${cFrom}-${cTo}; give a host range of the same length`
+      ? `a single host port (${hFrom}) cannot publish container port range ${cFrom}-${cTo}; ` +
+        'give a host range of the same length'
       : `host port range ${hFrom}-${hTo} and container port range ${cFrom}-${cTo} differ in length`,
     `${field}.hostPort`,
   );
@@ -182,10 +185,12 @@ export function parsePortSpec(spec: string | PortSpec, field = 'port'): PortMapp
   const protocol = spec.protocol === undefined ? 'tcp' : parseProtocol(spec.protocol, `${field}.protocol`);
   const hostIp = parseHostIp(spec.hostIp, `${field}.hostIp`);
   const cp = spec.containerPort;
-  const container = Array.isArray(cp) ? checkRange(cp, `${field}.containerPort`) : single(checkPort(cp, `${field}.containerPort`, false));
+  const cField = `${field}.containerPort`;
+  const container = Array.isArray(cp) ? checkRange(cp, cField) : single(checkPort(cp, cField, false));
   const hp = spec.hostPort;
+  const hField = `${field}.hostPort`;
   const host =
-    hp === undefined ? undefined : Array.isArray(hp) ? checkRange(hp, `${field}.hostPort`) : single(checkPort(hp, `${field}.hostPort`, true));
+    hp === undefined ? undefined : Array.isArray(hp) ? checkRange(hp, hField) : single(checkPort(hp, hField, true));
   return expand(protocol, hostIp, host, container, field);
 }
 
@@ -281,7 +286,8 @@ export class PortAllocator {
    * @throws ConfigError for bad arguments.
    */
   isFree(protocol: Protocol, hostIp: string, port: number): boolean {
-    return this.#conflict(parseProtocol(protocol, 'protocol'), parseHostIp(hostIp, 'hostIp'), checkPort(port, 'port', false)) === undefined;
+    const proto = parseProtocol(protocol, 'protocol');
+    return this.#conflict(proto, parseHostIp(hostIp, 'hostIp'), checkPort(port, 'port', false)) === undefined;
   }
 
   /**
@@ -319,7 +325,8 @@ export class PortAllocator {
     const hostIp = parseHostIp(mapping.hostIp, f('hostIp'));
     let port = checkPort(mapping.hostPort, f('hostPort'), true);
     if (port === 0) {
-      const range = mapping.hostPortRange === undefined ? EPHEMERAL_PORT_RANGE : checkRange(mapping.hostPortRange, f('hostPortRange'));
+      const range =
+        mapping.hostPortRange === undefined ? EPHEMERAL_PORT_RANGE : checkRange(mapping.hostPortRange, f('hostPortRange'));
       port = this.#chooseFree(protocol, hostIp, range);
     } else {
       const other = this.#conflict(protocol, hostIp, port);

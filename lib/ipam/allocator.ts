@@ -68,6 +68,7 @@ export class AddressPool {
   readonly ipRange?: string;
   /** The gateway in canonical form, or null if the network has none. */
   readonly gateway: string | null;
+  /** 4 or 6, from the subnet. */
   readonly family: Family;
 
   readonly #subnet: Cidr;

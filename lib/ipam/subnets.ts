@@ -62,7 +62,9 @@ function blockers(inUse: readonly string[]): Cidr[] {
 
 /** Sorted, disjoint [start, end] intervals covering the given blocks. */
 function mergeIntervals(cidrs: Cidr[]): [bigint, bigint][] {
-  const sorted = cidrs.map((c): [bigint, bigint] => [c.start, c.end]).sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  const sorted = cidrs
+    .map((c): [bigint, bigint] => [c.start, c.end])
+    .sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
   const out: [bigint, bigint][] = [];
   for (const iv of sorted) {
     const top = out[out.length - 1];

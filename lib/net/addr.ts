@@ -324,7 +324,9 @@ export function parseMac(s: string, field: string): string {
   if (parseInt(mac.slice(0, 2), 16) & 1) {
     throw new ConfigError(`${describe(s)} is a multicast address and cannot be assigned to an interface`, field);
   }
-  if (mac === '00:00:00:00:00:00') throw new ConfigError('the all-zero MAC address cannot be assigned to an interface', field);
+  if (mac === '00:00:00:00:00:00') {
+    throw new ConfigError('the all-zero MAC address cannot be assigned to an interface', field);
+  }
   return mac;
 }
 
