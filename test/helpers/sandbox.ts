@@ -2,9 +2,23 @@
  * Helpers for sandbox tests: real processes started with Sandbox.spawn, their output collected,
  * and the sandboxes a test made removed afterwards (sharers before the sandboxes they joined).
  */
-import { ChildProcess, SpawnOptions } from 'node:child_process';
+import { ChildProcess, SpawnOptions, spawn } from 'node:child_process';
+import * as path from 'node:path';
 import { Sandbox, SandboxOptions, createSandbox } from '../../lib';
+import * as bridge from '../../lib/modes/bridge';
 import { SERVER_JS, CLIENT_JS } from './kernel';
+
+/** True while this branch carries the stub of lib/modes/bridge (before the lead's merge). */
+export const BRIDGE_STUBBED = !!(bridge as { STUB?: boolean }).STUB;
+
+const CLI = path.join(__dirname, '..', '..', 'lib', 'cli', 'main.js');
+
+/** Runs `netmodes ARGS` (the built CLI); onStdout sees its output as it comes. */
+export function cli(args: string[], onStdout?: (chunk: string, child: ChildProcess) => void): Promise<Done> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NETMODES_NO_PROGRESS: '1' } });
+  if (onStdout) child.stdout!.on('data', (d) => onStdout(String(d), child));
+  return collect(child, undefined, 30000);
+}
 
 export interface Done {
   code: number | null;
@@ -32,7 +46,11 @@ export function collect(child: ChildProcess, input?: string, timeoutMs = 15000):
       clearTimeout(t);
       resolve({ code, signal, stdout, stderr });
     });
-    if (child.stdin) child.stdin.end(input ?? '');
+    if (child.stdin) {
+      child.stdin.on('error', () => undefined); // EPIPE when the command exits without reading
+      if (input === undefined) child.stdin.end();
+      else child.stdin.end(input);
+    }
   });
 }
 

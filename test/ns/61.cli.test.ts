@@ -1,19 +1,8 @@
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import * as path from 'node:path';
 import { listSandboxes, listNamespaces } from '../../lib';
 import { sandboxed, uniq } from '../helpers/kernel';
-import { Done, collect } from '../helpers/sandbox';
-
-const MAIN = path.join(__dirname, '..', '..', 'lib', 'cli', 'main.js');
-
-/** Runs `netmodes ARGS`; resolves with its status and output. */
-export function cli(args: string[], onStdout?: (chunk: string, child: ReturnType<typeof spawn>) => void): Promise<Done> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, NETMODES_NO_PROGRESS: '1' } });
-  if (onStdout) child.stdout!.on('data', (d) => onStdout(String(d), child));
-  return collect(child, undefined, 30000);
-}
+import { cli } from '../helpers/sandbox';
 
 async function ps(): Promise<any[]> {
   const r = await cli(['ps', '--json']);
