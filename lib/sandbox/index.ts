@@ -47,6 +47,7 @@ import {
   SandboxRecord,
   allRecords,
   deleteRecord,
+  liveSharers,
   readRecord,
   sandboxDir,
   sharersOf,
@@ -204,6 +205,7 @@ async function readText(file: string): Promise<string> {
 
 /** Writes a file bind-mounted into the sandbox (readable by whatever user runs inside). */
 async function writeSandboxFile(name: string, file: string, text: string): Promise<string> {
+  await fsp.mkdir(sandboxDir(name), { recursive: true, mode: 0o700 });
   const p = path.join(sandboxDir(name), file);
   await fsp.writeFile(p, text, { mode: 0o644 });
   return p;
@@ -323,13 +325,17 @@ export class Sandbox {
     await withSandboxLock(async () => {
       const rec = await readRecord(this.name);
       if (!rec || rec.id !== this.id) return;
-      const sharers = sharersOf(this.name, await allRecords());
+      const sharers = await liveSharers(rec);
       if (sharers.length)
         throw new NetmodesError(
           'ESANDBOXINUSE',
           `sandbox ${this.name} is in use: ${sharers.join(', ')} share${sharers.length === 1 ? 's' : ''} its network namespace; remove ${sharers.length === 1 ? 'it' : 'them'} first`,
         );
       await teardown(rec);
+      if (rec.container) {
+        const owner = await readRecord(rec.container);
+        if (owner?.sharedBy?.includes(rec.name)) await writeRecord({ ...owner, sharedBy: owner.sharedBy.filter((n) => n !== rec.name) });
+      }
       await deleteRecord(this.name);
     });
   }
@@ -398,16 +404,18 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
         hostsFile: owner.hostsFile,
         resolvFile: owner.resolvFile,
       });
+      // The owner lists its sharers first: a crash in between leaves an entry remove() ignores.
+      await writeRecord({ ...owner, sharedBy: [...(owner.sharedBy ?? []).filter((n) => n !== name), name] });
       await writeRecord(rec);
       return fromRecord(rec);
     }
 
     if (p.mode === 'host') {
+      // Nothing in the kernel: the record is written once, ready, after its file.
       rec.namespacePath = HOST_NETNS;
-      if (p.hostname) rec.hostname = p.hostname;
-      await writeRecord(rec); // makes the directory
-      if (p.dns) rec.resolvFile = await writeSandboxFile(name, 'resolv.conf', buildResolvConf(await readText('/etc/resolv.conf'), p.dns));
       rec.state = 'ready';
+      if (p.hostname) rec.hostname = p.hostname;
+      if (p.dns) rec.resolvFile = await writeSandboxFile(name, 'resolv.conf', buildResolvConf(await readText('/etc/resolv.conf'), p.dns));
       await writeRecord(rec);
       return fromRecord(rec);
     }

@@ -41,6 +41,12 @@ export interface SandboxRecord {
   hostname?: string;
   hostsFile?: string;
   resolvFile?: string;
+  /**
+   * Sandboxes that joined this one's namespace, added before their own record is written: an
+   * index for remove(), which checks each entry against its record (so an entry left by a crash
+   * does not count).
+   */
+  sharedBy?: string[];
   created: string;
 }
 
@@ -82,9 +88,16 @@ export async function allRecords(): Promise<SandboxRecord[]> {
   return recs.filter((r): r is SandboxRecord => !!r).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** Names of the sandboxes that joined `name`'s namespace (container mode). */
+/** Names of the sandboxes that joined `name`'s namespace (container mode), from every record. */
 export function sharersOf(name: string, all: SandboxRecord[]): string[] {
   return all.filter((r) => r.container === name).map((r) => r.name);
+}
+
+/** The sharers `rec` lists that really joined it (reads only those records). */
+export async function liveSharers(rec: SandboxRecord): Promise<string[]> {
+  const listed = rec.sharedBy ?? [];
+  const recs = await Promise.all(listed.map((n) => readRecord(n)));
+  return listed.filter((_, i) => recs[i]?.container === rec.name);
 }
 
 // The flock is taken by a blocking call on a libuv pool thread: callers inside this process queue

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { ConfigError, NetmodesError, SandboxOptions, listSandboxes, openSandbox, HOST_NETNS } from '../../lib';
 import { sandboxed, uniq } from '../helpers/kernel';
 import { Sandboxes, runIn, serveIn, connectIn } from '../helpers/sandbox';
@@ -58,6 +58,21 @@ describe('60 sandbox: container mode', () => {
     assert.equal((await runIn(a, 'ip', ['link'])).code, 0);
     await a.remove();
     await assert.rejects(openSandbox(a.name), (e: NetmodesError) => e.code === 'ENOSANDBOX');
+  });
+
+  it('the joined sandbox keeps an index of its sharers; an entry a crash left behind does not block removal', async () => {
+    const a = await sbs.create({ name: uniq('sbc'), network: 'none' });
+    const b = await sbs.create({ name: uniq('sbc'), network: `container:${a.name}` });
+    const c = await sbs.create({ name: uniq('sbc'), network: `container:${a.name}` });
+    const record = (n: string) => JSON.parse(readFileSync(`/run/netmodes/sandboxes/${n}/sandbox.json`, 'utf8'));
+    assert.deepEqual(record(a.name).sharedBy, [b.name, c.name]);
+    await b.remove();
+    assert.deepEqual(record(a.name).sharedBy, [c.name]);
+    // As if the process removing c died between deleting c's record and updating a's.
+    rmSync(`/run/netmodes/sandboxes/${c.name}`, { recursive: true });
+    assert.deepEqual(record(a.name).sharedBy, [c.name]);
+    await a.remove();
+    await c.remove(); // its record is gone: a no-op
   });
 
   it('refuses options that belong to the joined sandbox, a missing one, and itself', async () => {
