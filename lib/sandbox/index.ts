@@ -189,6 +189,7 @@ function plan(opts: SandboxOptions): Plan {
   if (opts.dns !== undefined) {
     if (p.mode === 'container') throw conflict('dns', `the sandbox uses ${p.container}'s resolv.conf`);
     if (!opts.dns || typeof opts.dns !== 'object') throw new ConfigError('expected { servers?, search?, options? }', 'dns');
+    buildResolvConf('', opts.dns); // its checks, before anything is created
     p.dns = opts.dns;
   }
   return p;

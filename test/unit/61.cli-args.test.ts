@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { CommandSpec, UsageError, helpText, parse } from '../../lib/cli/args';
+import { progress } from '../../lib/cli/output';
 
 const run: CommandSpec = {
   name: 'run',
@@ -67,5 +68,31 @@ describe('61 cli argument parser', () => {
     assert.match(t, /^ {6}--net, --network MODE +mode$/m);
     assert.match(t, /^ {2}-p, --publish SPEC +port \(repeatable\)$/m);
     assert.match(t, /^ {6}--help +show this help$/m);
+  });
+});
+
+describe('61 cli progress indicator', () => {
+  async function capture(isTTY: boolean, ms: number): Promise<string> {
+    const err = process.stderr as unknown as { isTTY: boolean; write: (s: string) => boolean };
+    const [tty, write, env] = [err.isTTY, err.write, process.env.NETMODES_NO_PROGRESS];
+    let out = '';
+    err.isTTY = isTTY;
+    err.write = (s: string) => ((out += s), true);
+    delete process.env.NETMODES_NO_PROGRESS;
+    try {
+      assert.equal(await progress('working', () => new Promise((r) => setTimeout(() => r(42), ms)), 50), 42);
+    } finally {
+      err.isTTY = tty;
+      err.write = write;
+      if (env !== undefined) process.env.NETMODES_NO_PROGRESS = env;
+    }
+    return out;
+  }
+  it('a spinner on a terminal for slow steps, erased at the end; nothing for fast ones or off a terminal', async () => {
+    const slow = await capture(true, 250);
+    assert.match(slow, /^\r. working\x1b\[K/);
+    assert.ok(slow.endsWith('\r\x1b[K'));
+    assert.equal(await capture(true, 5), '');
+    assert.equal(await capture(false, 250), '');
   });
 });
