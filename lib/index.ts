@@ -13,3 +13,19 @@ export {
   sysctlSet,
   sysctlKey,
 } from './netns';
+export {
+  Sandbox,
+  SandboxOptions,
+  SandboxInfo,
+  SandboxMode,
+  createSandbox,
+  openSandbox,
+  listSandboxes,
+  DEFAULT_NETWORK,
+  DEFAULT_BRIDGE,
+  HOST_NETNS,
+  execHelperPath,
+  EXEC_FAILED,
+  EXEC_CANNOT_EXECUTE,
+  EXEC_NOT_FOUND,
+} from './sandbox';

@@ -74,7 +74,7 @@ export function ping(addr: string, ns?: string, count = 1): boolean {
   return r.status === 0;
 }
 
-const SERVER_JS = `
+export const SERVER_JS = `
 const net=require('net'),dgram=require('dgram');const [proto,host,port,tag]=process.argv.slice(1);
 if(proto==='udp'){const s=dgram.createSocket(host.includes(':')?'udp6':'udp4');s.on('message',(m,r)=>s.send(tag+' '+r.address,r.port,r.address));s.bind(+port,host,()=>console.log('ready'));}
 else{net.createServer(c=>{c.end(tag+' '+c.remoteAddress.replace('::ffff:',''));}).listen(+port,host,()=>console.log('ready'));}`;
@@ -98,7 +98,7 @@ export async function startServer(ns: string | undefined, proto: 'tcp' | 'udp', 
   return child;
 }
 
-const CLIENT_JS = `
+export const CLIENT_JS = `
 const net=require('net'),dgram=require('dgram');const [proto,host,port]=process.argv.slice(1);
 const to=setTimeout(()=>{process.stdout.write('TIMEOUT');process.exit(2)},2000);
 if(proto==='udp'){const s=dgram.createSocket(host.includes(':')?'udp6':'udp4');s.on('message',m=>{process.stdout.write(m.toString());process.exit(0)});s.send('x',+port,host);}

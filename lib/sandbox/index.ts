@@ -1,0 +1,511 @@
+/**
+ * Sandboxes: what `docker run --net=...` does for networking, for any process, without Docker.
+ *
+ * A sandbox is a named network setup plus the files a process inside it should see:
+ *
+ * | mode        | namespace                                   | interfaces                     |
+ * |-------------|---------------------------------------------|--------------------------------|
+ * | `bridge`    | its own, `/run/netns/NAME`                  | `lo`, `eth0` on a bridge network |
+ * | `none`      | its own, `/run/netns/NAME`                  | `lo` only, up                  |
+ * | `host`      | none: the caller's                          | the host's                     |
+ * | `container` | the one of another sandbox (`container:X`) | X's                            |
+ *
+ * Options each mode accepts, as Docker does (`docker run` refuses the same combinations):
+ *
+ * | option     | bridge | host                | none        | container:X |
+ * |------------|--------|---------------------|-------------|-------------|
+ * | `ports`    | yes    | ignored, warning    | ConfigError | ConfigError |
+ * | `ip`/`mac` | yes    | ConfigError         | ConfigError | ConfigError |
+ * | `links`    | yes    | ConfigError         | ConfigError | ConfigError |
+ * | `hostname` | yes    | yes                 | yes         | ConfigError (X's is used) |
+ * | `dns`      | yes    | yes                 | yes         | ConfigError (X's is used) |
+ *
+ * (Docker accepts `-p` with `--net=none` and publishes nothing; here it is an error, since a
+ * port that can never be reached is more likely a mistake than an intent.)
+ *
+ * Processes run inside with {@link Sandbox.spawn}. Removing a sandbox takes down everything it
+ * added (endpoint, published ports, namespace, files). A sandbox whose namespace others joined
+ * (`container:NAME`) cannot be removed before them: `remove()` throws ESANDBOXINUSE.
+ * Processes still running inside a removed sandbox are not killed: they keep the namespace alive
+ * (no longer named, its links gone in bridge mode) until they exit.
+ */
+import { ChildProcess, SpawnOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { ConfigError, NetmodesError, isNotFound, wrap } from '../errors';
+import { assertNamespaceName, createNamespace, NETNS_DIR, Namespace } from '../netns';
+import { native } from '../native';
+import { assertHostname, buildHosts, buildResolvConf } from '../dnsfiles';
+import { parsePortSpecs } from '../portspec';
+import { createBridgeNetwork, openBridgeNetwork } from '../modes/bridge';
+import type { BridgeNetwork, Endpoint, PortSpec, PublishedPort } from '../modes/bridge';
+import { spawnIn, loopbackUp, ExecTarget } from './exec';
+import {
+  HOST_NETNS,
+  SandboxMode,
+  SandboxRecord,
+  allRecords,
+  deleteRecord,
+  liveSharers,
+  readRecord,
+  sandboxDir,
+  sharersOf,
+  withSandboxLock,
+  writeRecord,
+} from './records';
+
+export { SandboxMode, HOST_NETNS };
+export { execHelperPath, EXEC_FAILED, EXEC_CANNOT_EXECUTE, EXEC_NOT_FOUND } from './exec';
+
+/** The network sandboxes join when none is named (created on first use, as Docker's `bridge`). */
+export const DEFAULT_NETWORK = 'bridge';
+/** Bridge device of the default network (not docker0, so a real Docker on the host is left alone). */
+export const DEFAULT_BRIDGE = 'netmodes0';
+
+export interface SandboxOptions {
+  /** Sandbox name: also the namespace's name under /run/netns (1-64 of A-Z a-z 0-9 _ . -). */
+  name: string;
+  /**
+   * `'bridge'` (default: the default network, created on first use), `'host'`, `'none'`,
+   * `'container:NAME'` (join sandbox NAME's namespace), a bridge network object, or the name
+   * of a bridge network.
+   */
+  network?: 'bridge' | 'host' | 'none' | `container:${string}` | BridgeNetwork | string;
+  /** Published ports: objects or `docker run -p` strings (`8080:80`, `127.0.0.1:53:53/udp`). */
+  ports?: (PortSpec | string)[];
+  /** Fixed IPv4 address on the network (bridge mode). */
+  ip?: string;
+  /** Fixed MAC address of eth0 (bridge mode). */
+  mac?: string;
+  /** Legacy links to sandboxes on the same network: `'NAME'`, `'NAME:ALIAS'` or `{ name, alias }`. */
+  links?: (string | { name: string; alias?: string })[];
+  /** Host name inside. Default: the first 12 hex digits of the sandbox id (host mode: the host's). */
+  hostname?: string;
+  /** resolv.conf overrides (Docker's --dns, --dns-search, --dns-option). */
+  dns?: { servers?: string[]; search?: string[]; options?: string[] };
+}
+
+/** A sandbox as listed: the record, plus who shares its namespace. */
+export interface SandboxInfo {
+  name: string;
+  id: string;
+  mode: SandboxMode;
+  /** `creating` for a sandbox whose creation was interrupted: remove it. */
+  state: 'creating' | 'ready';
+  namespacePath: string;
+  /** Bridge mode: the network's name. */
+  network?: string;
+  /** Container mode: the sandbox whose namespace this one joined. */
+  container?: string;
+  ip?: string;
+  ipv6?: string;
+  mac?: string;
+  ports: PublishedPort[];
+  hostname?: string;
+  /** Sandboxes that joined this one's namespace. */
+  sharedBy: string[];
+  created: string;
+}
+
+type Link = { name: string; alias?: string };
+
+/** Options checked and sorted by mode, before anything is changed. */
+interface Plan {
+  mode: SandboxMode;
+  /** Bridge mode: a network object, or a name to open (DEFAULT_NETWORK: create on first use). */
+  network?: BridgeNetwork | string;
+  container?: string;
+  ports: (PortSpec | string)[];
+  links: Link[];
+  hostname?: string;
+  dns?: SandboxOptions['dns'];
+}
+
+function isBridgeNetwork(v: unknown): v is BridgeNetwork {
+  return !!v && typeof v === 'object' && typeof (v as BridgeNetwork).name === 'string' && typeof (v as BridgeNetwork).connect === 'function';
+}
+
+function parseLinks(links: unknown): Link[] {
+  if (links === undefined) return [];
+  if (!Array.isArray(links)) throw new ConfigError('expected an array of sandbox names', 'links');
+  return links.map((l, i) => {
+    const field = `links[${i}]`;
+    let link: Link;
+    if (typeof l === 'string') {
+      const [name, alias, ...more] = l.split(':');
+      if (more.length) throw new ConfigError(`expected NAME or NAME:ALIAS, got ${JSON.stringify(l)}`, field);
+      link = alias === undefined ? { name } : { name, alias };
+    } else if (l && typeof l === 'object' && typeof l.name === 'string') {
+      link = l.alias === undefined ? { name: l.name } : { name: l.name, alias: l.alias };
+    } else {
+      throw new ConfigError('expected NAME, NAME:ALIAS or { name, alias }', field);
+    }
+    assertNamespaceName(link.name, `${field}.name`);
+    if (link.alias !== undefined && (typeof link.alias !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(link.alias)))
+      throw new ConfigError(`invalid alias ${JSON.stringify(link.alias)}`, `${field}.alias`);
+    return link;
+  });
+}
+
+function plan(opts: SandboxOptions): Plan {
+  if (!opts || typeof opts !== 'object') throw new ConfigError('expected sandbox options', 'options');
+  assertNamespaceName(opts.name, 'name');
+  const net = opts.network ?? DEFAULT_NETWORK;
+  let p: Plan;
+  if (isBridgeNetwork(net)) p = { mode: 'bridge', network: net, ports: [], links: [] };
+  else if (typeof net !== 'string') throw new ConfigError('expected bridge, host, none, container:NAME, a network name or a network object', 'network');
+  else if (net === 'host' || net === 'none') p = { mode: net, ports: [], links: [] };
+  else if (net.startsWith('container:')) {
+    const owner = net.slice('container:'.length);
+    assertNamespaceName(owner, 'network');
+    if (owner === opts.name) throw new ConfigError('a sandbox cannot join its own namespace', 'network');
+    p = { mode: 'container', container: owner, ports: [], links: [] };
+  } else {
+    const name = net === 'default' ? DEFAULT_NETWORK : net;
+    assertNamespaceName(name, 'network');
+    p = { mode: 'bridge', network: name, ports: [], links: [] };
+  }
+
+  const conflict = (field: string, why: string) => new ConfigError(`not with network mode ${p.mode}: ${why}`, field);
+  if (opts.ports !== undefined) {
+    if (!Array.isArray(opts.ports)) throw new ConfigError('expected an array of port specs', 'ports');
+    if (opts.ports.length) {
+      if (p.mode === 'none') throw conflict('ports', 'there is no network to publish on');
+      if (p.mode === 'container') throw conflict('ports', `publish them on sandbox ${p.container}`);
+      parsePortSpecs(opts.ports, 'ports'); // syntax errors before anything is created
+      if (p.mode === 'bridge') p.ports = opts.ports;
+    }
+  }
+  for (const field of ['ip', 'mac'] as const) {
+    if (opts[field] !== undefined && p.mode !== 'bridge') throw conflict(field, 'only bridge-mode sandboxes get an address of their own');
+  }
+  p.links = parseLinks(opts.links);
+  if (p.links.length && p.mode !== 'bridge') throw conflict('links', 'links join sandboxes on one bridge network');
+  if (opts.hostname !== undefined) {
+    if (p.mode === 'container') throw conflict('hostname', `the sandbox uses ${p.container}'s`);
+    p.hostname = assertHostname(opts.hostname, 'hostname');
+  }
+  if (opts.dns !== undefined) {
+    if (p.mode === 'container') throw conflict('dns', `the sandbox uses ${p.container}'s resolv.conf`);
+    if (!opts.dns || typeof opts.dns !== 'object') throw new ConfigError('expected { servers?, search?, options? }', 'dns');
+    buildResolvConf('', opts.dns); // its checks, before anything is created
+    p.dns = opts.dns;
+  }
+  return p;
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await fsp.readFile(file, 'utf8');
+  } catch (err) {
+    if (isNotFound(err)) return '';
+    throw err;
+  }
+}
+
+/** Writes a file bind-mounted into the sandbox (readable by whatever user runs inside). */
+async function writeSandboxFile(name: string, file: string, text: string): Promise<string> {
+  await fsp.mkdir(sandboxDir(name), { recursive: true, mode: 0o700 });
+  const p = path.join(sandboxDir(name), file);
+  await fsp.writeFile(p, text, { mode: 0o644 });
+  return p;
+}
+
+/** The default network, created on first use (as Docker's `bridge`, on 172.17.0.0/16 when free). */
+async function defaultNetwork(): Promise<BridgeNetwork> {
+  try {
+    return await openBridgeNetwork(DEFAULT_NETWORK);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENONETWORK') throw err;
+  }
+  try {
+    return await createBridgeNetwork({ name: DEFAULT_NETWORK, bridge: DEFAULT_BRIDGE });
+  } catch (err) {
+    // Another process made it meanwhile.
+    return openBridgeNetwork(DEFAULT_NETWORK).catch(() => Promise.reject(wrap('create the default network', err)));
+  }
+}
+
+function noSandbox(name: string, field?: string): NetmodesError {
+  return new NetmodesError('ENOSANDBOX', `${field ? field + ': ' : ''}no such sandbox: ${name}`);
+}
+
+/** Takes down what a record says was set up. Every step tolerates what is already gone. */
+async function teardown(rec: SandboxRecord): Promise<void> {
+  const errors: unknown[] = [];
+  if (rec.mode === 'bridge' && rec.network) {
+    try {
+      const net = await openBridgeNetwork(rec.network);
+      await net.disconnect(rec.namespacePath);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (!isNotFound(err) && code !== 'ENONETWORK' && code !== 'ENOENDPOINT') errors.push(wrap(`disconnect from network ${rec.network}`, err));
+    }
+  }
+  if (rec.mode === 'bridge' || rec.mode === 'none') {
+    try {
+      await native().nsDelete(rec.namespacePath); // as Namespace.delete(), also for a half-made one
+    } catch (err) {
+      if (!isNotFound(err)) errors.push(wrap(`delete namespace ${rec.namespacePath}`, err));
+    }
+  }
+  if (errors.length === 1) throw errors[0];
+  if (errors.length) throw new AggregateError(errors, `removing sandbox ${rec.name} failed in ${errors.length} steps`);
+}
+
+export class Sandbox {
+  readonly name: string;
+  readonly id: string;
+  readonly mode: SandboxMode;
+  /**
+   * The namespace processes run in: `/run/netns/NAME` (bridge, none), the joined sandbox's
+   * (container), or `/proc/self/ns/net` (host: whichever namespace the caller is in).
+   */
+  readonly namespacePath: string;
+  /** Bridge mode: the network's name. */
+  readonly network?: string;
+  /** Container mode: the sandbox whose namespace this one joined. */
+  readonly container?: string;
+  /** The host name processes see (undefined in host mode without one: the host's). */
+  readonly hostname?: string;
+  /** Bridge mode: the endpoint (address, MAC, veth, published ports). */
+  readonly endpoint?: Endpoint;
+  /** The /etc/resolv.conf processes inside see. */
+  readonly resolvConf: string;
+  /** The /etc/hosts processes inside see. */
+  readonly hosts: string;
+  readonly created: string;
+  private readonly target: ExecTarget;
+
+  /** @internal Use createSandbox / openSandbox. */
+  constructor(rec: SandboxRecord, texts: { resolvConf: string; hosts: string }, endpoint?: Endpoint) {
+    this.name = rec.name;
+    this.id = rec.id;
+    this.mode = rec.mode;
+    this.namespacePath = rec.namespacePath;
+    if (rec.network !== undefined) this.network = rec.network;
+    if (rec.container !== undefined) this.container = rec.container;
+    if (rec.hostname !== undefined) this.hostname = rec.hostname;
+    if (endpoint) this.endpoint = endpoint;
+    this.resolvConf = texts.resolvConf;
+    this.hosts = texts.hosts;
+    this.created = rec.created;
+    this.target = {
+      netns: rec.namespacePath === HOST_NETNS ? undefined : rec.namespacePath,
+      hostsFile: rec.hostsFile,
+      resolvFile: rec.resolvFile,
+      hostname: rec.hostname,
+    };
+  }
+
+  /**
+   * Runs `command` inside the sandbox, like `child_process.spawn` (same options, same
+   * ChildProcess: stdio, exit code and signals are the command's own; PATH is searched).
+   * `uid`, `gid` and `argv0` are applied after entering the sandbox; `shell` is refused.
+   * When the command cannot be started, the process exits 127 (not found), 126 (not
+   * executable) or 125 (the sandbox could not be entered, e.g. it was removed) with a message on
+   * its stderr, as `docker run` does.
+   * Equivalent to: `ip netns exec NAME COMMAND ARGS...` (plus hosts, resolv.conf and host name)
+   */
+  spawn(command: string, args?: readonly string[], options?: SpawnOptions): ChildProcess;
+  spawn(command: string, options?: SpawnOptions): ChildProcess;
+  spawn(command: string, args?: readonly string[] | SpawnOptions, options?: SpawnOptions): ChildProcess {
+    if (args !== undefined && !Array.isArray(args)) return spawnIn(this.target, command, [], args as SpawnOptions);
+    return spawnIn(this.target, command, (args as readonly string[] | undefined) ?? [], options);
+  }
+
+  /**
+   * Takes down everything the sandbox added: its endpoint and published ports (bridge), its
+   * namespace (bridge, none) and its files. Removing twice is a no-op (as is removing after
+   * another sandbox took the name). Throws NetmodesError ESANDBOXINUSE while other sandboxes
+   * share its namespace (`container:NAME`). When a step fails, the record stays so that a
+   * later remove can finish.
+   */
+  async remove(): Promise<void> {
+    await withSandboxLock(async () => {
+      const rec = await readRecord(this.name);
+      if (!rec || rec.id !== this.id) return;
+      const sharers = await liveSharers(rec);
+      if (sharers.length)
+        throw new NetmodesError(
+          'ESANDBOXINUSE',
+          `sandbox ${this.name} is in use: ${sharers.join(', ')} share${sharers.length === 1 ? 's' : ''} its network namespace; remove ${sharers.length === 1 ? 'it' : 'them'} first`,
+        );
+      await teardown(rec);
+      if (rec.container) {
+        const owner = await readRecord(rec.container);
+        if (owner?.sharedBy?.includes(rec.name)) await writeRecord({ ...owner, sharedBy: owner.sharedBy.filter((n) => n !== rec.name) });
+      }
+      await deleteRecord(this.name);
+    });
+  }
+
+  toString(): string {
+    return this.name;
+  }
+}
+
+async function fromRecord(rec: SandboxRecord, endpoint?: Endpoint): Promise<Sandbox> {
+  if (!endpoint && rec.mode === 'bridge' && rec.network && rec.state === 'ready') {
+    try {
+      const net = await openBridgeNetwork(rec.network);
+      endpoint = (await net.endpoints()).find((e) => e.id === rec.id);
+    } catch {
+      /* the network is gone: the sandbox can still be removed */
+    }
+  }
+  const [resolvConf, hosts] = await Promise.all([readText(rec.resolvFile ?? '/etc/resolv.conf'), readText(rec.hostsFile ?? '/etc/hosts')]);
+  return new Sandbox(rec, { resolvConf, hosts }, endpoint);
+}
+
+/**
+ * Creates a sandbox. See the module documentation for what each mode does and accepts.
+ * Throws ConfigError for bad options (before any change), NetmodesError ESANDBOXEXISTS when
+ * the name is taken, ENOSANDBOX for a missing `container:NAME` or link, ENONETWORK for a missing
+ * network; any failure midway undoes what was done.
+ * Equivalent to: the networking part of `docker run --name NAME --net=... [-p ...] ...`
+ */
+export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
+  const p = plan(opts);
+  const name = opts.name;
+  if (p.mode === 'host' && opts.ports?.length)
+    process.emitWarning('Published ports are discarded when using host network mode', {
+      type: 'NetmodesWarning',
+      code: 'NETMODES_PORTS_DISCARDED',
+    });
+
+  return withSandboxLock(async () => {
+    const existing = await readRecord(name);
+    if (existing)
+      throw new NetmodesError(
+        'ESANDBOXEXISTS',
+        `a sandbox named ${name} already exists${existing.state === 'creating' ? ' (half-made: remove it)' : ''}`,
+      );
+    const rec: SandboxRecord = {
+      version: 1,
+      name,
+      id: randomBytes(32).toString('hex'),
+      mode: p.mode,
+      state: 'creating',
+      namespacePath: path.join(NETNS_DIR, name),
+      ports: [],
+      created: new Date().toISOString(),
+    };
+
+    if (p.mode === 'container') {
+      const owner = await readRecord(p.container!);
+      if (!owner) throw noSandbox(p.container!, 'network');
+      if (owner.state !== 'ready') throw new NetmodesError('ENOSANDBOX', `network: sandbox ${owner.name} is half-made (remove it)`);
+      Object.assign(rec, {
+        state: 'ready',
+        namespacePath: owner.namespacePath,
+        container: owner.name,
+        hostname: owner.hostname,
+        hostsFile: owner.hostsFile,
+        resolvFile: owner.resolvFile,
+      });
+      // The owner lists its sharers first: a crash in between leaves an entry remove() ignores.
+      await writeRecord({ ...owner, sharedBy: [...(owner.sharedBy ?? []).filter((n) => n !== name), name] });
+      await writeRecord(rec);
+      return fromRecord(rec);
+    }
+
+    if (p.mode === 'host') {
+      // Nothing in the kernel: the record is written once, ready, after its file.
+      rec.namespacePath = HOST_NETNS;
+      rec.state = 'ready';
+      if (p.hostname) rec.hostname = p.hostname;
+      if (p.dns) rec.resolvFile = await writeSandboxFile(name, 'resolv.conf', buildResolvConf(await readText('/etc/resolv.conf'), p.dns));
+      await writeRecord(rec);
+      return fromRecord(rec);
+    }
+
+    // bridge, none: a namespace of its own. Everything that can fail without a change first.
+    rec.hostname = p.hostname ?? rec.id.slice(0, 12);
+    let net: BridgeNetwork | undefined;
+    const links: { endpoint: string; alias: string }[] = [];
+    if (p.mode === 'bridge') {
+      net = isBridgeNetwork(p.network) ? p.network : p.network === DEFAULT_NETWORK ? await defaultNetwork() : await openBridgeNetwork(p.network!);
+      rec.network = net.name;
+      for (const [i, l] of p.links.entries()) {
+        const other = await readRecord(l.name);
+        if (!other || other.state !== 'ready') throw noSandbox(l.name, `links[${i}]`);
+        if (other.mode !== 'bridge' || other.network !== net.name)
+          throw new ConfigError(`sandbox ${l.name} is not on network ${net.name}`, `links[${i}]`);
+        links.push({ endpoint: other.id, alias: l.alias ?? l.name });
+      }
+    }
+    await writeRecord(rec);
+    let ns: Namespace;
+    try {
+      ns = await createNamespace(name);
+    } catch (err) {
+      await deleteRecord(name).catch(() => undefined); // and nothing else: the namespace may be someone else's
+      if ((err as { code?: string }).code === 'EEXIST')
+        throw new NetmodesError('EEXIST', `${rec.namespacePath} already exists and is not a netmodes sandbox: remove it or pick another name`, { cause: err });
+      throw err;
+    }
+    try {
+      await loopbackUp(rec.namespacePath);
+      let texts: { resolvConf: string; hosts: string };
+      let endpoint: Endpoint | undefined;
+      if (net) {
+        endpoint = await net.connect(ns, {
+          id: rec.id,
+          ...(opts.ip !== undefined && { ip: opts.ip }),
+          ...(opts.mac !== undefined && { mac: opts.mac }),
+          ports: p.ports,
+          links,
+          hostname: rec.hostname,
+          ...(p.dns && { dns: p.dns }),
+        });
+        Object.assign(rec, { ip: endpoint.ip, mac: endpoint.mac, ports: endpoint.ports, hostname: endpoint.hostname ?? rec.hostname });
+        if (endpoint.ipv6) rec.ipv6 = endpoint.ipv6;
+        texts = { resolvConf: endpoint.resolvConf, hosts: endpoint.hosts };
+      } else {
+        texts = { resolvConf: buildResolvConf(await readText('/etc/resolv.conf'), p.dns), hosts: buildHosts({ hostname: rec.hostname }) };
+      }
+      rec.resolvFile = await writeSandboxFile(name, 'resolv.conf', texts.resolvConf);
+      rec.hostsFile = await writeSandboxFile(name, 'hosts', texts.hosts);
+      rec.state = 'ready';
+      await writeRecord(rec);
+      return new Sandbox(rec, texts, endpoint);
+    } catch (err) {
+      await teardown(rec).catch(() => undefined); // the first error is the one to report
+      await deleteRecord(name).catch(() => undefined);
+      throw err;
+    } finally {
+      ns.close();
+    }
+  });
+}
+
+/** Opens an existing sandbox. Throws NetmodesError ENOSANDBOX when there is none by that name. */
+export async function openSandbox(name: string): Promise<Sandbox> {
+  assertNamespaceName(name, 'name');
+  const rec = await readRecord(name);
+  if (!rec) throw noSandbox(name);
+  return fromRecord(rec);
+}
+
+/** Every sandbox, by name. Equivalent to: `docker ps -a` (the networking columns) */
+export async function listSandboxes(): Promise<SandboxInfo[]> {
+  const all = await allRecords();
+  return all.map((r) => ({
+    name: r.name,
+    id: r.id,
+    mode: r.mode,
+    state: r.state,
+    namespacePath: r.namespacePath,
+    ...(r.network !== undefined && { network: r.network }),
+    ...(r.container !== undefined && { container: r.container }),
+    ...(r.ip !== undefined && { ip: r.ip }),
+    ...(r.ipv6 !== undefined && { ipv6: r.ipv6 }),
+    ...(r.mac !== undefined && { mac: r.mac }),
+    ports: r.ports,
+    ...(r.hostname !== undefined && { hostname: r.hostname }),
+    sharedBy: sharersOf(r.name, all),
+    created: r.created,
+  }));
+}
