@@ -5,11 +5,7 @@
 import { ChildProcess, SpawnOptions, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Sandbox, SandboxOptions, createSandbox } from '../../lib';
-import * as bridge from '../../lib/modes/bridge';
 import { SERVER_JS, CLIENT_JS } from './kernel';
-
-/** True while this branch carries the stub of lib/modes/bridge (before the lead's merge). */
-export const BRIDGE_STUBBED = !!(bridge as { STUB?: boolean }).STUB;
 
 const CLI = path.join(__dirname, '..', '..', 'lib', 'cli', 'main.js');
 

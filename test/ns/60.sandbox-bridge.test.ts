@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { ConfigError, NetmodesError, createSandbox, listSandboxes, listNamespaces, openSandbox } from '../../lib';
 import * as bridge from '../../lib/modes/bridge';
 import { sandboxed, ipj, uniq, connect } from '../helpers/kernel';
-import { BRIDGE_STUBBED, Sandboxes, runIn, serveIn, connectIn } from '../helpers/sandbox';
+import { Sandboxes, runIn, serveIn, connectIn } from '../helpers/sandbox';
 
 /** Removes a bridge network if it exists (tests make and drop their own). */
 async function dropNetwork(name: string): Promise<void> {
@@ -21,15 +21,11 @@ function inSubnet(ip: string, prefix: string): boolean {
 describe('60 sandbox: bridge mode', function () {
   before(function () {
     sandboxed();
-    if (BRIDGE_STUBBED) {
-      console.log('      bridge mode is the stub in this branch: these tests run once it is merged');
-      this.skip();
-    }
   });
   const sbs = new Sandboxes();
   afterEach(() => sbs.cleanup());
   after(async () => {
-    if (!BRIDGE_STUBBED) await dropNetwork('bridge');
+    await dropNetwork('bridge');
   });
 
   it('the default network `bridge` is made on first use (172.17.0.0/16, bridge netmodes0); eth0 gets an address from it', async () => {

@@ -1,18 +1,13 @@
 import { strict as assert } from 'node:assert';
 import { listSandboxes, listNamespaces } from '../../lib';
 import { sandboxed, ipj, uniq } from '../helpers/kernel';
-import { BRIDGE_STUBBED, cli } from '../helpers/sandbox';
+import { cli } from '../helpers/sandbox';
 
 describe('61 cli: bridge networks', function () {
   before(function () {
     sandboxed();
-    if (BRIDGE_STUBBED) {
-      console.log('      bridge mode is the stub in this branch: these tests run once it is merged');
-      this.skip();
-    }
   });
   after(async () => {
-    if (BRIDGE_STUBBED) return;
     const left = (await listSandboxes()).map((s) => s.name);
     if (left.length) await cli(['rm', ...left]);
     await cli(['network', 'rm', '-f', 'bridge']);
