@@ -35,7 +35,15 @@ function enterSandbox(script, args) {
   const r = spawnSync(
     'unshare',
     ['--net', '--mount', '--propagation', 'private', '--fork', '--kill-child', process.execPath, ...process.execArgv, script, ...args],
-    { stdio: 'inherit', env: { ...process.env, NETMODES_SANDBOX_PARENT_INO: String(nsIno('/proc/self/ns/net')) } },
+    {
+      stdio: 'inherit',
+      env: {
+        ...process.env,
+        NETMODES_SANDBOX_PARENT_PID: String(process.pid),
+        NETMODES_SANDBOX_PARENT_INO: String(nsIno('/proc/self/ns/net')),
+        NETMODES_SANDBOX_PARENT_MNT: String(nsIno('/proc/self/ns/mnt')),
+      },
+    },
   );
   if (r.error || r.status === null) {
     console.error(`cannot create the sandbox (unshare --net --mount): ${r.error ? r.error.message : 'killed by ' + r.signal}`);
@@ -50,7 +58,20 @@ function prepareSandbox() {
   const own = String(nsIno('/proc/self/ns/net'));
   // /proc/self/net/dev lists the interfaces of this process's network namespace (no `ip` needed).
   const links = fs.readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2).map((l) => l.split(':')[0].trim()).filter(Boolean);
-  if (own === process.env.NETMODES_SANDBOX_PARENT_INO || links.some((l) => l !== 'lo')) {
+  // Both namespaces must be new: a private network namespace alone would still let the tmpfs
+  // mounts below land in the machine's mount namespace.
+  const mnt = String(nsIno('/proc/self/ns/mnt'));
+  const parent = Number(process.env.NETMODES_SANDBOX_PARENT_PID); // the process that ran unshare
+  let parentNet = process.env.NETMODES_SANDBOX_PARENT_INO;
+  let parentMnt = process.env.NETMODES_SANDBOX_PARENT_MNT;
+  try {
+    parentNet = String(nsIno(`/proc/${parent}/ns/net`));
+    parentMnt = String(nsIno(`/proc/${parent}/ns/mnt`));
+  } catch {
+    /* the parent is gone: fall back to what it recorded */
+  }
+  if (!parentMnt || own === process.env.NETMODES_SANDBOX_PARENT_INO || own === parentNet || mnt === parentMnt ||
+      mnt === process.env.NETMODES_SANDBOX_PARENT_MNT || links.some((l) => l !== 'lo')) {
     console.error('refusing: this is not a fresh network namespace (the sandbox did not take)');
     process.exit(3);
   }

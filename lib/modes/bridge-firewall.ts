@@ -1,0 +1,367 @@
+/**
+ * The bridge mode's nftables objects. Two tables, owned by netmodes and shared by every network:
+ *
+ *   table inet netmodes {
+ *     set bridges  { type ifname; }                          # every netmodes bridge
+ *     map pub4     { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }  # -p IP:H:C
+ *     map pub4any  { type inet_proto . inet_service : ipv4_addr . inet_service; }              # -p H:C
+ *     map pub6 / pub6any   (the same for IPv6)
+ *     map fwd_in   { type ifname : verdict; }                # bridge -> jump nm-ID-in
+ *     map fwd_out  { type ifname : verdict; }                # bridge -> jump nm-ID-out
+ *     chain prerouting  { type nat hook prerouting priority dstnat;
+ *       fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @pub4
+ *       fib daddr type local dnat ip to meta l4proto . th dport map @pub4any
+ *       (and ip6) }
+ *     chain output      { type nat hook output priority -100; the same four rules }
+ *     chain postrouting { type nat hook postrouting priority srcnat;
+ *       ct status dnat ip saddr 127.0.0.0/8 oifname @bridges masquerade       # 127.0.0.1:PORT
+ *       ct status dnat ip saddr 172.17.0.0/16 oifname @bridges masquerade     # hairpin, per network
+ *       ip saddr 172.17.0.0/16 oifname != "docker0" masquerade               # the seed's rule, per network
+ *     }
+ *     chain forward     { type filter hook forward priority filter;
+ *       iifname vmap @fwd_in
+ *       oifname vmap @fwd_out }
+ *     chain nm-ID-in  { oifname "docker0" accept; oifname @bridges drop }    # isolation between networks
+ *     chain nm-ID-out { iifname "docker0" accept; ct state established,related accept;
+ *                       ct status dnat accept; drop }                        # only published ports come in
+ *   }
+ *   table bridge netmodes {                                   # icc=false, at layer 2
+ *     set noicc  { type ifname; }                             # bridges with icc=false
+ *     set links4 { type ipv4_addr . ipv4_addr; }              # linked pairs, both directions
+ *     set links6 { type ipv6_addr . ipv6_addr; }
+ *     chain forward { type filter hook forward priority filter;
+ *       meta ibrname != @noicc accept
+ *       ether type arp accept
+ *       meta l4proto ipv6-icmp accept
+ *       ip saddr . ip daddr @links4 accept
+ *       ip6 saddr . ip6 daddr @links6 accept
+ *       drop }
+ *   }
+ *
+ * Rules exist per table and per network only; what a container adds (published ports, links) is
+ * set and map elements whose comment names the owner (`NETID12:ENDPOINTID`), so a connect costs
+ * the same with 10 or 10,000 containers, and reconcile can tell whose each element is.
+ * Internal networks get no masquerade rule and chains that drop everything not on their bridge.
+ */
+import type { Namespace } from '../netns';
+import {
+  nftTransaction,
+  nftList,
+  rule,
+  NftTransaction,
+  NftSet,
+  SetElement,
+  Chain,
+  Expr,
+} from '../nft';
+import { isNotFound } from '../errors';
+import type { PublishedPort, EndpointLink } from './bridge-types';
+
+export interface FwNetwork {
+  id: string;
+  name: string;
+  bridge: string;
+  subnet: string;
+  subnet6?: string;
+  icc: boolean;
+  masquerade: boolean;
+  internal: boolean;
+}
+
+export interface FwEndpoint {
+  id: string;
+  ip: string;
+  ipv6?: string;
+  ports: PublishedPort[];
+  links: EndpointLink[];
+}
+
+const TABLE = 'netmodes';
+const INET = { family: 'inet' as const, table: TABLE };
+const BR = { family: 'bridge' as const, table: TABLE };
+
+const SETS: NftSet[] = [
+  { ...INET, name: 'bridges', type: 'ifname' },
+  { ...INET, name: 'pub4', type: 'ipv4_addr . inet_proto . inet_service', dataType: 'ipv4_addr . inet_service' },
+  { ...INET, name: 'pub4any', type: 'inet_proto . inet_service', dataType: 'ipv4_addr . inet_service' },
+  { ...INET, name: 'pub6', type: 'ipv6_addr . inet_proto . inet_service', dataType: 'ipv6_addr . inet_service' },
+  { ...INET, name: 'pub6any', type: 'inet_proto . inet_service', dataType: 'ipv6_addr . inet_service' },
+  { ...INET, name: 'fwd_in', type: 'ifname', dataType: 'verdict' },
+  { ...INET, name: 'fwd_out', type: 'ifname', dataType: 'verdict' },
+  { ...BR, name: 'noicc', type: 'ifname' },
+  { ...BR, name: 'links4', type: 'ipv4_addr . ipv4_addr' },
+  { ...BR, name: 'links6', type: 'ipv6_addr . ipv6_addr' },
+].map(({ table, ...s }) => ({ ...s, table }));
+
+const BASE_CHAINS: Chain[] = [
+  { ...INET, name: 'prerouting', type: 'nat', hook: 'prerouting', priority: 'dstnat', policy: 'accept' },
+  { ...INET, name: 'output', type: 'nat', hook: 'output', priority: -100, policy: 'accept' },
+  { ...INET, name: 'postrouting', type: 'nat', hook: 'postrouting', priority: 'srcnat', policy: 'accept' },
+  { ...INET, name: 'forward', type: 'filter', hook: 'forward', priority: 'filter', policy: 'accept' },
+  { ...BR, name: 'forward', type: 'filter', hook: 'forward', priority: 'filter', policy: 'accept' },
+];
+
+/** The rules of the base chains, each tagged with a comment naming its purpose. */
+function globalRules(): Array<{ family: 'inet' | 'bridge'; chain: string; comment: string; exprs: Expr[] }> {
+  const dnat = (chain: string) => [
+    // fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @pub4
+    { family: 'inet' as const, chain, comment: 'netmodes:pub4', exprs: rule('inet').fibDaddrType('local').dnatMap(['ip daddr', 'meta l4proto', 'th dport'], 'pub4').build() },
+    // fib daddr type local dnat ip to meta l4proto . th dport map @pub4any
+    {
+      family: 'inet' as const, chain, comment: 'netmodes:pub4any',
+      exprs: rule('inet').fibDaddrType('local').match('meta nfproto', 'ipv4').dnatMap(['meta l4proto', 'th dport'], 'pub4any').build(),
+    },
+    // fib daddr type local dnat ip6 to ip6 daddr . meta l4proto . th dport map @pub6
+    { family: 'inet' as const, chain, comment: 'netmodes:pub6', exprs: rule('inet').fibDaddrType('local').dnatMap(['ip6 daddr', 'meta l4proto', 'th dport'], 'pub6', { family: 'ip6' }).build() },
+    // fib daddr type local dnat ip6 to meta l4proto . th dport map @pub6any
+    {
+      family: 'inet' as const, chain, comment: 'netmodes:pub6any',
+      exprs: rule('inet').fibDaddrType('local').match('meta nfproto', 'ipv6').dnatMap(['meta l4proto', 'th dport'], 'pub6any', { family: 'ip6' }).build(),
+    },
+  ];
+  return [
+    ...dnat('prerouting'),
+    ...dnat('output'),
+    // ct status dnat ip saddr 127.0.0.0/8 oifname @bridges masquerade
+    { family: 'inet', chain: 'postrouting', comment: 'netmodes:localhost', exprs: rule('inet').ctStatus(['dnat']).match('ip saddr', '127.0.0.0/8').inSet('oifname', 'bridges').masquerade().build() },
+    // iifname vmap @fwd_in
+    { family: 'inet', chain: 'forward', comment: 'netmodes:fwd_in', exprs: rule('inet').vmap('iifname', 'fwd_in').build() },
+    // oifname vmap @fwd_out
+    { family: 'inet', chain: 'forward', comment: 'netmodes:fwd_out', exprs: rule('inet').vmap('oifname', 'fwd_out').build() },
+    // meta ibrname != @noicc accept
+    { family: 'bridge', chain: 'forward', comment: 'netmodes:icc', exprs: rule('bridge').inSet('meta ibrname', 'noicc', { not: true }).accept().build() },
+    // ether type arp accept
+    { family: 'bridge', chain: 'forward', comment: 'netmodes:arp', exprs: rule('bridge').match('ether type', 'arp').accept().build() },
+    // meta l4proto ipv6-icmp accept (neighbour discovery)
+    { family: 'bridge', chain: 'forward', comment: 'netmodes:nd', exprs: rule('bridge').match('meta l4proto', 'ipv6-icmp').accept().build() },
+    // ip saddr . ip daddr @links4 accept
+    { family: 'bridge', chain: 'forward', comment: 'netmodes:links4', exprs: rule('bridge').inSet(['ip saddr', 'ip daddr'], 'links4').accept().build() },
+    // ip6 saddr . ip6 daddr @links6 accept
+    { family: 'bridge', chain: 'forward', comment: 'netmodes:links6', exprs: rule('bridge').inSet(['ip6 saddr', 'ip6 daddr'], 'links6').accept().build() },
+    // drop
+    { family: 'bridge', chain: 'forward', comment: 'netmodes:noicc-drop', exprs: rule('bridge').drop().build() },
+  ];
+}
+
+const tag = (net: FwNetwork) => net.id.slice(0, 12);
+const chainIn = (net: FwNetwork) => `nm-${tag(net)}-in`;
+const chainOut = (net: FwNetwork) => `nm-${tag(net)}-out`;
+const owner = (net: FwNetwork, epId: string) => `${tag(net)}:${epId}`;
+
+/** The per-network rules in the base chains. */
+function networkRules(net: FwNetwork): Array<{ chain: string; comment: string; exprs: Expr[] }> {
+  const out = [
+    // ct status dnat ip saddr SUBNET oifname @bridges masquerade (hairpin: a container reaching a
+    // published port through the host; the reply must come back through the host too)
+    { chain: 'postrouting', comment: `${tag(net)}:hairpin`, exprs: rule('inet').ctStatus(['dnat']).match('ip saddr', net.subnet).inSet('oifname', 'bridges').masquerade().build() },
+  ];
+  if (net.masquerade && !net.internal) {
+    // ip saddr SUBNET oifname != "BRIDGE" masquerade
+    out.push({ chain: 'postrouting', comment: `${tag(net)}:masq`, exprs: rule('inet').match('ip saddr', net.subnet).match('oifname', net.bridge, 'neq').masquerade().build() });
+    if (net.subnet6)
+      out.push({ chain: 'postrouting', comment: `${tag(net)}:masq6`, exprs: rule('inet').match('ip6 saddr', net.subnet6).match('oifname', net.bridge, 'neq').masquerade().build() });
+  }
+  return out;
+}
+
+/** The rules of the network's own forward chains. */
+function networkChainRules(net: FwNetwork): Array<{ chain: string; exprs: Expr[] }> {
+  const inR: Expr[][] = [
+    rule('inet').match('oifname', net.bridge).accept().build(), // oifname "BR" accept
+  ];
+  const outR: Expr[][] = [
+    rule('inet').match('iifname', net.bridge).accept().build(), // iifname "BR" accept
+  ];
+  if (net.internal) {
+    inR.push(rule('inet').drop().build()); // drop: no way out
+    outR.push(rule('inet').drop().build()); // drop: no way in
+  } else {
+    inR.push(rule('inet').inSet('oifname', 'bridges').drop().build()); // oifname @bridges drop
+    outR.push(
+      rule('inet').ctState(['established', 'related']).accept().build(), // ct state established,related accept
+      rule('inet').ctStatus(['dnat']).accept().build(), // ct status dnat accept
+      rule('inet').drop().build(), // drop
+    );
+  }
+  return [...inR.map((exprs) => ({ chain: chainIn(net), exprs })), ...outR.map((exprs) => ({ chain: chainOut(net), exprs }))];
+}
+
+function networkElements(net: FwNetwork): Array<[string, 'inet' | 'bridge', SetElement]> {
+  const el: Array<[string, 'inet' | 'bridge', SetElement]> = [
+    ['bridges', 'inet', { key: net.bridge, comment: tag(net) }],
+    ['fwd_in', 'inet', { key: net.bridge, data: { jump: chainIn(net) }, comment: tag(net) }],
+    ['fwd_out', 'inet', { key: net.bridge, data: { jump: chainOut(net) }, comment: tag(net) }],
+  ];
+  if (!net.icc) el.push(['noicc', 'bridge', { key: net.bridge, comment: tag(net) }]);
+  return el;
+}
+
+/** The elements one endpoint owns: its published ports and its links (both directions). */
+function endpointElements(net: FwNetwork, ep: FwEndpoint): Map<string, SetElement[]> {
+  const m = new Map<string, SetElement[]>();
+  const add = (set: string, e: SetElement) => {
+    if (!m.has(set)) m.set(set, []);
+    m.get(set)!.push(e);
+  };
+  const comment = owner(net, ep.id);
+  for (const p of ep.ports) {
+    const v6 = p.hostIp.includes(':');
+    if (p.hostIp === '0.0.0.0' || p.hostIp === '::') {
+      if (p.hostIp === '0.0.0.0') add('pub4any', { key: [p.protocol, p.hostPort], data: [ep.ip, p.containerPort], comment });
+      if (ep.ipv6) add('pub6any', { key: [p.protocol, p.hostPort], data: [ep.ipv6, p.containerPort], comment });
+    } else if (v6) {
+      if (ep.ipv6) add('pub6', { key: [p.hostIp, p.protocol, p.hostPort], data: [ep.ipv6, p.containerPort], comment });
+    } else {
+      add('pub4', { key: [p.hostIp, p.protocol, p.hostPort], data: [ep.ip, p.containerPort], comment });
+    }
+  }
+  for (const l of ep.links) {
+    const v6 = l.ip.includes(':');
+    add(v6 ? 'links6' : 'links4', { key: [ep.ip, l.ip], comment });
+    add(v6 ? 'links6' : 'links4', { key: [l.ip, ep.ip], comment });
+  }
+  return m;
+}
+
+const familyOf = (set: string): 'inet' | 'bridge' => (['noicc', 'links4', 'links6'].includes(set) ? 'bridge' : 'inet');
+const setRef = (name: string) => ({ family: familyOf(name), table: TABLE, name });
+
+async function listOurs(ns: Namespace) {
+  const inet = await nftList(ns, { family: 'inet', table: TABLE }).catch((e) => {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  });
+  const br = await nftList(ns, { family: 'bridge', table: TABLE }).catch((e) => {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  });
+  return {
+    present: !!inet?.tables.length && !!br?.tables.length,
+    chains: [...(inet?.chains ?? []), ...(br?.chains ?? [])],
+    sets: [...(inet?.sets ?? []), ...(br?.sets ?? [])],
+    rules: [...(inet?.rules ?? []), ...(br?.rules ?? [])],
+  };
+}
+
+export const firewall = {
+  /**
+   * Makes (or repairs) the tables, the shared objects and this network's rules, chains and
+   * elements, in one transaction. Returns what had to be (re)made.
+   */
+  async ensureNetwork(net: FwNetwork, ns: Namespace): Promise<string[]> {
+    const cur = await listOurs(ns);
+    const made: string[] = [];
+    const tx = nftTransaction(ns);
+    tx.addTable({ family: 'inet', name: TABLE });
+    tx.addTable({ family: 'bridge', name: TABLE });
+    for (const c of BASE_CHAINS) tx.addChain(c);
+    for (const s of SETS) tx.addSet(s);
+    const has = (family: string, chain: string, comment: string) =>
+      cur.rules.some((r) => r.family === family && r.chain === chain && r.comment === comment);
+    for (const g of globalRules()) {
+      if (!has(g.family, g.chain, g.comment)) {
+        tx.addRule({ family: g.family, table: TABLE, chain: g.chain, exprs: g.exprs, comment: g.comment });
+        made.push(`rule ${g.comment}`);
+      }
+    }
+    // The network's own chains are rebuilt whole (flush + refill): they are tiny.
+    for (const name of [chainIn(net), chainOut(net)]) {
+      tx.addChain({ ...INET, table: TABLE, name });
+      tx.flushChain({ family: 'inet', table: TABLE, name });
+    }
+    for (const r of networkChainRules(net)) tx.addRule({ family: 'inet', table: TABLE, chain: r.chain, exprs: r.exprs });
+    for (const r of networkRules(net)) {
+      if (!has('inet', r.chain, r.comment)) {
+        tx.addRule({ family: 'inet', table: TABLE, chain: r.chain, exprs: r.exprs, comment: r.comment });
+        made.push(`rule ${r.comment}`);
+      }
+    }
+    for (const [set, , e] of networkElements(net)) tx.addElements(setRef(set), [e]);
+    await tx.commit();
+    if (!cur.present) made.unshift('nftables tables');
+    return made;
+  },
+
+  /** Removes this network's rules, chains and elements; with `last`, both tables. */
+  async removeNetwork(net: FwNetwork, last: boolean, ns: Namespace): Promise<void> {
+    if (last) {
+      const tx = nftTransaction(ns);
+      tx.destroyTable({ family: 'inet', name: TABLE });
+      tx.destroyTable({ family: 'bridge', name: TABLE });
+      await tx.commit();
+      return;
+    }
+    const cur = await listOurs(ns);
+    if (!cur.present) return;
+    const tx = nftTransaction(ns);
+    for (const r of cur.rules)
+      if (r.comment?.startsWith(`${tag(net)}:`) && r.handle !== undefined)
+        tx.deleteRule({ family: r.family, table: TABLE, chain: r.chain, handle: r.handle });
+    for (const [set, , e] of networkElements(net)) tx.destroyElements(setRef(set), [{ key: e.key }]);
+    for (const name of [chainIn(net), chainOut(net)]) tx.destroyChain({ family: 'inet', table: TABLE, name });
+    await tx.commit();
+  },
+
+  /** Adds an endpoint's elements in one transaction (stale copies of the same keys are replaced). */
+  async addEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace): Promise<void> {
+    const els = endpointElements(net, ep);
+    if (!els.size) return;
+    const tx = nftTransaction(ns);
+    for (const [set, list] of els) {
+      tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
+      tx.addElements(setRef(set), list);
+    }
+    await tx.commit();
+  },
+
+  /** Removes an endpoint's elements; idempotent. */
+  async removeEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace): Promise<void> {
+    const els = endpointElements(net, ep);
+    if (!els.size) return;
+    const tx = nftTransaction(ns);
+    for (const [set, list] of els) tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
+    try {
+      await tx.commit();
+    } catch (err) {
+      if (!isNotFound(err)) throw err; // our tables are gone: nothing to remove
+    }
+  },
+
+  /**
+   * Makes the endpoint elements of this network exactly those of `eps`: elements whose owner is
+   * not live are deleted, missing ones added. Call after ensureNetwork().
+   */
+  async reconcile(net: FwNetwork, eps: FwEndpoint[], ns: Namespace): Promise<{ removed: number; added: number }> {
+    const cur = await listOurs(ns);
+    const live = new Set(eps.map((e) => owner(net, e.id)));
+    const want = new Map<string, Map<string, SetElement>>();
+    for (const ep of eps)
+      for (const [set, list] of endpointElements(net, ep)) {
+        if (!want.has(set)) want.set(set, new Map());
+        for (const e of list) want.get(set)!.set(JSON.stringify(e.key), e);
+      }
+    const tx = nftTransaction(ns);
+    let removed = 0;
+    let added = 0;
+    for (const s of cur.sets) {
+      if (!['pub4', 'pub4any', 'pub6', 'pub6any', 'links4', 'links6'].includes(s.name)) continue;
+      const have = new Set<string>();
+      const drop: SetElement[] = [];
+      for (const e of s.elements ?? []) {
+        const c = e.comment ?? '';
+        const k = JSON.stringify(e.key);
+        if (c.startsWith(`${tag(net)}:`) && !live.has(c)) drop.push({ key: e.key });
+        else have.add(k);
+      }
+      if (drop.length) tx.deleteElements(setRef(s.name), drop);
+      removed += drop.length;
+      const missing = [...(want.get(s.name)?.entries() ?? [])].filter(([k]) => !have.has(k)).map(([, e]) => e);
+      if (missing.length) tx.addElements(setRef(s.name), missing);
+      added += missing.length;
+    }
+    if (removed || added) await tx.commit();
+    return { removed, added };
+  },
+};
+
+export type { NftTransaction };
