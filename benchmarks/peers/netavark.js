@@ -61,8 +61,23 @@ function args(verb, i) { return ['--config', configDir, verb, c.nsPath(i)]; }
 function setup(i) { sb.sh(bin, args('setup', i), { input: config(i), env }); }
 /** Tears down container i. */
 function teardown(i) { sb.sh(bin, args('teardown', i), { input: config(i), env }); }
-function setupAsync(i) { return sb.shAsync(bin, args('setup', i), { input: config(i), env }).then(() => {}); }
-function teardownAsync(i) { return sb.shAsync(bin, args('teardown', i), { input: config(i), env }).then(() => {}); }
+
+function setupUnlocked(i) { return sb.shAsync(bin, args('setup', i), { input: config(i), env }).then(() => {}); }
+function teardownUnlocked(i) { return sb.shAsync(bin, args('teardown', i), { input: config(i), env }).then(() => {}); }
+
+// Podman never runs two netavark processes at once for a network: containers/common holds its network
+// lock around each `netavark setup|teardown` (libnetwork/netavark/run.go, Setup/Teardown: n.lock.Lock()).
+// Run unlocked, netavark 1.4 races: concurrent setups fail with "iptables: Chain already exists", and a
+// teardown that sees no other veth deletes the bridge under the others ("failed to get bridge interface").
+// So the async forms queue behind one lock, as under podman; the unlocked ones are exported separately.
+let tail = Promise.resolve();
+function locked(fn) {
+  const run = tail.then(fn, fn);
+  tail = run.catch(() => {});
+  return run;
+}
+function setupAsync(i) { return locked(() => setupUnlocked(i)); }
+function teardownAsync(i) { return locked(() => teardownUnlocked(i)); }
 
 /** Removes the config dir; netavark deletes the bridge and its chains itself with the last container. */
 function fini() {
@@ -72,4 +87,9 @@ function fini() {
 
 function info() { return driverInfo; }
 
-module.exports = { name, init, setup, teardown, setupAsync, teardownAsync, fini, info, config };
+module.exports = { name, init, setup, teardown, setupAsync, teardownAsync, fini, info, config, setupUnlocked, teardownUnlocked };
+
+/** The same peer without podman's lock (to show the races); not in the default peer list. */
+module.exports.unlocked = {
+  name: 'netavark-unlocked', init, setup, teardown, setupAsync: setupUnlocked, teardownAsync: teardownUnlocked, fini, info,
+};

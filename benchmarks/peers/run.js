@@ -22,6 +22,7 @@ const c = require('./common');
 
 const PEER_MODULES = {
   netavark: () => require('./netavark'),
+  'netavark-unlocked': () => require('./netavark').unlocked,
   cni: () => require('./cni'),
   ip: () => require('./iproute').peers.ip,
   ipbatch: () => require('./iproute').peers.ipbatch,
@@ -121,6 +122,23 @@ async function cleanSandbox(keep) {
   const waited = await settle({ keep });
   const removed = sb.resetSandbox({ keep });
   return { settleMs: waited.ms, removedLinks: removed.links, flushedNft: removed.nft };
+}
+
+/**
+ * Cost of one child process through the same wrappers the peers use (sb.sh / sb.shAsync running
+ * /bin/true): the part of every per-process figure that is Node's spawning, not the peer's work.
+ */
+async function spawnFloor(count = 200) {
+  const seq = timeSeq(range(0, count), () => sb.sh('/bin/true'));
+  const asy = { latencies: [], wallMs: 0, errors: [] };
+  const t0 = process.hrtime.bigint();
+  for (let k = 0; k < count; k++) {
+    const t = process.hrtime.bigint();
+    await sb.shAsync('/bin/true');
+    asy.latencies.push(c.hrms(t));
+  }
+  asy.wallMs = c.hrms(t0);
+  return { sync: summary(seq), async: summary(asy) };
 }
 
 // --- measurements --------------------------------------------------------------------------------
@@ -229,6 +247,11 @@ function table(rows, header) {
 function report(results) {
   const out = [];
   const peers = results.peers || [];
+  if (results.spawnFloor) {
+    const f = results.spawnFloor;
+    out.push(`spawn floor (/bin/true through the same wrappers): sync ${fmt(f.sync.msPerContainer, 2)} ms, async ${fmt(f.async.msPerContainer, 2)} ms per process`);
+    out.push('');
+  }
   if (peers.length) {
     out.push(`namespaces (one ip netns add/del process each):`);
     out.push(table(peers.map((r) => [r.peer, fmt(r.nsCreate.msPerContainer, 2), fmt(r.nsCreate.p50, 2), fmt(r.nsCreate.p99, 2),
@@ -287,6 +310,7 @@ async function main(argv = process.argv.slice(2)) {
     sandbox, options: opts, verify: [], peers: [], scaling: [],
   };
   const keep = [];
+  results.spawnFloor = await spawnFloor();
   if (opts.verify) {
     const v = require('./verify');
     v.ensureOutside();
@@ -315,7 +339,7 @@ async function main(argv = process.argv.slice(2)) {
 
 module.exports = {
   PEER_MODULES, getPeer, parseArgs, timeSeq, runPool, summary, createNamespaces, deleteNamespaces,
-  settle, cleanSandbox, benchPeer, benchScaling, report, main,
+  settle, cleanSandbox, spawnFloor, benchPeer, benchScaling, report, main,
 };
 
 if (require.main === module) {
