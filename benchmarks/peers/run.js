@@ -6,7 +6,7 @@
 // (see sandbox.js): the script re-executes itself under `unshare --net --mount`.
 //
 //   node benchmarks/peers/run.js [--n 200] [--peers netavark,cni,ip,ipbatch] [--conc 8,64]
-//        [--scale 10,1000] [--scale-extra 20] [--scale-prefill seq|<conc>] [--no-conc] [--no-scale]
+//        [--scale 10,1000] [--scale-extra 20] [--scale-prefill seq|<conc>] [--no-conc] [--no-scale] [--scale-only]
 //        [--verify] [--out FILE] [--quiet]
 //
 // A peer is any object { name, init(), setup(i), teardown(i), fini() } with optional
@@ -29,7 +29,7 @@ const PEER_MODULES = {
 };
 const DEFAULTS = {
   n: 200, peers: ['netavark', 'cni', 'ip', 'ipbatch'], conc: [8, 64], scale: [10, 1000], scaleExtra: 20,
-  scalePrefill: 'seq', verify: false, out: null, quiet: false,
+  scalePrefill: 'seq', scaleOnly: false, verify: false, out: null, quiet: false,
 };
 
 function parseArgs(argv) {
@@ -44,6 +44,7 @@ function parseArgs(argv) {
       case '--no-conc': o.conc = []; break;
       case '--scale': o.scale = list(next()).map(Number); break;
       case '--no-scale': o.scale = []; break;
+      case '--scale-only': o.scaleOnly = true; break;
       case '--scale-extra': o.scaleExtra = Number(next()); break;
       case '--scale-prefill': o.scalePrefill = next(); break;
       case '--verify': o.verify = true; break;
@@ -322,7 +323,9 @@ async function main(argv = process.argv.slice(2)) {
     v.removeOutside();
     keep.pop();
   } else {
-    for (const name of opts.peers) results.peers.push(await benchPeer(getPeer(name), { n: opts.n, conc: opts.conc, keep, log }));
+    if (!opts.scaleOnly) {
+      for (const name of opts.peers) results.peers.push(await benchPeer(getPeer(name), { n: opts.n, conc: opts.conc, keep, log }));
+    }
     for (const k of opts.scale) {
       for (const name of opts.peers) {
         results.scaling.push(await benchScaling(getPeer(name), { k, extra: opts.scaleExtra, prefill: opts.scalePrefill, keep, log }));
