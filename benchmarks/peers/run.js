@@ -69,13 +69,20 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // --- timing primitives ---------------------------------------------------------------------------
 
-/** Runs fn(i) for each i in order; returns { latencies, wallMs, errors }. */
-function timeSeq(list, fn) {
+/**
+ * Runs fn(i) for each i in order, one at a time; fn may be synchronous or return a Promise (awaited
+ * only when it does, so a synchronous peer pays nothing for it). Returns { latencies, wallMs, errors }.
+ */
+async function timeSeq(list, fn) {
   const latencies = []; const errors = [];
   const t0 = process.hrtime.bigint();
   for (const i of list) {
     const t = process.hrtime.bigint();
-    try { fn(i); latencies.push(c.hrms(t)); } catch (e) { errors.push({ i, error: e.message.slice(0, 400) }); }
+    try {
+      const r = fn(i);
+      if (r && typeof r.then === 'function') await r;
+      latencies.push(c.hrms(t));
+    } catch (e) { errors.push({ i, error: e.message.slice(0, 400) }); }
   }
   return { latencies, wallMs: c.hrms(t0), errors };
 }
@@ -104,9 +111,9 @@ function summary(r, count) {
 }
 
 /** Creates the namespaces pbc<i> with one `ip netns add` each; timed. */
-function createNamespaces(list) { return summary(timeSeq(list, (i) => sb.netnsAdd(c.nsName(i)))); }
+async function createNamespaces(list) { return summary(await timeSeq(list, (i) => sb.netnsAdd(c.nsName(i)))); }
 /** Deletes them with one `ip netns del` each; timed. */
-function deleteNamespaces(list) { return summary(timeSeq(list, (i) => sb.netnsDel(c.nsName(i)))); }
+async function deleteNamespaces(list) { return summary(await timeSeq(list, (i) => sb.netnsDel(c.nsName(i)))); }
 
 /** Waits until the sandbox host has no veth left from the containers (namespace cleanup is async). */
 async function settle({ keep = [], timeoutMs = 120000 } = {}) {
@@ -130,7 +137,7 @@ async function cleanSandbox(keep) {
  * /bin/true): the part of every per-process figure that is Node's spawning, not the peer's work.
  */
 async function spawnFloor(count = 200) {
-  const seq = timeSeq(range(0, count), () => sb.sh('/bin/true'));
+  const seq = await timeSeq(range(0, count), () => sb.sh('/bin/true'));
   const asy = { latencies: [], wallMs: 0, errors: [] };
   const t0 = process.hrtime.bigint();
   for (let k = 0; k < count; k++) {
@@ -154,23 +161,23 @@ async function benchPeer(peer, { n = 200, conc = [8, 64], keep = [], log = conso
   const list = range(0, n);
   const res = { peer: peer.name, n };
   log(`[${peer.name}] creating ${n} namespaces`);
-  res.nsCreate = createNamespaces(list);
-  res.info = peer.init() || null;
+  res.nsCreate = await createNamespaces(list);
+  res.info = (await peer.init()) || null;
   try {
     if (peer.setupAll) {
       log(`[${peer.name}] batch setup of ${n}`);
       let t = process.hrtime.bigint();
-      const parts = peer.setupAll(list);
+      const parts = await peer.setupAll(list);
       res.setup = { ...c.summarize([], c.hrms(t), n), parts };
       log(`[${peer.name}] batch teardown of ${n}`);
       t = process.hrtime.bigint();
-      const tparts = peer.teardownAll(list);
+      const tparts = await peer.teardownAll(list);
       res.teardown = { ...c.summarize([], c.hrms(t), n), parts: tparts };
     } else {
       log(`[${peer.name}] sequential setup of ${n}`);
-      res.setup = summary(timeSeq(list, (i) => peer.setup(i)));
+      res.setup = summary(await timeSeq(list, (i) => peer.setup(i)));
       log(`[${peer.name}] sequential teardown of ${n}`);
-      res.teardown = summary(timeSeq(list, (i) => peer.teardown(i)));
+      res.teardown = summary(await timeSeq(list, (i) => peer.teardown(i)));
       res.concurrent = [];
       if (peer.setupAsync && peer.teardownAsync) {
         for (const level of conc) {
@@ -182,16 +189,16 @@ async function benchPeer(peer, { n = 200, conc = [8, 64], keep = [], log = conso
           // A failed op may leave state behind: retry those teardowns one by one so the next level
           // starts from the same point.
           for (const i of new Set([...sr.errors, ...tr.errors].map((e) => e.i))) {
-            try { peer.teardown(i); } catch { /* already gone */ }
+            try { await peer.teardown(i); } catch { /* already gone */ }
           }
         }
       }
     }
   } finally {
-    peer.fini();
+    await peer.fini();
     await settle({ keep });
     log(`[${peer.name}] deleting ${n} namespaces`);
-    res.nsDelete = deleteNamespaces(list);
+    res.nsDelete = await deleteNamespaces(list);
     res.leftover = await cleanSandbox(keep);
   }
   return res;
@@ -208,25 +215,25 @@ async function benchScaling(peer, { k, extra = 20, prefill = 'seq', keep = [], l
   const res = { peer: peer.name, k, extra };
   log(`[${peer.name}] scaling: ${k} attached + ${extra}`);
   for (const i of [...base, ...more]) sb.netnsAdd(c.nsName(i));
-  peer.init();
+  await peer.init();
   try {
-    let t = process.hrtime.bigint();
+    const t = process.hrtime.bigint();
     if (k > 0) {
-      if (peer.setupAll) peer.setupAll(base);
+      if (peer.setupAll) await peer.setupAll(base);
       else if (prefill !== 'seq' && peer.setupAsync) {
         const r = await runPool(base, Number(prefill), (i) => peer.setupAsync(i));
         if (r.errors.length) res.prefillErrors = r.errors.length;
       } else {
-        const r = timeSeq(base, (i) => peer.setup(i));
+        const r = await timeSeq(base, (i) => peer.setup(i));
         if (r.errors.length) res.prefillErrors = r.errors.length;
       }
     }
     res.prefill = { how: peer.setupAll ? 'batch' : prefill, ms: Math.round(c.hrms(t)), msPerContainer: k ? Math.round((c.hrms(t) / k) * 1000) / 1000 : null };
     // ipbatch: each extra container is its own small batch (ip -batch + ip -n -batch + nft -f).
-    res.setup = summary(timeSeq(more, (i) => peer.setup(i)));
-    res.teardown = summary(timeSeq(more, (i) => peer.teardown(i)));
+    res.setup = summary(await timeSeq(more, (i) => peer.setup(i)));
+    res.teardown = summary(await timeSeq(more, (i) => peer.teardown(i)));
   } finally {
-    peer.fini();
+    await peer.fini();
     for (const i of [...base, ...more]) sb.netnsDel(c.nsName(i));
     res.cleanup = await cleanSandbox(keep);
   }

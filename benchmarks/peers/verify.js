@@ -93,9 +93,9 @@ async function verifyPeer(peer, { list = [0, 1], log = console.error } = {}) {
   const check = (what, ok, detail) => { checks.push({ what, ok: !!ok, detail }); log(`  [${ok ? 'ok' : 'FAIL'}] ${peer.name}: ${what}${detail ? ` (${JSON.stringify(detail)})` : ''}`); };
   for (const i of list) sb.netnsAdd(c.nsName(i));
   const listeners = [];
-  peer.init();
+  await peer.init();
   try {
-    if (peer.setupAll) peer.setupAll(list); else for (const i of list) peer.setup(i);
+    if (peer.setupAll) await peer.setupAll(list); else for (const i of list) await peer.setup(i);
     const expected = new Map(list.map((i) => [i, (peer.addressOf && peer.addressOf(i)) || `${c.ipFor(i)}/${c.PREFIX}`]));
     for (const i of list) {
       const st = containerState(i);
@@ -108,7 +108,7 @@ async function verifyPeer(peer, { list = [0, 1], log = console.error } = {}) {
       const r = await connectFromOutside(c.portFor(i));
       check(`outside -> ${HOST_ADDR}:${c.portFor(i)} reaches c${i}`, r.ok && r.got === `pbench-${i}`, r);
     }
-    if (peer.teardownAll) peer.teardownAll(list); else for (const i of list) peer.teardown(i);
+    if (peer.teardownAll) await peer.teardownAll(list); else for (const i of list) await peer.teardown(i);
     for (const i of list) {
       const st = containerState(i);
       check(`c${i} eth0 gone after teardown`, !st.addrs.length && !st.defaultVia.length, st);
@@ -121,7 +121,7 @@ async function verifyPeer(peer, { list = [0, 1], log = console.error } = {}) {
     check('no nftables rule or element left for the containers', !stale.length, stale);
   } finally {
     for (const l of listeners) l.kill();
-    peer.fini();
+    await peer.fini();
     for (const i of list) sb.netnsDel(c.nsName(i));
     sb.resetSandbox({ keep: [OUTSIDE_LINK] });
   }
