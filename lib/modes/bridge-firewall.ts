@@ -26,17 +26,21 @@
  *                       ct status dnat accept; drop }                        # only published ports come in
  *   }
  *   table bridge netmodes {                                   # icc=false, at layer 2
- *     set noicc  { type ifname; }                             # bridges with icc=false
+ *     set noicc  { type ifname; }                             # host veths on icc=false bridges
  *     set links4 { type ipv4_addr . ipv4_addr; }              # linked pairs, both directions
  *     set links6 { type ipv6_addr . ipv6_addr; }
  *     chain forward { type filter hook forward priority filter;
- *       meta ibrname != @noicc accept
+ *       iifname != @noicc accept
  *       ether type arp accept
  *       meta l4proto ipv6-icmp accept
  *       ip saddr . ip daddr @links4 accept
  *       ip6 saddr . ip6 daddr @links6 accept
  *       drop }
  *   }
+ *
+ * (`meta ibrname` would name the bridge instead of its ports, but needs CONFIG_NFT_BRIDGE_META,
+ * which common kernels lack: EOPNOTSUPP. A port set works everywhere and is still one element per
+ * container.)
  *
  * Rules exist per table and per network only; what a container adds (published ports, links) is
  * set and map elements whose comment names the owner (`NETID12:ENDPOINTID`), so a connect costs
@@ -72,6 +76,7 @@ export interface FwEndpoint {
   id: string;
   ip: string;
   ipv6?: string;
+  hostVeth: string;
   ports: PublishedPort[];
   links: EndpointLink[];
 }
@@ -128,8 +133,8 @@ function globalRules(): Array<{ family: 'inet' | 'bridge'; chain: string; commen
     { family: 'inet', chain: 'forward', comment: 'netmodes:fwd_in', exprs: rule('inet').vmap('iifname', 'fwd_in').build() },
     // oifname vmap @fwd_out
     { family: 'inet', chain: 'forward', comment: 'netmodes:fwd_out', exprs: rule('inet').vmap('oifname', 'fwd_out').build() },
-    // meta ibrname != @noicc accept
-    { family: 'bridge', chain: 'forward', comment: 'netmodes:icc', exprs: rule('bridge').inSet('meta ibrname', 'noicc', { not: true }).accept().build() },
+    // iifname != @noicc accept
+    { family: 'bridge', chain: 'forward', comment: 'netmodes:icc', exprs: rule('bridge').inSet('iifname', 'noicc', { not: true }).accept().build() },
     // ether type arp accept
     { family: 'bridge', chain: 'forward', comment: 'netmodes:arp', exprs: rule('bridge').match('ether type', 'arp').accept().build() },
     // meta l4proto ipv6-icmp accept (neighbour discovery)
@@ -192,7 +197,6 @@ function networkElements(net: FwNetwork): Array<[string, 'inet' | 'bridge', SetE
     ['fwd_in', 'inet', { key: net.bridge, data: { jump: chainIn(net) }, comment: tag(net) }],
     ['fwd_out', 'inet', { key: net.bridge, data: { jump: chainOut(net) }, comment: tag(net) }],
   ];
-  if (!net.icc) el.push(['noicc', 'bridge', { key: net.bridge, comment: tag(net) }]);
   return el;
 }
 
@@ -204,6 +208,7 @@ function endpointElements(net: FwNetwork, ep: FwEndpoint): Map<string, SetElemen
     m.get(set)!.push(e);
   };
   const comment = owner(net, ep.id);
+  if (!net.icc) add('noicc', { key: ep.hostVeth, comment });
   for (const p of ep.ports) {
     const v6 = p.hostIp.includes(':');
     if (p.hostIp === '0.0.0.0' || p.hostIp === '::') {
@@ -344,7 +349,7 @@ export const firewall = {
     let removed = 0;
     let added = 0;
     for (const s of cur.sets) {
-      if (!['pub4', 'pub4any', 'pub6', 'pub6any', 'links4', 'links6'].includes(s.name)) continue;
+      if (!['pub4', 'pub4any', 'pub6', 'pub6any', 'links4', 'links6', 'noicc'].includes(s.name)) continue;
       const have = new Set<string>();
       const drop: SetElement[] = [];
       for (const e of s.elements ?? []) {

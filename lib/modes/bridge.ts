@@ -170,7 +170,7 @@ function toFw(r: NetworkRecord): FwNetwork {
 }
 
 function epToFw(r: EndpointRecord): FwEndpoint {
-  return { id: r.id, ip: r.ip, ipv6: r.ipv6, ports: r.ports, links: r.links };
+  return { id: r.id, ip: r.ip, ipv6: r.ipv6, hostVeth: r.hostVeth, ports: r.ports, links: r.links };
 }
 
 /** Subnets that a new network must not overlap: the host's addresses and routes, and other networks'. */
@@ -627,9 +627,12 @@ export class BridgeNetwork {
         created: new Date().toISOString(),
       };
       await store.writeJson(epFile, rec);
+      // Elements first: an icc=false port is isolated before it is ever up on the bridge, and a
+      // DNAT element for an address that does not answer yet is harmless.
+      await firewall.addEndpoint(toFw(this.rec), epToFw(rec), this.host);
+      undo.push(() => firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host));
       await this.plumb(ns, rec);
       undo.push(() => this.unplumb(rec, true));
-      await firewall.addEndpoint(toFw(this.rec), epToFw(rec), this.host);
       this.eps.set(id, rec);
       return this.toEndpoint(rec);
     } catch (err) {
