@@ -54,6 +54,18 @@ class Runner {
   void RunOp(size_t i) {
     BoundOp& op = ops_[i];
     results_[i].attempted = true;
+    // A closed handle's fd stays open until the baton lets go of it, but the caller gave it up:
+    // refuse, as a new socket in it would be refused.
+    for (const auto& ns : op.ns) {
+      if (ns && ns->closed()) {
+        NlError e;
+        e.err = EBADF;
+        e.op = "netns";
+        e.message = "namespace handle is closed";
+        Fail(i, e);
+        return;
+      }
+    }
     // Invalidate at queue time, so a later lookup of an affected name misses the cache and
     // flushes the pending group first.
     if (op.enc.invalidate_all) cache_.clear();
