@@ -48,7 +48,8 @@ export interface RtnlNative {
    * `index` off errors (for the one-op verbs).
    */
   rtnlExec(ops: NativeOp[], opts?: { pipelined?: boolean; single?: boolean }): Promise<unknown[]>;
-  rtnlDump(ns: NsHandle | null, kind: DumpKind, filter?: NativeDumpFilter): Promise<unknown[]>;
+  /** The array carries a non-enumerable `restarts`: how often an interrupted dump was started over. */
+  rtnlDump(ns: NsHandle | null, kind: DumpKind, filter?: NativeDumpFilter): Promise<unknown[] & { restarts?: number }>;
   /** The bytes rtnlExec would send for ops, numbered from seq (default 1). Namespaces may be plain numbers (fds). */
   rtnlEncode(ops: NativeOp[], seq?: number): Buffer;
   rtnlDecode(buf: Buffer): DecodedMsg[];
@@ -80,6 +81,6 @@ export async function execOne(op: NativeOp): Promise<unknown> {
   return r;
 }
 
-export function dump(ns: NsHandle | null, kind: DumpKind, filter?: NativeDumpFilter): Promise<unknown[]> {
+export function dump(ns: NsHandle | null, kind: DumpKind, filter?: NativeDumpFilter): Promise<unknown[] & { restarts?: number }> {
   return withStack(rtnl().rtnlDump(ns, kind, filter), new Error());
 }

@@ -266,7 +266,12 @@ DumpResult RunDump(const std::shared_ptr<NsState>& ns, DumpKind kind, const Dump
             }
           }
         },
-        [&] { r = DumpResult{}; }, kOp[int(kind)]);
+        [&] {
+          int restarts = r.restarts + 1;
+          r = DumpResult{};
+          r.restarts = restarts;
+        },
+        kOp[int(kind)]);
   } catch (...) {
     // A kernel error ends the dump cleanly, but a transport error may leave replies queued;
     // errors are rare, so do not tell them apart: never reuse the socket after one.

@@ -36,6 +36,7 @@ struct OpResult {
 std::vector<OpResult> RunOps(std::vector<BoundOp>& ops, bool pipelined);
 
 struct DumpResult {
+  int restarts = 0;  // dumps started over after NLM_F_DUMP_INTR
   std::vector<LinkMsg> links;
   std::vector<AddrMsg> addrs;
   std::vector<RouteMsg> routes;

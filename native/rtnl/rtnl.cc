@@ -520,6 +520,8 @@ Napi::Value JsDump(const Napi::CallbackInfo& info) {
         auto conv = [&](const auto& v, auto fn) {
           Napi::Array a = Napi::Array::New(env, v.size());
           for (size_t i = 0; i < v.size(); i++) a.Set(static_cast<uint32_t>(i), fn(env, v[i]));
+          // How often the kernel flagged the dump as interrupted and it was started over.
+          a.DefineProperty(Napi::PropertyDescriptor::Value("restarts", Napi::Number::New(env, r.restarts), napi_default));
           return a;
         };
         switch (kind) {

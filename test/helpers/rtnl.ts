@@ -41,9 +41,9 @@ export function ipAddrs(name: string, ns?: string): any[] {
   return ipj(['addr', 'show', 'dev', name], ns)[0]?.addr_info ?? [];
 }
 
-/** `ip -j route show table all` (every table, both families). */
+/** `ip -d -j route show table all` of one family (every table; -d shows table, protocol, scope, type always). */
 export function ipRoutes(ns?: string, family: '-4' | '-6' = '-4'): any[] {
-  return ipj([family, 'route', 'show', 'table', 'all'], ns);
+  return ipj([family, '-d', 'route', 'show', 'table', 'all'], ns);
 }
 
 /** Polls cond until it holds or `ms` pass; returns its last value. */
