@@ -18,6 +18,12 @@ namespace rtnl {
 
 namespace {
 
+// Messages per sendmsg in pipelined mode. Every reply (an ack, or an echoed RTM_NEWLINK of
+// about 1.5 KB) is charged to the receive buffer at its skb's true size, which is larger: 256
+// stays far below the 4 MB the socket asks for, so replies are never dropped (ENOBUFS), while
+// one more sendmsg per 256 messages costs next to nothing.
+constexpr size_t kMaxGroup = 256;
+
 uint16_t MsgType(const Bytes& b) {
   nlmsghdr h;
   std::memcpy(&h, b.data(), sizeof h);
@@ -87,7 +93,7 @@ class Runner {
         return;
       }
       if (results_[i].failed) return;  // a lookup flushed the group and this op had failed
-      if (!pending_.empty() && pending_ns_ != ns) Flush();
+      if (!pending_.empty() && (pending_ns_ != ns || pending_.size() >= kMaxGroup)) Flush();
       pending_ns_ = ns;
       pending_.push_back(Pending{i, j});
       buf_.insert(buf_.end(), m.bytes.begin(), m.bytes.end());

@@ -175,6 +175,24 @@ describe('22 rtnl batches', () => {
     assert.deepEqual(linkNames(), before);
   });
 
+  it('pipelined batches larger than one sendmsg group (600 ops in one namespace)', async () => {
+    await withNamespaces(1, async ([c]) => {
+      await linkAdd({ name: 'br0', kind: 'bridge' }, c);
+      const cidrs = Array.from({ length: 600 }, (_, i) => `10.76.${(i + 1) >> 8}.${(i + 1) & 255}/16`);
+      const added = await batch(cidrs.map((cidr) => ({ op: 'addrAdd' as const, ns: c, link: 'br0', cidr })), { pipelined: true });
+      assert.equal(added.filter((r) => r.status === 'fulfilled').length, 600);
+      assert.equal(ipAddrs('br0', c.name).filter((a) => a.family === 'inet').length, 600);
+      const again = await batch(cidrs.map((cidr) => ({ op: 'addrAdd' as const, ns: c, link: 'br0', cidr })), { pipelined: true });
+      assert.ok(again.every((r, i) => r.status === 'rejected' && (r.reason as NetlinkError).code === 'EEXIST' && (r.reason as NetlinkError).index === i));
+      const removed = await batch(cidrs.map((cidr) => ({ op: 'addrDel' as const, ns: c, link: 'br0', cidr })), { pipelined: true });
+      // Deleting a primary address also deletes the secondaries of its subnet (the kernel's
+      // default, net.ipv4.conf.*.promote_secondaries=0): every later delete finds nothing.
+      assert.equal(removed[0].status, 'fulfilled');
+      assert.ok(removed.slice(1).every((r) => r.status === 'fulfilled' || (r.reason as NetlinkError).code === 'EADDRNOTAVAIL'));
+      assert.deepEqual(ipAddrs('br0', c.name).filter((a) => a.family === 'inet'), []);
+    });
+  });
+
   it('100 linkAdd and then 100 linkDel in flight at once across 10 namespaces', async function () {
     this.timeout(60000);
     await withNamespaces(10, async (nss) => {
