@@ -15,6 +15,16 @@
 // Teardown: the library deletes each host end (its peer goes with it) sequentially, 8 in flight,
 // as one pipelined batch, and with one linkDelGroup; `ip` with one process per link and one batch.
 //
+// Measured here (2 cores, Linux 6.18, Node 20, N = 1,000; microseconds per container):
+//   netmodes sequential          setup   890  teardown (linkDel each)          18,140
+//   netmodes 8 in flight         setup   787  teardown (linkDel, 8 in flight)   5,527
+//   netmodes pipelined           setup   677  teardown (one pipelined batch)   17,536
+//   netmodes pipelined, 8        setup   589  teardown (one linkDelGroup)         225
+//   ip, one process per op       setup 14,617  teardown                        21,744
+//   ip -batch                    setup  3,804  teardown                        17,861
+// Deleting links one by one costs an RCU grace period each, whoever asks; a group delete pays
+// it once.
+//
 //   node benchmarks/10.rtnl-namespaces.js [--n 1000] [--skip-ip-per-op]
 // Needs root; runs inside the sandbox of test/sandbox.js (its own network and mount namespace).
 'use strict';

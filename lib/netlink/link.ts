@@ -70,13 +70,13 @@ export async function linkGet(link: LinkRef, ns?: Namespace): Promise<Link> {
   return (await execOne(toNative({ op: 'linkGet', link, ns }))) as Link;
 }
 
-/** ifindex of a link reference (a name is looked up). */
+/** @internal ifindex of a link reference (a name is looked up). */
 export async function linkIndex(link: LinkRef, ns: Namespace | undefined, field: string): Promise<number> {
   const ref = v.linkRef(link, field);
   return typeof ref === 'number' ? ref : (await linkGet(ref, ns)).index;
 }
 
-/** A kernel-filtered dump of addresses or neighbours by family and link. */
+/** @internal A kernel-filtered dump of addresses or neighbours by family and link. */
 export async function dumpByFamilyAndLink(
   kind: 'addr' | 'neigh',
   ns: Namespace | undefined,
