@@ -58,7 +58,7 @@ async function showTopology(net: nm.BridgeNetwork): Promise<void> {
   const br = links.find((l) => l.name === net.bridge)!;
   const ports = links.filter((l) => l.master === br.index);
   console.log(dim(`  bridge name     bridge id          STP enabled     interfaces   (brctl show)`));
-  console.log(`  ${net.bridge.padEnd(15)} 8000.${br.mac.replace(/:/g, '')}  no              ${ports.map((p) => p.name).join('\n' + ' '.repeat(53))}`);
+  console.log(`  ${net.bridge.padEnd(15)} 8000.${(br.mac ?? '').replace(/:/g, '')}  no              ${ports.map((p) => p.name).join('\n' + ' '.repeat(53))}`);
   for (const a of await nm.addrList(undefined, { link: net.bridge })) console.log(`  ${net.bridge}: inet ${a.address}/${a.prefix}`);
 }
 

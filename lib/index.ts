@@ -13,6 +13,8 @@ export {
   sysctlSet,
   sysctlKey,
 } from './netns';
+export * from './netlink';
+export * from './modes/bridge';
 export {
   Sandbox,
   SandboxOptions,

@@ -28,7 +28,7 @@ export interface BridgeNetworkOptions {
   ipv6?: { subnet: string; gateway?: string };
 }
 
-export interface LinkSpec {
+export interface ConnectLink {
   /** An endpoint of the same network, or its id. */
   endpoint: Endpoint | string;
   /** Name under which the linked container is known in this one's hosts file. */
@@ -49,7 +49,7 @@ export interface ConnectOptions {
   /** Published ports, as objects or `docker run -p` strings. */
   ports?: (PortSpec | string)[];
   /** Legacy links: the two endpoints may talk even with icc=false, and the alias goes in hosts. */
-  links?: LinkSpec[];
+  links?: ConnectLink[];
   /** Host name written to the hosts text. Default: the first 12 characters of the id. */
   hostname?: string;
   /** resolv.conf content. Default: the host's /etc/resolv.conf with loopback servers replaced. */

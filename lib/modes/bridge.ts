@@ -390,7 +390,7 @@ export class BridgeNetwork {
           up: true,
           alias: `${ALIAS_PREFIX}net:${r.name}`,
           noIpv6: !r.ipv6,
-          bridge: { stp: false, forwardDelay: 0, vlanFiltering: false },
+          bridge: { stp: false, forwardDelay: 0 },
         },
         this.host,
       );
@@ -661,11 +661,11 @@ export class BridgeNetwork {
       // ip neigh add IP lladdr MAC dev BR nud permanent (no ARP broadcast to find the container)
       { op: 'neighAdd', ns: this.host, link: r.bridge, address: rec.ip, lladdr: rec.mac },
       { op: 'linkSet', ns, link: 'lo', up: true },
-      { op: 'addrAdd', ns, link: rec.ifname, address: rec.ip, prefix: this.prefix },
+      { op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ip}/${this.prefix}` },
       // ip neigh add GW lladdr BRMAC dev eth0 nud permanent
       { op: 'neighAdd', ns, link: rec.ifname, address: r.gateway, lladdr: r.bridgeMac },
     ];
-    if (rec.ipv6 && r.ipv6) ops.push({ op: 'addrAdd', ns, link: rec.ifname, address: rec.ipv6, prefix: this.prefix6!, noDad: true });
+    if (rec.ipv6 && r.ipv6) ops.push({ op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ipv6}/${this.prefix6}`, noDad: true });
     const routes: nl.BatchOp[] = [{ op: 'routeAdd', ns, dst: 'default', gateway: r.gateway, link: rec.ifname }];
     if (rec.ipv6 && r.ipv6) routes.push({ op: 'routeAdd', ns, dst: 'default', gateway: r.ipv6.gateway, link: rec.ifname });
     try {
