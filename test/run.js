@@ -53,6 +53,12 @@ files.forEach((f) => mocha.addFile(f));
 
 let passed = 0;
 let failed = 0;
+process.on('uncaughtException', (err) => {
+  // A file that cannot even load (or a stray async throw) still ends with the count line.
+  console.error(err);
+  console.log(`${passed} passed, ${failed + 1} failed`);
+  process.exit(1);
+});
 const runner = mocha.run((mochaFailures) => {
   if (!unitOnly) {
     const leaks = require('../scripts/sandbox').leakCheck();
