@@ -1,4 +1,176 @@
+// N-API entry points of the nf_tables module:
+//   nftTransact(ns, msgs, opts?) -> Promise<results[]>   one transaction (see batch.cc)
+//   nftList(ns, filter?)         -> Promise<{gen, tables, chains, sets, rules}>
+//   nftEncode(msgs, seqBase?, opts?) -> Buffer           the exact bytes nftTransact would send
+//   nftDecode(buf)               -> object[]             any nf_tables netlink messages
+// JS values become nft::Value trees on the main thread; encoding happens there too (so malformed
+// input throws a TypeError synchronously); only seq patching and socket I/O run on the pool.
+#include <linux/netfilter/nfnetlink.h>
+
+#include <cmath>
+#include <memory>
+
+#include "../js_util.h"
 #include "../modules.h"
+#include "../worker.h"
+#include "nft.h"
+
 namespace nm {
-void InitNft(Napi::Env, Napi::Object) {}
+
+namespace {
+
+using nft::Value;
+
+constexpr int kMaxDepth = 12;
+
+Value FromJs(Napi::Value v, int depth = 0) {
+  if (depth > kMaxDepth) ThrowType(v.Env(), "nft: value nested too deeply");
+  if (v.IsUndefined() || v.IsNull()) return Value();
+  if (v.IsBoolean()) return Value::Bool(v.As<Napi::Boolean>().Value());
+  if (v.IsNumber()) return Value::Num(v.As<Napi::Number>().DoubleValue());
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    uint64_t u = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) ThrowType(v.Env(), "nft: BigInt out of the 64-bit range");
+    return Value::U64(u);
+  }
+  if (v.IsString()) return Value::Str(v.As<Napi::String>().Utf8Value());
+  if (v.IsTypedArray()) {
+    auto ta = v.As<Napi::TypedArray>();
+    if (ta.TypedArrayType() != napi_uint8_array) ThrowType(v.Env(), "nft: byte values must be Buffers");
+    auto u8 = v.As<Napi::Uint8Array>();
+    return Value::Bytes(u8.Data(), u8.ByteLength());
+  }
+  if (v.IsArray()) {
+    auto a = v.As<Napi::Array>();
+    Value out = Value::Arr();
+    out.Items().reserve(a.Length());
+    for (uint32_t i = 0; i < a.Length(); i++) out.Push(FromJs(a.Get(i), depth + 1));
+    return out;
+  }
+  if (v.IsObject()) {
+    auto o = v.As<Napi::Object>();
+    Value out = Value::Obj();
+    Napi::Array keys = o.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); i++) {
+      Napi::Value k = keys.Get(i);
+      Value x = FromJs(o.Get(k), depth + 1);
+      if (!x.IsNull()) out.Set(k.ToString().Utf8Value(), std::move(x));
+    }
+    return out;
+  }
+  ThrowType(v.Env(), "nft: unsupported value (functions and symbols cannot be sent)");
+}
+
+Napi::Value ToJs(Napi::Env env, const Value& v) {
+  switch (v.kind()) {
+    case Value::kNull: return env.Undefined();
+    case Value::kBool: return Napi::Boolean::New(env, v.AsBool());
+    case Value::kNum: return Napi::Number::New(env, v.AsDouble());
+    case Value::kU64:
+      if (v.AsU64() <= (uint64_t(1) << 53)) return Napi::Number::New(env, static_cast<double>(v.AsU64()));
+      return Napi::BigInt::New(env, v.AsU64());
+    case Value::kStr: return Napi::String::New(env, v.AsStr());
+    case Value::kBytes: return ToBuf(env, v.AsBytes());
+    case Value::kArr: {
+      Napi::Array a = Napi::Array::New(env, v.Items().size());
+      for (size_t i = 0; i < v.Items().size(); i++) a.Set(static_cast<uint32_t>(i), ToJs(env, v.Items()[i]));
+      return a;
+    }
+    case Value::kObj: {
+      Napi::Object o = Napi::Object::New(env);
+      for (auto& kv : v.Fields()) o.Set(kv.first, ToJs(env, kv.second));
+      return o;
+    }
+  }
+  return env.Undefined();
+}
+
+nft::BatchOptions Options(Napi::Value v) {
+  nft::BatchOptions o;
+  if (!v.IsObject()) return o;
+  auto obj = v.As<Napi::Object>();
+  o.atomic = GetBoolOr(obj, "atomic", true);
+  if (Has(obj, "maxBytes")) o.max_bytes = GetU32(obj, "maxBytes");
+  if (Has(obj, "genid")) o.genid = GetU32(obj, "genid");
+  if (o.max_bytes < 4096) ThrowType(v.Env(), "maxBytes must be at least 4096");
+  return o;
+}
+
+// Encodes and frames on the calling (main) thread; errors become TypeError / NetlinkError.
+struct Prepared {
+  nft::EncodedOps enc;
+  std::vector<nft::Batch> batches;
+};
+std::shared_ptr<Prepared> Prepare(Napi::Env env, Napi::Value msgs, Napi::Value opts) {
+  if (!msgs.IsArray()) ThrowType(env, "nft: operations must be an array");
+  auto p = std::make_shared<Prepared>();
+  try {
+    p->enc = nft::EncodeOps(FromJs(msgs));
+    p->batches = nft::FrameBatches(p->enc, Options(opts));
+  } catch (const nft::TooBig& e) {
+    NlError err;
+    err.err = EMSGSIZE;
+    err.op = "NFNL_MSG_BATCH_BEGIN";
+    err.message = e.what();
+    throw Napi::Error(env, MakeJsError(env, err));
+  } catch (const nft::EncodeError& e) {
+    ThrowType(env, std::string("nft: ") + e.what());
+  }
+  return p;
+}
+
+Napi::Value JsNftEncode(const Napi::CallbackInfo& info) {
+  auto p = Prepare(info.Env(), info[0], info[2]);
+  uint32_t seq = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  std::vector<uint8_t> out;
+  for (auto& b : p->batches) {
+    nft::PatchSeqs(b.buf, seq);
+    seq += static_cast<uint32_t>(b.msg_of_seq.size());
+    out.insert(out.end(), b.buf.begin(), b.buf.end());
+  }
+  return ToBuf(info.Env(), out);
+}
+
+Napi::Value JsNftDecode(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray()) ThrowType(info.Env(), "nftDecode(buffer)");
+  auto u8 = info[0].As<Napi::Uint8Array>();
+  return ToJs(info.Env(), nft::DecodeBuffer(u8.Data(), u8.ByteLength()));
+}
+
+Napi::Value Resolve(Napi::Env env, Value& v) { return ToJs(env, v); }
+
+Napi::Value JsNftTransact(const Napi::CallbackInfo& info) {
+  auto ns = NsArg(info[0]);
+  auto p = Prepare(info.Env(), info[1], info[2]);
+  return PromiseWorker<Value>::Run(
+      info.Env(), [ns, p] { return nft::Transact(*ns, p->enc, p->batches); }, Resolve);
+}
+
+Napi::Value JsNftList(const Napi::CallbackInfo& info) {
+  auto ns = NsArg(info[0]);
+  nft::ListFilter f;
+  if (info[1].IsObject()) {
+    auto o = info[1].As<Napi::Object>();
+    if (Has(o, "family")) {
+      int64_t fam;
+      if (!nft::kFamilyNames.Lookup(GetStr(o, "family"), &fam)) ThrowType(info.Env(), "nftList: unknown family");
+      f.family = static_cast<int>(fam);
+    }
+    f.table = GetStrOr(o, "table", "");
+    f.elements = GetBoolOr(o, "elements", true);
+    f.rules = GetBoolOr(o, "rules", true);
+  }
+  return PromiseWorker<Value>::Run(info.Env(), [ns, f] { return nft::List(*ns, f); }, Resolve);
+}
+
+}  // namespace
+
+void InitNft(Napi::Env env, Napi::Object exports) {
+  exports.Set("nftTransact", Napi::Function::New(env, JsNftTransact));
+  exports.Set("nftList", Napi::Function::New(env, JsNftList));
+  exports.Set("nftEncode", Napi::Function::New(env, JsNftEncode));
+  exports.Set("nftDecode", Napi::Function::New(env, JsNftDecode));
+}
+
 }  // namespace nm

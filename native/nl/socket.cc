@@ -81,6 +81,20 @@ NlSocket::NlSocket(int fd, int protocol, uint32_t portid)
 
 NlSocket::~NlSocket() { close(fd_); }
 
+void NlSocket::EnsureBuffers(size_t snd, size_t rcv) {
+  constexpr size_t kCap = 1u << 30;
+  auto raise = [this](int opt, int force, size_t want) {
+    int cur = 0;
+    socklen_t l = sizeof cur;
+    // getsockopt reports the doubled value the kernel keeps (it accounts skb overhead).
+    if (getsockopt(fd_, SOL_SOCKET, opt, &cur, &l) == 0 && static_cast<size_t>(cur) / 2 >= want) return;
+    int v = static_cast<int>(want);
+    if (setsockopt(fd_, SOL_SOCKET, force, &v, sizeof v) < 0) setsockopt(fd_, SOL_SOCKET, opt, &v, sizeof v);
+  };
+  raise(SO_SNDBUF, SO_SNDBUFFORCE, snd < kCap ? snd : kCap);
+  raise(SO_RCVBUF, SO_RCVBUFFORCE, rcv < kCap ? rcv : kCap);
+}
+
 void NlSocket::Send(const std::vector<uint8_t>& buf, const char* op) {
   sockaddr_nl dst{};
   dst.nl_family = AF_NETLINK;

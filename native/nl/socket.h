@@ -39,6 +39,12 @@ class NlSocket {
   // Reserves `n` consecutive sequence numbers and returns the first.
   uint32_t ReserveSeq(uint32_t n) { uint32_t s = seq_; seq_ += n; return s; }
 
+  // Raises the socket's send and receive buffers to at least these sizes (never lowers them).
+  // A netlink datagram may not exceed SO_SNDBUF, and every ack of a batch is queued before
+  // sendmsg() returns, so large nf_tables transactions need both raised. Uses the *FORCE
+  // variants (CAP_NET_ADMIN) and falls back to the unprivileged ones, capped by net.core.*_max.
+  void EnsureBuffers(size_t snd, size_t rcv);
+
   // Sends `buf` (messages numbered [first_seq, first_seq + count)) in one sendmsg and collects the
   // replies: one ack or error per message that carries NLM_F_ACK (plus errors for any other). Data messages (e.g. NLM_F_ECHO replies) go to on_msg.
   // The kernel handles requests synchronously inside sendmsg, so every reply is queued once it
