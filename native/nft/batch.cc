@@ -131,6 +131,14 @@ EncodedOps EncodeOps(const Value& ops) {
         // An empty list adds or removes nothing: send nothing (the kernel would say EINVAL).
         if (elems->IsArr() && elems->Items().empty()) continue;
         EncodeElements(*mt, op, i, &out);
+      } else if (mt->type == NFT_MSG_NEWSET && !op.Get("id")) {
+        // The kernel refuses NEWSET without NFTA_SET_ID (the id lets later messages of the same
+        // batch name an anonymous set); any number unique in the transaction will do.
+        Value with_id = op;
+        with_id.Set("id", Value::Num(static_cast<double>(i + 1)));
+        NlBuilder b;
+        EncodeMsg(*mt, with_id, b, echo);
+        out.msgs.push_back({std::move(b.Bytes()), i});
       } else {
         NlBuilder b;
         EncodeMsg(*mt, op, b, echo);

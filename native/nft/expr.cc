@@ -4,6 +4,7 @@
 // in consecutive 4-byte registers: `ip daddr . meta l4proto . th dport` loads into 1, 9, 10 —
 // register 1 and NFT_REG32_00 (8) name the same bytes, nft prints the former).
 // Fields are listed in the order libnftnl emits them, so our bytes match `nft --debug=mnl`.
+// `type` names the expression itself, so nat's and reject's own type fields are natType/rejectType.
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
@@ -123,7 +124,7 @@ const Schema kImmediate{"immediate",
 
 // [ nat dnat ip addr_min reg 1 proto_min reg 9 ]
 const Schema kNat{"nat",
-                  {{"type", NFTA_NAT_TYPE, K::kEnum32, &kNatType},
+                  {{"natType", NFTA_NAT_TYPE, K::kEnum32, &kNatType},
                    {"family", NFTA_NAT_FAMILY, K::kEnum32, &kNfproto},
                    {"regAddrMin", NFTA_NAT_REG_ADDR_MIN, K::kBe32},
                    {"regAddrMax", NFTA_NAT_REG_ADDR_MAX, K::kBe32},
@@ -164,7 +165,7 @@ const Schema kCounter{"counter",
 
 // [ reject type 0 code 3 ]
 const Schema kReject{"reject",
-                     {{"type", NFTA_REJECT_TYPE, K::kEnum32, &kRejectType},
+                     {{"rejectType", NFTA_REJECT_TYPE, K::kEnum32, &kRejectType},
                       {"code", NFTA_REJECT_ICMP_CODE, K::kU8}}};
 
 // [ log prefix "x" ]

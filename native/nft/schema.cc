@@ -274,14 +274,11 @@ bool DecodeField(const Field& f, const NlAttr& a, Value* out) {
   return !out->IsNull();
 }
 
-bool IsZero(const Value& v) {
-  switch (v.kind()) {
-    case Value::kNum: return v.AsDouble() == 0;
-    case Value::kU64: return v.AsU64() == 0;
-    case Value::kArr: return v.Items().empty();
-    case Value::kStr: return v.AsStr().empty();
-    default: return false;
-  }
+// A fixed-size attribute whose bytes are all zero (the kernel's default for omit_zero fields).
+bool IsZero(const NlAttr& a) {
+  for (size_t i = 0; i < a.len; i++)
+    if (a.data[i]) return false;
+  return true;
 }
 
 }  // namespace
@@ -340,7 +337,7 @@ void DecodeAttrsInto(const Schema& s, const uint8_t* p, size_t len, Value* obj) 
         break;
       }
       Value v;
-      if (DecodeField(f, a, &v) && !(f.omit_zero && IsZero(v))) out.Set(f.key, std::move(v));
+      if (!(f.omit_zero && IsZero(a)) && DecodeField(f, a, &v)) out.Set(f.key, std::move(v));
       break;  // first occurrence wins (the kernel never repeats these)
     }
   }
