@@ -13,3 +13,4 @@ export {
   sysctlSet,
   sysctlKey,
 } from './netns';
+export * from './nft';

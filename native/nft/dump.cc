@@ -18,12 +18,12 @@ namespace {
 
 constexpr int kAttempts = 8;
 
-// The decoded object without the message bookkeeping (msg, seq, flags).
+// The decoded object without the message bookkeeping (msg, seq, nlmsgFlags).
 Value Object(const nlmsghdr* h) {
   Value m = DecodeMsg(h);
   Value out = Value::Obj();
   for (auto& kv : m.Fields())
-    if (kv.first != "msg" && kv.first != "seq" && kv.first != "flags") out.Set(kv.first, kv.second);
+    if (kv.first != "msg" && kv.first != "seq" && kv.first != "nlmsgFlags") out.Set(kv.first, kv.second);
   return out;
 }
 

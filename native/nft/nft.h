@@ -88,7 +88,7 @@ struct ListFilter {
 Value List(NsState& ns, const ListFilter& f);
 
 // --- Decoding (objects.cc) ---
-// One message to {msg, family, seq, flags, ...attributes}; bounds-checked.
+// One message to {msg, seq, nlmsgFlags, family, ...attributes}; bounds-checked.
 Value DecodeMsg(const nlmsghdr* h);
 // Every message in a buffer (stops at the first malformed header).
 Value DecodeBuffer(const uint8_t* p, size_t len);

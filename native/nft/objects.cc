@@ -247,7 +247,7 @@ Value DecodeMsg(const nlmsghdr* h) {
   else if ((type >> 8) == NFNL_SUBSYS_NFTABLES && (mt = FindMsgByType(type & 0xff))) name = mt->name;
   out.Set("msg", name ? Value::Str(name) : Value::Num(type));
   out.Set("seq", Value::Num(h->nlmsg_seq));
-  out.Set("flags", FlagList(h->nlmsg_flags));
+  out.Set("nlmsgFlags", FlagList(h->nlmsg_flags));
   if (h->nlmsg_len < NLMSG_HDRLEN + sizeof(nfgenmsg)) return out;
   nfgenmsg g;
   std::memcpy(&g, NLMSG_DATA(h), sizeof g);
