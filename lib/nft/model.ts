@@ -175,8 +175,9 @@ export function tableMsg(msg: NftMsgName, t: Table | TableRef, full: boolean): N
   if (!full) return m;
   const tt = t as Table;
   assertComment(tt.comment, 'table.comment');
-  const flags = flagsOf(tt.flags, ['dormant', 'owner', 'persist'] as const, 'table.flags');
-  return withComment(flags ? { ...m, flags } : m, tt.comment);
+  // Always sent, as nft does: `add table` on an existing table sets its flags (wakes a dormant one).
+  const flags = flagsOf(tt.flags, ['dormant', 'owner', 'persist'] as const, 'table.flags') ?? [];
+  return withComment({ ...m, flags }, tt.comment);
 }
 
 export function chainMsg(msg: NftMsgName, c: Chain | ChainRef, full: boolean): NftMsg {

@@ -146,16 +146,16 @@ const Schema kRedir{"redir",
 
 // [ ct load state => reg 1 ]
 const Schema kCt{"ct",
-                 {{"dreg", NFTA_CT_DREG, K::kBe32},
-                  {"key", NFTA_CT_KEY, K::kEnum32, &kCtKey},
+                 {{"key", NFTA_CT_KEY, K::kEnum32, &kCtKey},
+                  {"dreg", NFTA_CT_DREG, K::kBe32},
                   {"dir", NFTA_CT_DIRECTION, K::kEnum8, &kCtDir},
                   {"sreg", NFTA_CT_SREG, K::kBe32}}};
 
 // [ fib daddr type => reg 1 ]
 const Schema kFib{"fib",
-                  {{"dreg", NFTA_FIB_DREG, K::kBe32},
+                  {{"flags", NFTA_FIB_FLAGS, K::kFlags32, &kFibFlags},
                    {"result", NFTA_FIB_RESULT, K::kEnum32, &kFibResult},
-                   {"flags", NFTA_FIB_FLAGS, K::kFlags32, &kFibFlags}}};
+                   {"dreg", NFTA_FIB_DREG, K::kBe32}}};
 
 // [ counter pkts 0 bytes 0 ]: nft sends an empty counter; the kernel dumps both values, which
 // are left out while they are zero so a fresh rule reads back as it was written.
