@@ -200,7 +200,7 @@ export class NftTransaction {
     if (opts.before !== undefined) m.position = handleOf(opts.before, 'before');
     return this.push('insertRule', m);
   }
-  /** `nft replace rule inet T C handle H ...` */
+  /** `nft replace rule inet T C handle H ...` (the new rule takes the old one's place and handle) */
   replaceRule(r: Rule & { handle: number }): number {
     return this.push('replaceRule', { ...ruleMsg(r, 'newrule'), handle: handleOf(r.handle, 'rule.handle'), replace: true });
   }
