@@ -171,7 +171,7 @@ export class NftTransaction {
     return this.push(op, excl ? { ...m, excl: true } : m);
   }
   /** `nft add element inet T S { ... }` (an identical existing element is fine; in a map, an
-   *  existing key with other data fails with EBUSY) */
+   *  existing key with other data fails with EEXIST: delete it first, in the same transaction) */
   addElements(s: SetRef | NftSet, elems: SetElement[]): number {
     return this.elements('addElements', 'newsetelem', s, elems, false, false);
   }
