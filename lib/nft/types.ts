@@ -63,6 +63,27 @@ function uint(v: unknown, field: string, max: number, what: string): number {
   return v as number;
 }
 
+/** 'a.b.c.d' (decimal, no leading zeros) to 4 bytes, or undefined. */
+function fastIPv4(v: unknown): Buffer | undefined {
+  if (typeof v !== 'string' || v.length < 7 || v.length > 15) return undefined;
+  const b = Buffer.allocUnsafe(4); // every byte is written below (pooled: cheap in bulk)
+  let part = 0;
+  let n = -1;
+  for (let i = 0; i <= v.length; i++) {
+    const c = i < v.length ? v.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (n < 0 || part > 3) return undefined;
+      b[part++] = n;
+      n = -1;
+    } else if (c >= 48 && c <= 57) {
+      if (n === 0) return undefined; // leading zero
+      n = n < 0 ? c - 48 : n * 10 + c - 48;
+      if (n > 255) return undefined;
+    } else return undefined;
+  }
+  return part === 4 ? b : undefined;
+}
+
 function addrType(name: string, id: number, kind: 'ipv4' | 'ipv6'): DataType {
   const len = kind === 'ipv4' ? 4 : 16;
   const parse = (v: unknown, field: string): ipaddr.IPv4 | ipaddr.IPv6 => {
@@ -76,7 +97,9 @@ function addrType(name: string, id: number, kind: 'ipv4' | 'ipv6'): DataType {
     id,
     len,
     byteorder: BYTEORDER_BIG,
-    encode: (v, field) => Buffer.from(parse(v, field).toByteArray()),
+    // dotted quads are parsed here directly (bulk element updates parse thousands), anything
+    // else through ipaddr.js
+    encode: (v, field) => (kind === 'ipv4' && fastIPv4(v)) || Buffer.from(parse(v, field).toByteArray()),
     decode: (b) => (b.length === len ? ipaddr.fromByteArray([...b]).toString() : b.toString('hex')),
     prefix(v, field) {
       const slash = v.indexOf('/');
@@ -123,13 +146,13 @@ const PROTOS: Record<string, number> = {
 const PROTO_NAMES: Record<number, string> = { 1: 'icmp', 2: 'igmp', 6: 'tcp', 17: 'udp', 33: 'dccp', 47: 'gre', 50: 'esp', 51: 'ah', 58: 'ipv6-icmp', 132: 'sctp', 136: 'udplite' };
 
 function be(len: number, n: number): Buffer {
-  const b = Buffer.alloc(len);
+  const b = Buffer.allocUnsafe(len);
   b.writeUIntBE(n, 0, len);
   return b;
 }
 /** A u32 in host byte order (marks, ct state bits, fib address types). */
 export function hostU32(n: number): Buffer {
-  const b = Buffer.alloc(4);
+  const b = Buffer.allocUnsafe(4);
   if (LE) b.writeUInt32LE(n);
   else b.writeUInt32BE(n);
   return b;
@@ -316,7 +339,7 @@ function fields(spec: TypeSpec, v: unknown, field: string): unknown[] {
 
 function join(spec: TypeSpec, bufs: Buffer[]): Buffer {
   if (!spec.concat) return bufs[0];
-  const out = Buffer.alloc(spec.len);
+  const out = Buffer.allocUnsafe(spec.len).fill(0); // pooled; the padding must be zero
   let off = 0;
   bufs.forEach((b, i) => {
     b.copy(out, off);

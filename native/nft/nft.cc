@@ -23,21 +23,28 @@ using nft::Value;
 
 constexpr int kMaxDepth = 12;
 
+// One napi_typeof per value, and own enumerable string keys only (napi_get_all_property_names
+// skips the prototype walk of GetPropertyNames): this runs for every element of a bulk update.
 Value FromJs(Napi::Value v, int depth = 0) {
-  if (depth > kMaxDepth) ThrowType(v.Env(), "nft: value nested too deeply");
-  if (v.IsUndefined() || v.IsNull()) return Value();
-  if (v.IsBoolean()) return Value::Bool(v.As<Napi::Boolean>().Value());
-  if (v.IsNumber()) return Value::Num(v.As<Napi::Number>().DoubleValue());
-  if (v.IsBigInt()) {
-    bool lossless = false;
-    uint64_t u = v.As<Napi::BigInt>().Uint64Value(&lossless);
-    if (!lossless) ThrowType(v.Env(), "nft: BigInt out of the 64-bit range");
-    return Value::U64(u);
+  Napi::Env env = v.Env();
+  if (depth > kMaxDepth) ThrowType(env, "nft: value nested too deeply");
+  switch (v.Type()) {
+    case napi_undefined:
+    case napi_null: return Value();
+    case napi_boolean: return Value::Bool(v.As<Napi::Boolean>().Value());
+    case napi_number: return Value::Num(v.As<Napi::Number>().DoubleValue());
+    case napi_bigint: {
+      bool lossless = false;
+      uint64_t u = v.As<Napi::BigInt>().Uint64Value(&lossless);
+      if (!lossless) ThrowType(env, "nft: BigInt out of the 64-bit range");
+      return Value::U64(u);
+    }
+    case napi_string: return Value::Str(v.As<Napi::String>().Utf8Value());
+    case napi_object: break;
+    default: ThrowType(env, "nft: unsupported value (functions and symbols cannot be sent)");
   }
-  if (v.IsString()) return Value::Str(v.As<Napi::String>().Utf8Value());
   if (v.IsTypedArray()) {
-    auto ta = v.As<Napi::TypedArray>();
-    if (ta.TypedArrayType() != napi_uint8_array) ThrowType(v.Env(), "nft: byte values must be Buffers");
+    if (v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) ThrowType(env, "nft: byte values must be Buffers");
     auto u8 = v.As<Napi::Uint8Array>();
     return Value::Bytes(u8.Data(), u8.ByteLength());
   }
@@ -48,18 +55,22 @@ Value FromJs(Napi::Value v, int depth = 0) {
     for (uint32_t i = 0; i < a.Length(); i++) out.Push(FromJs(a.Get(i), depth + 1));
     return out;
   }
-  if (v.IsObject()) {
-    auto o = v.As<Napi::Object>();
-    Value out = Value::Obj();
-    Napi::Array keys = o.GetPropertyNames();
-    for (uint32_t i = 0; i < keys.Length(); i++) {
-      Napi::Value k = keys.Get(i);
-      Value x = FromJs(o.Get(k), depth + 1);
-      if (!x.IsNull()) out.Set(k.ToString().Utf8Value(), std::move(x));
-    }
-    return out;
+  auto o = v.As<Napi::Object>();
+  napi_value names;
+  NAPI_THROW_IF_FAILED(env,
+                       napi_get_all_property_names(env, o, napi_key_own_only,
+                                                   static_cast<napi_key_filter>(napi_key_enumerable | napi_key_skip_symbols),
+                                                   napi_key_numbers_to_strings, &names),
+                       Value());
+  Napi::Array keys(env, names);
+  Value out = Value::Obj();
+  out.Reserve(keys.Length());
+  for (uint32_t i = 0; i < keys.Length(); i++) {
+    Napi::Value k = keys.Get(i);
+    Value x = FromJs(o.Get(k), depth + 1);
+    if (!x.IsNull()) out.Set(k.As<Napi::String>().Utf8Value(), std::move(x));
   }
-  ThrowType(v.Env(), "nft: unsupported value (functions and symbols cannot be sent)");
+  return out;
 }
 
 Napi::Value ToJs(Napi::Env env, const Value& v) {

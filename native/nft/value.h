@@ -53,6 +53,7 @@ class Value {
     obj_.emplace_back(std::move(k), std::move(v));
     return obj_.back().second;
   }
+  void Reserve(size_t n) { obj_.reserve(n); }
   Value& Push(Value v) {
     arr_.push_back(std::move(v));
     return arr_.back();
