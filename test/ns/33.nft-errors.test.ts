@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { readdirSync, readlinkSync } from 'node:fs';
 import {
   createNamespace, Namespace, nftTransaction, nftList, NftSet, NetlinkError, ConfigError, rule, masquerade, dnatMap,
 } from '../../lib';
@@ -151,6 +152,30 @@ describe('33 nft errors: typed, naming the operation, and nothing changes', () =
     assert.ok(['EINVAL', 'ERANGE', 'EOPNOTSUPP'].includes(e.code), e.code);
     assert.match(e.message, /rule "bad map"/);
     assert.equal(nftText(ns.name), baseline);
+  });
+
+  it('no descriptor leaks: hundreds of failing and succeeding transactions and lists', async () => {
+    // sockets only: other descriptors come and go with the child processes of the helpers
+    const fds = () =>
+      readdirSync('/proc/self/fd').filter((f) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${f}`).startsWith('socket:');
+        } catch {
+          return false;
+        }
+      }).length;
+    const before = fds();
+    for (let i = 0; i < 200; i++) {
+      const ok = nftTransaction(ns);
+      ok.addElements(PUB, [{ key: ['198.18.0.2', 'udp', 1000 + i], data: ['172.17.0.5', 53] }]);
+      await ok.commit();
+      const bad = nftTransaction(ns);
+      bad.addRule({ ...T, chain: 'nowhere', exprs: [] });
+      await assert.rejects(bad.commit(), NetlinkError);
+      if (i % 20 === 0) await nftList(ns);
+    }
+    assert.equal(fds(), before);
+    assert.equal((await nftList(ns)).sets[0].elements!.length, 201);
   });
 
   it('genid: a transaction computed from an old generation fails with ERESTART', async () => {
