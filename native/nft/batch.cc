@@ -62,6 +62,19 @@ std::string Label(const MsgType& mt, const Value& op) {
   return s + " in chain " + where + " " + chain;
 }
 
+// The attribute the kernel pointed at (NLMSGERR_ATTR_OFFS), named by the message's schema.
+std::string BlamedAttr(const Batch& batch, uint32_t seq_off, const EncodedMsg& m, uint32_t bad_attr) {
+  if (!bad_attr || seq_off >= batch.offset.size()) return "";
+  const uint8_t* msg = batch.buf.data() + batch.offset[seq_off];
+  size_t len = m.bytes.size();
+  nlmsghdr h;
+  std::memcpy(&h, msg, sizeof h);
+  const MsgType* mt = FindMsgByType(h.nlmsg_type & 0xff);
+  size_t payload = NLMSG_HDRLEN + NlAlign(sizeof(nfgenmsg));
+  if (!mt || len < payload || bad_attr >= len) return "";
+  return AttrPath(*mt->schema, msg, msg + payload, len - payload, bad_attr, m.first_elem);
+}
+
 std::string OpName(const MsgType& mt) {
   std::string s = "NFT_MSG_";
   for (const char* p = mt.name; *p; p++) s += static_cast<char>(std::toupper(static_cast<unsigned char>(*p)));
@@ -76,7 +89,7 @@ void EncodeElements(const MsgType& mt, const Value& op, size_t index, EncodedOps
   for (auto& kv : op.Fields())
     if (kv.first != "elements") head.Set(kv.first, kv.second);
   NlBuilder b;
-  size_t msg = 0, nest = 0, in_nest = 0;
+  size_t msg = 0, nest = 0, in_nest = 0, first = 0;
   auto open = [&] {
     b.Clear();
     EncodeMsg(mt, head, b, false);
@@ -87,7 +100,7 @@ void EncodeElements(const MsgType& mt, const Value& op, size_t index, EncodedOps
   auto close = [&] {
     b.EndNest(nest);
     b.EndMsg(msg);
-    out->msgs.push_back({b.Bytes(), index});
+    out->msgs.push_back({b.Bytes(), index, first});
   };
   open();
   for (size_t i = 0; i < elems.Items().size(); i++) {
@@ -102,6 +115,7 @@ void EncodeElements(const MsgType& mt, const Value& op, size_t index, EncodedOps
       b.Bytes().resize(at);
       close();
       open();
+      first = i;
       i--;  // encode it again in the new message
       continue;
     }
@@ -181,9 +195,11 @@ std::vector<Batch> FrameBatches(const EncodedOps& enc, const BatchOptions& opts)
     out.emplace_back();
     out.back().buf = begin.Bytes();
     out.back().msg_of_seq.push_back(-1);
+    out.back().offset.push_back(0);
   };
   auto finish = [&] {
     Batch& b = out.back();
+    b.offset.push_back(b.buf.size());
     b.buf.insert(b.buf.end(), end.Bytes().begin(), end.Bytes().end());
     b.msg_of_seq.push_back(-1);
   };
@@ -196,6 +212,7 @@ std::vector<Batch> FrameBatches(const EncodedOps& enc, const BatchOptions& opts)
       start();
     }
     Batch& cur = out.back();
+    cur.offset.push_back(cur.buf.size());
     cur.buf.insert(cur.buf.end(), enc.msgs[i].bytes.begin(), enc.msgs[i].bytes.end());
     cur.msg_of_seq.push_back(static_cast<long>(i));
   }
@@ -246,10 +263,11 @@ Value Transact(NsState& ns, const EncodedOps& enc, std::vector<Batch>& batches) 
     int failures = 0;
     const NlAck* bad = nullptr;
     long bad_msg = -1;
+    uint32_t bad_seq = 0;
     for (uint32_t s = 0; s < count; s++) {
       if (!acks[s].err) continue;
       failures++;
-      if (!bad) bad = &acks[s], bad_msg = batch.msg_of_seq[s];
+      if (!bad) bad = &acks[s], bad_msg = batch.msg_of_seq[s], bad_seq = s;
     }
     if (bad) {
       NlError e;
@@ -260,6 +278,8 @@ Value Transact(NsState& ns, const EncodedOps& enc, std::vector<Batch>& batches) 
         e.index = static_cast<int>(op);
         e.op = enc.op_names[op];
         e.message = enc.labels[op];
+        std::string at = BlamedAttr(batch, bad_seq, enc.msgs[static_cast<size_t>(bad_msg)], bad->bad_attr);
+        if (!at.empty()) e.message += ", at " + at;
       } else {
         // Errors reported against BATCH_BEGIN concern the whole transaction: the commit failed
         // (e.g. a chain loop found at validation), the generation changed (ERESTART), EPERM.

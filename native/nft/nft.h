@@ -45,6 +45,7 @@ extern const Schema kTableSchema, kChainSchema, kRuleSchema, kSetSchema, kElemSc
 struct EncodedMsg {
   std::vector<uint8_t> bytes;  // nlmsghdr with seq 0; patched when sent
   size_t op;                   // index of the caller's operation
+  size_t first_elem = 0;       // element messages: index of their first element in the operation
 };
 struct EncodedOps {
   std::vector<EncodedMsg> msgs;
@@ -64,6 +65,7 @@ struct BatchOptions {
 struct Batch {
   std::vector<uint8_t> buf;
   std::vector<long> msg_of_seq;  // seq offset -> index in EncodedOps::msgs (-1: begin/end)
+  std::vector<size_t> offset;    // seq offset -> where that message starts in buf
 };
 // Thrown when the operations do not fit in one batch and the caller wants atomicity.
 struct TooBig : EncodeError {

@@ -300,6 +300,72 @@ bool Names::Lookup(const std::string& s, int64_t* v) const {
   return false;
 }
 
+namespace {
+std::string DataPath(const NlAttr& a, const uint8_t* base, size_t target) {
+  NlAttrIter it(a);
+  NlAttr x;
+  while (it.Next(&x)) {
+    size_t off = static_cast<size_t>(x.data - NLA_HDRLEN - base);
+    if (x.type == NFTA_DATA_VERDICT && target > off && target < off + NLA_HDRLEN + x.len) {
+      NlAttrIter vt(x);
+      NlAttr v;
+      while (vt.Next(&v))
+        if (static_cast<size_t>(v.data - NLA_HDRLEN - base) == target) return v.type == NFTA_VERDICT_CHAIN ? ".chain" : ".verdict";
+      return ".verdict";
+    }
+  }
+  return "";
+}
+}  // namespace
+
+std::string AttrPath(const Schema& s, const uint8_t* base, const uint8_t* p, size_t len, size_t target, size_t list_base) {
+  NlAttrIter it(p, len);
+  NlAttr a;
+  while (it.Next(&a)) {
+    size_t off = static_cast<size_t>(a.data - NLA_HDRLEN - base);
+    size_t end = off + NLA_HDRLEN + a.len;
+    if (target < off || target >= end) continue;
+    const Field* f = nullptr;
+    for (auto& x : s.fields)
+      if (x.attr == a.type) f = &x;
+    if (!f) return "";
+    std::string key = f->key;
+    if (target == off) return key;
+    switch (f->kind) {
+      case Kind::kNest: {
+        std::string sub = AttrPath(*f->sub, base, a.data, a.len, target);
+        return sub.empty() ? key : key + "." + sub;
+      }
+      case Kind::kData: return key + DataPath(a, base, target);
+      case Kind::kList:
+      case Kind::kExprs: {
+        NlAttrIter li(a);
+        NlAttr e;
+        for (size_t i = 0; li.Next(&e); i++) {
+          size_t eoff = static_cast<size_t>(e.data - NLA_HDRLEN - base);
+          if (target < eoff || target >= eoff + NLA_HDRLEN + e.len) continue;
+          std::string at = key + "[" + std::to_string(i + list_base) + "]";
+          if (f->kind == Kind::kList) {
+            if (target == eoff) return at;
+            std::string sub = AttrPath(*f->sub, base, e.data, e.len, target);
+            return sub.empty() ? at : at + "." + sub;
+          }
+          NlAttrTable<NFTA_EXPR_MAX> t(e);
+          at += " (" + t[NFTA_EXPR_NAME].Str() + ")";
+          const NlAttr& d = t[NFTA_EXPR_DATA];
+          const Schema* es = FindExpr(t[NFTA_EXPR_NAME].Str());
+          if (!d.ok() || !es || target <= static_cast<size_t>(d.data - NLA_HDRLEN - base)) return at;
+          std::string sub = AttrPath(*es, base, d.data, d.len, target);
+          return sub.empty() ? at : at + "." + sub;
+        }
+        return key;
+      }
+      default: return key;
+    }
+  }
+  return "";
+}
+
 void EndNestChecked(NlBuilder& b, size_t off, const char* what) {
   if (b.Size() - off > 0xffff)
     throw EncodeError(std::string(what) + ": more than 65535 bytes in one netlink attribute");

@@ -84,6 +84,14 @@ inline Value DecodeAttrs(const Schema& s, const uint8_t* p, size_t len) {
 }
 inline Value DecodeAttrs(const Schema& s, const NlAttr& nest) { return DecodeAttrs(s, nest.data, nest.len); }
 
+// Names the attribute that the kernel blamed (NLMSGERR_ATTR_OFFS): `target` is its offset from
+// `base` (the message's nlmsghdr); [p, p + len) is the attribute run described by `s`. Returns a
+// path of schema keys such as "exprs[2] (immediate).data.chain" or "elements[17].key", or "" when
+// no attribute starts there. `list_base` is added to the indexes of the outermost list (the
+// first element of a split element message). Bounds-checked like the decoder.
+std::string AttrPath(const Schema& s, const uint8_t* base, const uint8_t* p, size_t len, size_t target,
+                     size_t list_base = 0);
+
 // Closes a nest, refusing one longer than a netlink attribute can describe (nla_len is 16 bits).
 void EndNestChecked(NlBuilder& b, size_t off, const char* what);
 

@@ -24,6 +24,9 @@ struct NlAck {
   int err = 0;
   bool answered = false;
   std::string extack;
+  // NLMSGERR_ATTR_OFFS: where in the request the kernel found the bad attribute (bytes from the
+  // start of its nlmsghdr), 0 when it did not say.
+  uint32_t bad_attr = 0;
 };
 
 class NlSocket {
@@ -61,7 +64,7 @@ class NlSocket {
   explicit NlSocket(int fd, int protocol, uint32_t portid);
   void Send(const std::vector<uint8_t>& buf, const char* op);
   ssize_t Recv(bool block, const char* op);
-  static void ParseError(const nlmsghdr* h, int* err, std::string* extack);
+  static void ParseError(const nlmsghdr* h, int* err, std::string* extack, uint32_t* bad_attr = nullptr);
 
   int fd_;
   int protocol_;

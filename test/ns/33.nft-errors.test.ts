@@ -49,7 +49,7 @@ describe('33 nft errors: typed, naming the operation, and nothing changes', () =
     const tx = nftTransaction(ns);
     tx.addElements({ ...PUB, name: 'nosuch' }, [{ key: ['198.18.0.1', 'tcp', 81], data: ['172.17.0.5', 81] }]);
     const e = await fails(tx.commit(), { code: 'ENOENT', op: 'NFT_MSG_NEWSETELEM', index: 0 });
-    assert.match(e.message, /elements of set inet nm nosuch/);
+    assert.match(e.message, /elements of set inet nm nosuch, at set;/);
     assert.equal(nftText(ns.name), baseline);
   });
 
@@ -65,9 +65,12 @@ describe('33 nft errors: typed, naming the operation, and nothing changes', () =
   it('duplicate elements: create fails with EEXIST, add is idempotent, add with other data is EEXIST too', async () => {
     const dup = { key: ['198.18.0.1', 'tcp', 80] as [string, string, number], data: ['172.17.0.5', 80] as [string, number] };
     const c = nftTransaction(ns);
-    c.createElements(PUB, [{ key: ['198.18.0.1', 'tcp', 81], data: ['172.17.0.6', 81] }, dup]);
-    await fails(c.commit(), { code: 'EEXIST', op: 'NFT_MSG_NEWSETELEM', index: 0 });
-    assert.equal(nftText(ns.name), baseline, 'the other element of the message was not added either');
+    const many = Array.from({ length: 3000 }, (_, i) => ({ key: ['198.18.0.2', 'tcp', i + 1] as [string, string, number], data: ['172.17.0.6', 81] as [string, number] }));
+    c.createElements(PUB, [...many, dup]);
+    const e = await fails(c.commit(), { code: 'EEXIST', op: 'NFT_MSG_NEWSETELEM', index: 0 });
+    // the duplicate is named by its index in the operation, across the messages it was split into
+    assert.match(e.message, /, at elements\[3000\];/);
+    assert.equal(nftText(ns.name), baseline, 'the other elements were not added either');
     const a = nftTransaction(ns);
     a.addElements(PUB, [dup]);
     await a.commit();
@@ -93,7 +96,11 @@ describe('33 nft errors: typed, naming the operation, and nothing changes', () =
     const tx = nftTransaction(ns);
     tx.addRule({ ...T, chain: 'nm_post', exprs: rule().jump('nowhere').build(), comment: 'lost' });
     const e = await fails(tx.commit(), { code: 'ENOENT', op: 'NFT_MSG_NEWRULE', index: 0 });
-    assert.match(e.message, /rule "lost" in chain inet nm nm_post/);
+    // the kernel's NLMSGERR_ATTR_OFFS points at the expression: the jump, not the rule's chain
+    assert.match(e.message, /rule "lost" in chain inet nm nm_post, at exprs\[0\] \(immediate\);/);
+    const t2 = nftTransaction(ns);
+    t2.addRule({ ...T, chain: 'nowhere', exprs: rule().accept().build() });
+    assert.match((await fails(t2.commit(), { code: 'ENOENT' })).message, /, at chain;/);
     assert.equal(nftText(ns.name), baseline);
   });
 
