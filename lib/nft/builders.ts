@@ -66,6 +66,24 @@ function fieldDef(f: string, where = 'field'): FieldDef {
   return d;
 }
 
+/**
+ * The field a payload or meta load reads (for printing rules back): its nft text, data type,
+ * length, protocol dependency, and `short` when it loads only the first bytes (a prefix match).
+ */
+export function fieldOfLoad(e: Expr): { name: FieldName; dtype: string; len: number; proto?: 'ip' | 'ip6'; short?: number } | undefined {
+  if (e.type !== 'payload' && e.type !== 'meta') return undefined;
+  for (const name of FIELD_NAMES) {
+    const d = FIELDS[name];
+    const l = d.load(1) as Expr;
+    if (e.type === 'meta' && l.type === 'meta' && l.key === e.key) return { name, dtype: d.dtype, len: d.len, proto: d.proto };
+    if (e.type === 'payload' && l.type === 'payload' && l.base === e.base && l.offset === e.offset && e.len <= l.len && e.len > 0) {
+      if (e.len === l.len) return { name, dtype: d.dtype, len: d.len, proto: d.proto };
+      if (d.dtype.endsWith('_addr')) return { name, dtype: d.dtype, len: d.len, proto: d.proto, short: e.len };
+    }
+  }
+  return undefined;
+}
+
 /** The data type name (`ipv4_addr`) of a field: what a set keyed by it must use. */
 export function fieldType(f: FieldName | FieldName[]): string {
   return (Array.isArray(f) ? f : [f]).map((x) => fieldDef(x).dtype).join(' . ');
@@ -392,7 +410,8 @@ export function masquerade(o: { saddr?: string; oifnameNot?: string; oifname?: s
 
 /**
  * `iifname != "docker0" meta l4proto tcp th dport 80 dnat ip to 172.17.0.5:80`
- * (one published port as one rule: Docker's DOCKER-chain DNAT, kept for single rules.)
+ * (nft lists it in its short form `iifname != "docker0" tcp dport 80 dnat ip to 172.17.0.5:80`;
+ * one published port as one rule, as Docker's DOCKER chain does: the map form scales better.)
  */
 export function dnatTo(o: {
   iifnameNot?: string;

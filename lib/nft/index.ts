@@ -4,6 +4,7 @@
  */
 export { nftTransaction, NftTransaction, TxResult } from './transaction';
 export { nftList, Ruleset, ListFilter } from './list';
+export { nftRulesetText, ruleText } from './text';
 export {
   Family, Hook, ChainType, PRIORITIES, PriorityName, Table, TableRef, Chain, ChainRef, NftSet, SetRef, SetFlag, SetElement,
   VerdictValue, Rule, RuleRef,

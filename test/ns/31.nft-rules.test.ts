@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import {
   createNamespace, Namespace, nftTransaction, nftList, NftSet, Rule, rule, masquerade, dnatTo, dnatMap, ctStateAccept, vmap,
-  withoutCounterValues, Expr,
+  withoutCounterValues, Expr, nftRulesetText,
 } from '../../lib';
 import { sandboxed, nftj, nftText, uniq, sh } from '../helpers/kernel';
 
@@ -80,6 +80,25 @@ describe('31 nft rules: what nft prints, handles, read-back', () => {
       assert.deepStrictEqual(withoutCounterValues(r.exprs), c.exprs, c.text);
       assert.equal(r.comment, c.comment);
     });
+  });
+
+  it('nftRulesetText renders the ruleset as nft list ruleset does (whitespace aside), also for rules nft wrote', async () => {
+    const tx = nftTransaction(ns);
+    for (const c of cases) tx.addRule({ ...T, chain: c.chain, exprs: c.exprs, comment: c.comment });
+    tx.addElements({ ...T, name: 'nets', type: 'ipv4_addr', flags: ['interval'] }, [{ key: '10.0.0.0/8', comment: 'ten' }, { key: { from: '192.168.1.10', to: '192.168.1.20' } }]);
+    tx.addElements({ ...T, name: 'dispatch', type: 'ifname', dataType: 'verdict' }, [{ key: 'br0', data: { jump: 'br0_fwd' } }]);
+    await tx.commit();
+    sh('ip', ['netns', 'exec', ns.name!, 'nft', '-f', '-'], {
+      input: [
+        'table ip other {',
+        '  set s { type ipv4_addr . inet_service; flags interval; elements = { 10.0.0.0/8 . 80-90 } }',
+        '  map m { type mark : verdict; }',
+        '  chain c { type filter hook input priority 10; ip daddr 10.1.2.0/23 counter meta mark set 0x10; ip saddr . tcp dport @s accept; meta mark vmap @m; }',
+        '}',
+      ].join('\n'),
+    });
+    const norm = (t: string) => t.replace(/\s+/g, ' ').trim();
+    assert.equal(norm(await nftRulesetText(ns)), norm(nftText(ns.name)));
   });
 
   it('concatenated lookups and element comments as nft prints them', async () => {

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { native } from '../../lib/native';
 import { ConfigError, NetlinkError } from '../../lib/errors';
 import {
-  nftTransaction, rule, masquerade, dnatTo, dnatMap, ctStateAccept, vmap, Expr, NftSet, withoutCounterValues,
+  nftTransaction, rule, masquerade, dnatTo, dnatMap, ctStateAccept, vmap, Expr, NftSet, withoutCounterValues, ruleText, Family,
 } from '../../lib';
 import type { NftNative } from '../../lib/nft/native';
 import { elementsFromNative, setSpec } from '../../lib/nft/model';
@@ -391,6 +391,29 @@ describe('30 nft encoding (no root)', () => {
       const m = dnatMap({ map: 'p6', key: ['ip6 daddr', 'meta l4proto', 'th dport'], natFamily: 'ip6' });
       assert.deepStrictEqual(m.filter((x) => x.type !== 'meta' || x.key !== 'nfproto').slice(1).map((x: any) => x.dreg ?? x.regProtoMin), [1, 12, 13, 1, 12]);
       assert.deepStrictEqual(withoutCounterValues([{ type: 'counter', bytes: 5, packets: 1 }]), [{ type: 'counter' }]);
+    });
+  });
+
+  describe('ruleText prints the nft text each builder documents', () => {
+    it('builders and their nft text', () => {
+      const cases: [Expr[], string, Family?][] = [
+        [masquerade({ saddr: '172.17.0.0/16', oifnameNot: 'docker0' }), 'ip saddr 172.17.0.0/16 oifname != "docker0" masquerade'],
+        [dnatTo({ iifnameNot: 'docker0', l4proto: 'tcp', dport: 80, addr: '172.17.0.5', port: 80 }), 'iifname != "docker0" tcp dport 80 dnat ip to 172.17.0.5:80'],
+        [dnatMap({ map: 'published' }), 'dnat ip to ip daddr . meta l4proto . th dport map @published'],
+        [dnatMap({ map: 'published_any', key: ['meta l4proto', 'th dport'], fibLocal: true }), 'fib daddr type local dnat ip to meta l4proto . th dport map @published_any'],
+        [ctStateAccept(), 'ct state established,related accept'],
+        [vmap('oifname', 'dispatch'), 'oifname vmap @dispatch'],
+        [rule().inSet('ip daddr', 'nets').counter().drop().build(), 'ip daddr @nets counter packets 0 bytes 0 drop'],
+        [rule().inSet(['ip saddr', 'th dport'], 'allow', { not: true }).log('no').reject().build(), 'ip saddr . th dport != @allow log prefix "no" reject'],
+        [rule().match('th dport', { from: 8000, to: 8080 }).match('iifname', 'veth*').accept().build(), 'th dport 8000-8080 iifname "veth*" accept'],
+        [rule().match('ip6 saddr', 'fd00::/64').match('meta mark', 16, 'neq').ctStatus(['dnat']).jump('c1').build(), 'ip6 saddr fd00::/64 meta mark != 0x00000010 ct status dnat jump c1'],
+        [rule().match('meta l4proto', 'udp').redirect(5353).build(), 'meta l4proto udp redirect to :5353'],
+        [rule().match('ip saddr', '10.0.0.1').snat('198.18.0.1').build(), 'ip saddr 10.0.0.1 snat ip to 198.18.0.1'],
+        [rule('ip').match('ip daddr', '10.1.2.0/23').setMark(5).return().build(), 'ip daddr 10.1.2.0/23 meta mark set 0x00000005 return', 'ip'],
+        [rule('ip').dnat('172.17.0.5', 80).build(), 'dnat to 172.17.0.5:80', 'ip'],
+        [[{ type: 'raw', name: 'quota', data: Buffer.alloc(0) }], '<quota>'],
+      ];
+      for (const [exprs, text, fam] of cases) assert.equal(ruleText(exprs, fam ?? 'inet'), text);
     });
   });
 
