@@ -3,8 +3,8 @@
 //   nftList(ns, filter?)         -> Promise<{gen, tables, chains, sets, rules}>
 //   nftEncode(msgs, seqBase?, opts?) -> Buffer           the exact bytes nftTransact would send
 //   nftDecode(buf)               -> object[]             any nf_tables netlink messages
-// JS values become nft::Value trees on the main thread; encoding happens there too (so malformed
-// input throws a TypeError synchronously); only seq patching and socket I/O run on the pool.
+// JS values become nft::Value trees on the main thread; nftTransact encodes them on the libuv
+// pool with the socket I/O (nftEncode, synchronous, on the main thread).
 #include <linux/netfilter/nfnetlink.h>
 
 #include <cmath>
@@ -108,39 +108,48 @@ nft::BatchOptions Options(Napi::Value v) {
   return o;
 }
 
-// Encodes and frames on the calling (main) thread; errors become TypeError / NetlinkError.
+// Encoding and framing, on whichever thread calls it. A batch too large for one transaction is a
+// NetlinkError EMSGSIZE (what sendmsg would say); malformed input an EncodeError (TypeError).
 struct Prepared {
   nft::EncodedOps enc;
   std::vector<nft::Batch> batches;
 };
-std::shared_ptr<Prepared> Prepare(Napi::Env env, Napi::Value msgs, Napi::Value opts) {
-  if (!msgs.IsArray()) ThrowType(env, "nft: operations must be an array");
-  auto p = std::make_shared<Prepared>();
+void Prepare(const Value& msgs, const nft::BatchOptions& opts, Prepared* p) {
   try {
-    p->enc = nft::EncodeOps(FromJs(msgs));
-    p->batches = nft::FrameBatches(p->enc, Options(opts));
+    p->enc = nft::EncodeOps(msgs);
+    p->batches = nft::FrameBatches(p->enc, opts);
   } catch (const nft::TooBig& e) {
     NlError err;
     err.err = EMSGSIZE;
     err.op = "NFNL_MSG_BATCH_BEGIN";
     err.message = e.what();
-    throw Napi::Error(env, MakeJsError(env, err));
-  } catch (const nft::EncodeError& e) {
-    ThrowType(env, std::string("nft: ") + e.what());
+    throw err;
   }
-  return p;
+}
+
+Value OpsArg(Napi::Value msgs) {
+  if (!msgs.IsArray()) ThrowType(msgs.Env(), "nft: operations must be an array");
+  return FromJs(msgs);
 }
 
 Napi::Value JsNftEncode(const Napi::CallbackInfo& info) {
-  auto p = Prepare(info.Env(), info[0], info[2]);
+  Napi::Env env = info.Env();
+  Prepared p;
+  try {
+    Prepare(OpsArg(info[0]), Options(info[2]), &p);
+  } catch (const NlError& e) {
+    throw Napi::Error(env, MakeJsError(env, e));
+  } catch (const nft::EncodeError& e) {
+    ThrowType(env, std::string("nft: ") + e.what());
+  }
   uint32_t seq = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
   std::vector<uint8_t> out;
-  for (auto& b : p->batches) {
+  for (auto& b : p.batches) {
     nft::PatchSeqs(b.buf, seq);
     seq += static_cast<uint32_t>(b.msg_of_seq.size());
     out.insert(out.end(), b.buf.begin(), b.buf.end());
   }
-  return ToBuf(info.Env(), out);
+  return ToBuf(env, out);
 }
 
 Napi::Value JsNftDecode(const Napi::CallbackInfo& info) {
@@ -151,11 +160,36 @@ Napi::Value JsNftDecode(const Napi::CallbackInfo& info) {
 
 Napi::Value Resolve(Napi::Env env, Value& v) { return ToJs(env, v); }
 
+// Only the conversion from JS runs on the main thread; encoding (bulk element updates are
+// thousands of elements) and the socket I/O run on the pool. An encoding error is carried back
+// and rejects the promise with a TypeError.
+struct TransactResult {
+  Value value;
+  std::string encode_error;
+};
+
 Napi::Value JsNftTransact(const Napi::CallbackInfo& info) {
   auto ns = NsArg(info[0]);
-  auto p = Prepare(info.Env(), info[1], info[2]);
-  return PromiseWorker<Value>::Run(
-      info.Env(), [ns, p] { return nft::Transact(*ns, p->enc, p->batches); }, Resolve);
+  auto msgs = std::make_shared<Value>(OpsArg(info[1]));
+  nft::BatchOptions opts = Options(info[2]);
+  return PromiseWorker<TransactResult>::Run(
+      info.Env(),
+      [ns, msgs, opts] {
+        TransactResult r;
+        Prepared p;
+        try {
+          Prepare(*msgs, opts, &p);
+        } catch (const nft::EncodeError& e) {
+          r.encode_error = std::string("nft: ") + e.what();
+          return r;
+        }
+        r.value = nft::Transact(*ns, p.enc, p.batches);
+        return r;
+      },
+      [](Napi::Env env, TransactResult& r) -> Napi::Value {
+        if (!r.encode_error.empty()) throw Napi::TypeError::New(env, r.encode_error);
+        return ToJs(env, r.value);
+      });
 }
 
 Napi::Value JsNftList(const Napi::CallbackInfo& info) {

@@ -458,7 +458,9 @@ describe('30 nft encoding (no root)', () => {
       assert.throws(() => tx.addElements({ family: 'inet', table: 't', name: 'nosuch' }, [{ key: 1 }]), (e: ConfigError) => e.field === 'set');
     });
 
-    it('the addon itself refuses malformed messages with a TypeError', () => {
+    it('the addon itself refuses malformed messages with a TypeError', async () => {
+      // nftTransact encodes on the libuv pool: the TypeError arrives as a rejection, before any socket
+      await assert.rejects(nat().nftTransact(null, [{ msg: 'newtable', family: 'inet', name: 't', bogus: 1 } as any]), (e: Error) => e instanceof TypeError && /unknown field "bogus"/.test(e.message));
       assert.throws(() => nat().nftEncode([{ msg: 'newtable', family: 'inet', name: 't', bogus: 1 } as any]), /unknown field "bogus"/);
       assert.throws(() => nat().nftEncode([{ msg: 'gettable', family: 'inet' } as any]), TypeError);
       assert.throws(() => nat().nftEncode([{ msg: 'newtable', family: 'nope', name: 't' } as any]), TypeError);
