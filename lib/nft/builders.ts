@@ -19,7 +19,8 @@ export type Family = 'inet' | 'ip' | 'ip6' | 'bridge' | 'netdev' | 'arp';
 /** Packet fields a rule can match on or use as a (concatenated) set key, by their nft text. */
 export type FieldName =
   | 'ip saddr' | 'ip daddr' | 'ip6 saddr' | 'ip6 daddr' | 'th sport' | 'th dport' | 'meta l4proto' | 'meta nfproto'
-  | 'meta mark' | 'iifname' | 'oifname' | 'meta ibrname' | 'meta obrname' | 'ether saddr' | 'ether daddr' | 'ether type';
+  | 'meta mark' | 'iifname' | 'oifname' | 'meta iif' | 'meta oif' | 'meta ibrname' | 'meta obrname' | 'ether saddr'
+  | 'ether daddr' | 'ether type';
 
 interface FieldDef {
   dtype: string;
@@ -31,7 +32,7 @@ interface FieldDef {
 const payload = (base: 'll' | 'network' | 'transport', offset: number, len: number): FieldDef['load'] => (dreg, l) => ({
   type: 'payload', dreg, base, offset, len: l ?? len,
 });
-const meta = (key: 'l4proto' | 'nfproto' | 'mark' | 'iifname' | 'oifname' | 'ibrname' | 'obrname'): FieldDef['load'] => (dreg) => ({
+const meta = (key: 'l4proto' | 'nfproto' | 'mark' | 'iifname' | 'oifname' | 'iif' | 'oif' | 'ibrname' | 'obrname'): FieldDef['load'] => (dreg) => ({
   type: 'meta', key, dreg,
 });
 
@@ -49,6 +50,9 @@ const FIELDS: Record<FieldName, FieldDef> = {
   'meta mark': { dtype: 'mark', len: 4, load: meta('mark') },
   iifname: { dtype: 'ifname', len: 16, load: meta('iifname') },
   oifname: { dtype: 'ifname', len: 16, load: meta('oifname') },
+  // by interface index: cheaper than by name, but bound to that one device (nft prints the name)
+  'meta iif': { dtype: 'iface_index', len: 4, load: meta('iif') },
+  'meta oif': { dtype: 'iface_index', len: 4, load: meta('oif') },
   // bridge family: the bridge the packet came in on / leaves by
   'meta ibrname': { dtype: 'ifname', len: 16, load: meta('ibrname') },
   'meta obrname': { dtype: 'ifname', len: 16, load: meta('obrname') },

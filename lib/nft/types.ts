@@ -204,6 +204,14 @@ const TYPES: DataType[] = [
     decode: (b) => readHost32(b),
   },
   {
+    name: 'iface_index',
+    id: 20,
+    len: 4,
+    byteorder: BYTEORDER_HOST,
+    encode: (v, field) => hostU32(uint(v, field, 0xffffffff, 'an interface index')),
+    decode: (b) => readHost32(b),
+  },
+  {
     name: 'ifname',
     id: 41,
     len: 16,

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import {
   createNamespace, Namespace, nftTransaction, nftList, NftSet, Rule, rule, masquerade, dnatTo, dnatMap, ctStateAccept, vmap,
-  withoutCounterValues, Expr, nftRulesetText,
+  withoutCounterValues, Expr, nftRulesetText, NetlinkError,
 } from '../../lib';
 import { sandboxed, nftj, nftText, uniq, sh } from '../helpers/kernel';
 
@@ -67,6 +67,17 @@ describe('31 nft rules: what nft prints, handles, read-back', () => {
 
     // nft -j, an independent reader of the structure, for the map-based publish rule
     const jr = nftj(ns.name).filter((o) => o.rule).map((o) => o.rule);
+    const j = (i: number) => jr.find((r) => r.handle === handles[i]).expr;
+    assert.deepEqual(j(0), [
+      { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: { prefix: { addr: '172.17.0.0', len: 16 } } } },
+      { match: { op: '!=', left: { meta: { key: 'oifname' } }, right: 'docker0' } },
+      { masquerade: null },
+    ]);
+    assert.deepEqual(j(5), [
+      { match: { op: 'in', left: { ct: { key: 'state' } }, right: ['established', 'related'] } },
+      { accept: null },
+    ]);
+    assert.deepEqual(j(6), [{ vmap: { key: { meta: { key: 'oifname' } }, data: '@dispatch' } }]);
     const pub = jr.find((r) => r.handle === handles[3]);
     assert.deepEqual(pub.expr, [
       { dnat: { family: 'ip', addr: { map: { key: { concat: [{ payload: { protocol: 'ip', field: 'daddr' } }, { meta: { key: 'l4proto' } }, { payload: { protocol: 'th', field: 'dport' } }] }, data: '@published' } } } },
@@ -97,8 +108,28 @@ describe('31 nft rules: what nft prints, handles, read-back', () => {
         '}',
       ].join('\n'),
     });
+    // the bridge family: `ip` matches behind an implicit `ether type ip`
+    const br = nftTransaction(ns);
+    br.addTable({ family: 'bridge', name: 'br' });
+    br.addChain({ family: 'bridge', table: 'br', name: 'br_fwd', type: 'filter', hook: 'forward', priority: -200 });
+    br.addRule({ family: 'bridge', table: 'br', chain: 'br_fwd', exprs: rule('bridge').match('ip saddr', '10.0.0.0/8').drop().build() });
+    await br.commit();
+    // bridge port names need CONFIG_NFT_BRIDGE_META: without it the kernel says EOPNOTSUPP and
+    // the error points at the expression
+    const bm = nftTransaction(ns);
+    bm.addRule({ family: 'bridge', table: 'br', chain: 'br_fwd', exprs: rule('bridge').match('meta ibrname', 'br0').accept().build() });
+    const withMeta = await bm.commit().then(
+      () => true,
+      (e) => {
+        assert.ok(e instanceof NetlinkError && e.code === 'EOPNOTSUPP' && /at exprs\[0\] \(meta\)/.test(e.message), String(e));
+        return false;
+      },
+    );
+    const text = nftText(ns.name);
+    assert.match(text, /chain br_fwd \{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tip saddr 10\.0\.0\.0\/8 drop\n/);
+    if (withMeta) assert.match(text, /meta ibrname "br0" accept/);
     const norm = (t: string) => t.replace(/\s+/g, ' ').trim();
-    assert.equal(norm(await nftRulesetText(ns)), norm(nftText(ns.name)));
+    assert.equal(norm(await nftRulesetText(ns)), norm(text));
   });
 
   it('concatenated lookups and element comments as nft prints them', async () => {
