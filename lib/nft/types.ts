@@ -161,6 +161,18 @@ function readHost32(b: Buffer): number {
   return LE ? b.readUInt32LE(0) : b.readUInt32BE(0);
 }
 
+/** A host-endian u32 type (marks, interface indexes). */
+function hostU32Type(name: string, id: number, what: string): DataType {
+  return {
+    name,
+    id,
+    len: 4,
+    byteorder: BYTEORDER_HOST,
+    encode: (v, field) => hostU32(uint(v, field, 0xffffffff, what)),
+    decode: (b) => readHost32(b),
+  };
+}
+
 const TYPES: DataType[] = [
   addrType('ipv4_addr', 7, 'ipv4'),
   addrType('ipv6_addr', 8, 'ipv6'),
@@ -195,22 +207,8 @@ const TYPES: DataType[] = [
     encode: (v, field) => be(2, uint(v, field, 65535, 'a port (0-65535)')),
     decode: (b) => b.readUInt16BE(0),
   },
-  {
-    name: 'mark',
-    id: 19,
-    len: 4,
-    byteorder: BYTEORDER_HOST,
-    encode: (v, field) => hostU32(uint(v, field, 0xffffffff, 'a 32-bit mark')),
-    decode: (b) => readHost32(b),
-  },
-  {
-    name: 'iface_index',
-    id: 20,
-    len: 4,
-    byteorder: BYTEORDER_HOST,
-    encode: (v, field) => hostU32(uint(v, field, 0xffffffff, 'an interface index')),
-    decode: (b) => readHost32(b),
-  },
+  hostU32Type('mark', 19, 'a 32-bit mark'),
+  hostU32Type('iface_index', 20, 'an interface index'),
   {
     name: 'ifname',
     id: 41,
