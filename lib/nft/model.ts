@@ -34,7 +34,12 @@ export interface TableRef {
   name: string;
 }
 export interface Table extends TableRef {
-  /** dormant: hooks off; owner: removed with the netlink socket that made it (kernel 5.12+). */
+  /**
+   * dormant: the table's hooks are off. owner (kernel 5.12+): only the netlink socket that made
+   * the table may change it (others get EPERM) and the kernel deletes it when that socket closes;
+   * netmodes pools several sockets per namespace and closes them with the handle, so an owner
+   * table lives only as long as that socket. persist (6.9+): keep an owner table after it closes.
+   */
   flags?: ('dormant' | 'owner' | 'persist')[];
   comment?: string;
   /** Read back only. */

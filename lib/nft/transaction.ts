@@ -227,7 +227,8 @@ export class NftTransaction {
 
   /**
    * Sends everything as one nf_tables transaction. Resolves to one result per operation (the
-   * index each method returned). An empty transaction resolves at once. Options: `atomic: false`
+   * index each method returned). An empty transaction resolves at once; committing again resends
+   * the same operations (e.g. after ERESTART with a fresh genid). Options: `atomic: false`
    * lets a transaction larger than `maxBytes` (64 MiB) go as several batches; `genid` makes it
    * fail with ERESTART if the ruleset changed since the nftList that returned that generation.
    */
