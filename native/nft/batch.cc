@@ -224,6 +224,7 @@ void PatchSeqs(std::vector<uint8_t>& buf, uint32_t first) {
   size_t off = 0;
   while (buf.size() - off >= NLMSG_HDRLEN) {
     auto* h = reinterpret_cast<nlmsghdr*>(buf.data() + off);
+    if (h->nlmsg_len < NLMSG_HDRLEN) break;  // never ours; but never loop on a zero length
     h->nlmsg_seq = first++;
     off += NlAlign(h->nlmsg_len);
   }

@@ -77,11 +77,11 @@ void EncodeData(const Schema& s, const Field& f, const Value& v, NlBuilder& b) {
     } else if (code == NFT_JUMP || code == NFT_GOTO) {
       Bad(s, f, "jump and goto need a chain");
     }
-    b.EndNest(vn);
+    EndNestChecked(b, vn, f.key);
   } else {
     Bad(s, f, "must be a Buffer or a verdict {verdict, chain?}");
   }
-  b.EndNest(nest);
+  EndNestChecked(b, nest, f.key);
 }
 
 void EncodeUdata(const Schema& s, const Field& f, const Value& obj, NlBuilder& b) {

@@ -467,6 +467,7 @@ describe('30 nft encoding (no root)', () => {
       assert.throws(() => nat().nftEncode([{ msg: 'newrule', family: 'ip', table: 't', chain: 'c', exprs: [{ type: 'cmp', sreg: -1 }] } as any]), /out of range/);
       assert.throws(() => nat().nftEncode([{ msg: 'newrule', family: 'ip', table: 't', chain: 'c', exprs: [{ type: 'immediate', dreg: 0, data: { verdict: 'jump' } }] } as any]), /need a chain/);
       assert.throws(() => nat().nftEncode([{ msg: 'newtable', family: 'ip', name: 'x'.repeat(70000) } as any]), /too long/);
+      assert.throws(() => nat().nftEncode([{ msg: 'newrule', family: 'ip', table: 't', chain: 'c', exprs: [{ type: 'cmp', sreg: 1, op: 'eq', data: Buffer.alloc(65531) }] } as any]), /more than 65535 bytes/);
     });
   });
 
