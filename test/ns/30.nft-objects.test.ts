@@ -192,6 +192,25 @@ describe('30 nft objects (tables, chains, sets, elements)', () => {
     await d.commit();
   });
 
+  it('concurrent transactions on one namespace all land (the kernel serialises them)', async () => {
+    const s: NftSet = { family: 'inet', table: 'conc', name: 's', type: 'inet_proto . inet_service' };
+    const tx = nftTransaction(ns);
+    tx.addTable({ family: 'inet', name: 'conc' });
+    tx.addSet(s);
+    await tx.commit();
+    await Promise.all(
+      Array.from({ length: 32 }, (_, k) => {
+        const t = nftTransaction(ns);
+        t.addElements(s, Array.from({ length: 50 }, (_, i) => ({ key: [k % 2 ? 'udp' : 'tcp', k * 100 + i + 1] })));
+        return t.commit();
+      }),
+    );
+    assert.equal((await nftList(ns, { table: 'conc' })).sets[0].elements!.length, 32 * 50);
+    const d = nftTransaction(ns);
+    d.deleteTable({ family: 'inet', name: 'conc' });
+    await d.commit();
+  });
+
   it('a transaction larger than maxBytes is split only with atomic: false', async () => {
     const T = { family: 'ip' as const, table: 'split' };
     const s: NftSet = { ...T, name: 's', type: 'ipv4_addr . inet_service' };
