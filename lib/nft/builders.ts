@@ -12,7 +12,7 @@
  */
 import { ConfigError } from '../errors';
 import { CmpOp, CtKey, Expr, NatFlag, REG32, REG_1, REG_VERDICT } from './expr';
-import { DataType, Range, Scalar, hostU32, matchType } from './types';
+import { DataType, Range, Scalar, hostU32, matchType, own } from './types';
 
 export type Family = 'inet' | 'ip' | 'ip6' | 'bridge' | 'netdev' | 'arp';
 
@@ -109,7 +109,7 @@ const verdict = (v: 'accept' | 'drop' | 'return' | 'continue'): Expr => ({ type:
 function bits<T extends Record<string, number>>(table: T, names: readonly (keyof T)[], field: string): number {
   if (!Array.isArray(names) || names.length === 0) throw new ConfigError(`a non-empty list of ${Object.keys(table).join(', ')}`, field);
   return names.reduce((m, n) => {
-    if (!(n in table)) throw new ConfigError(`unknown value ${JSON.stringify(n)} (one of ${Object.keys(table).join(', ')})`, field);
+    if (typeof n !== 'string' || !own(table, n)) throw new ConfigError(`unknown value ${JSON.stringify(n)} (one of ${Object.keys(table).join(', ')})`, field);
     return m | table[n];
   }, 0);
 }
@@ -243,7 +243,7 @@ export class RuleBuilder {
 
   /** `fib daddr type local` (the destination is an address of this host) */
   fibDaddrType(t: keyof typeof FIB_TYPES = 'local', opts: { not?: boolean } = {}): this {
-    if (!(t in FIB_TYPES)) throw new ConfigError(`unknown address type ${JSON.stringify(t)}`, 'fibDaddrType');
+    if (typeof t !== 'string' || !own(FIB_TYPES, t)) throw new ConfigError(`unknown address type ${JSON.stringify(t)}`, 'fibDaddrType');
     this.out.push(
       { type: 'fib', dreg: REG_1, result: 'type', flags: ['daddr'] },
       { type: 'cmp', sreg: REG_1, op: opts.not ? 'neq' : 'eq', data: hostU32(FIB_TYPES[t]) },

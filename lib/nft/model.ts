@@ -18,6 +18,7 @@ import {
   encodeInterval,
   encodeValue,
   increment,
+  own,
   parseType,
   typeFromId,
 } from './types';
@@ -195,11 +196,11 @@ export function chainMsg(msg: NftMsgName, c: Chain | ChainRef, full: boolean): N
   if (base) {
     if (!['filter', 'nat', 'route'].includes(cc.type as string)) throw new ConfigError('a base chain needs type filter, nat or route', 'chain.type');
     const hooks = HOOKS[cc.family];
-    if (typeof cc.hook !== 'string' || hooks[cc.hook] === undefined)
+    if (typeof cc.hook !== 'string' || !own(hooks, cc.hook))
       throw new ConfigError(`a ${cc.family} base chain needs a hook: ${Object.keys(hooks).join(', ')}`, 'chain.hook');
     let prio = cc.priority ?? 0;
     if (typeof prio === 'string') {
-      if (!(prio in PRIORITIES)) throw new ConfigError(`unknown priority name ${JSON.stringify(prio)}`, 'chain.priority');
+      if (!own(PRIORITIES, prio)) throw new ConfigError(`unknown priority name ${JSON.stringify(prio)}`, 'chain.priority');
       prio = PRIORITIES[prio as PriorityName];
     }
     if (!Number.isInteger(prio) || prio < -0x80000000 || prio > 0x7fffffff) throw new ConfigError('a 32-bit signed integer', 'chain.priority');

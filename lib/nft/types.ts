@@ -53,6 +53,11 @@ export interface DataType {
   toPrefix?(lo: Buffer, hi: Buffer): string | undefined;
 }
 
+/** `k` is an own key of `o` (`in` would also find 'toString' and friends). */
+export function own(o: object, k: string): boolean {
+  return Object.prototype.hasOwnProperty.call(o, k);
+}
+
 function bad(field: string, what: string, v: unknown): never {
   throw new ConfigError(`${what} expected, got ${JSON.stringify(v)}`, field);
 }
@@ -194,7 +199,7 @@ const TYPES: DataType[] = [
     // nft records no byte order for one-byte protocol numbers.
     byteorder: BYTEORDER_INVALID,
     encode(v, field) {
-      const n = typeof v === 'string' && v in PROTOS ? PROTOS[v] : uint(v, field, 255, 'a protocol (tcp, udp, ... or 0-255)');
+      const n = typeof v === 'string' && own(PROTOS, v) ? PROTOS[v] : uint(v, field, 255, 'a protocol (tcp, udp, ... or 0-255)');
       return Buffer.from([n]);
     },
     decode: (b) => PROTO_NAMES[b[0]] ?? b[0],
@@ -239,7 +244,7 @@ const MATCH_TYPES: DataType[] = [
     byteorder: BYTEORDER_BIG,
     encode(v, field) {
       const names: Record<string, number> = { ip: 0x0800, arp: 0x0806, ip6: 0x86dd, vlan: 0x8100, '8021ad': 0x88a8 };
-      return be(2, typeof v === 'string' && v in names ? names[v] : uint(v, field, 65535, 'an ether type (ip, ip6, arp, vlan or a number)'));
+      return be(2, typeof v === 'string' && own(names, v) ? names[v] : uint(v, field, 65535, 'an ether type (ip, ip6, arp, vlan or a number)'));
     },
     decode: (b) => ({ 0x0800: 'ip', 0x0806: 'arp', 0x86dd: 'ip6', 0x8100: 'vlan', 0x88a8: '8021ad' } as Record<number, string>)[b.readUInt16BE(0)] ?? b.readUInt16BE(0),
   },
@@ -251,7 +256,7 @@ const MATCH_TYPES: DataType[] = [
     byteorder: BYTEORDER_INVALID,
     encode(v, field) {
       const names: Record<string, number> = { ipv4: 2, ipv6: 10 };
-      return Buffer.from([typeof v === 'string' && v in names ? names[v] : uint(v, field, 255, 'ipv4, ipv6 or a number')]);
+      return Buffer.from([typeof v === 'string' && own(names, v) ? names[v] : uint(v, field, 255, 'ipv4, ipv6 or a number')]);
     },
     decode: (b) => ({ 2: 'ipv4', 10: 'ipv6' } as Record<number, string>)[b[0]] ?? b[0],
   },
