@@ -31,3 +31,6 @@ export {
   EXEC_CANNOT_EXECUTE,
   EXEC_NOT_FOUND,
 } from './sandbox';
+export * from './nft';
+export type { Family } from './netlink';
+export type { Family as NftFamily } from './nft';

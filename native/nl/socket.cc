@@ -81,6 +81,20 @@ NlSocket::NlSocket(int fd, int protocol, uint32_t portid)
 
 NlSocket::~NlSocket() { close(fd_); }
 
+void NlSocket::EnsureBuffers(size_t snd, size_t rcv) {
+  constexpr size_t kCap = 1u << 30;
+  auto raise = [this](int opt, int force, size_t want) {
+    int cur = 0;
+    socklen_t l = sizeof cur;
+    // getsockopt reports the doubled value the kernel keeps (it accounts skb overhead).
+    if (getsockopt(fd_, SOL_SOCKET, opt, &cur, &l) == 0 && static_cast<size_t>(cur) / 2 >= want) return;
+    int v = static_cast<int>(want);
+    if (setsockopt(fd_, SOL_SOCKET, force, &v, sizeof v) < 0) setsockopt(fd_, SOL_SOCKET, opt, &v, sizeof v);
+  };
+  raise(SO_SNDBUF, SO_SNDBUFFORCE, snd < kCap ? snd : kCap);
+  raise(SO_RCVBUF, SO_RCVBUFFORCE, rcv < kCap ? rcv : kCap);
+}
+
 void NlSocket::Send(const std::vector<uint8_t>& buf, const char* op) {
   sockaddr_nl dst{};
   dst.nl_family = AF_NETLINK;
@@ -119,7 +133,7 @@ ssize_t NlSocket::Recv(bool block, const char* op) {
   }
 }
 
-void NlSocket::ParseError(const nlmsghdr* h, int* err, std::string* extack) {
+void NlSocket::ParseError(const nlmsghdr* h, int* err, std::string* extack, uint32_t* bad_attr) {
   if (h->nlmsg_len < NLMSG_HDRLEN + sizeof(nlmsgerr)) {
     *err = EPROTO;
     return;
@@ -134,6 +148,7 @@ void NlSocket::ParseError(const nlmsghdr* h, int* err, std::string* extack) {
   NlAttr a;
   while (it.Next(&a))
     if (a.type == 1 /* NLMSGERR_ATTR_MSG */) *extack = a.Str();
+    else if (a.type == 2 /* NLMSGERR_ATTR_OFFS */ && bad_attr && a.len >= 4) *bad_attr = a.U32();
 }
 
 void NlSocket::Transact(const std::vector<uint8_t>& buf, uint32_t first_seq, uint32_t count,
@@ -174,11 +189,13 @@ void NlSocket::Transact(const std::vector<uint8_t>& buf, uint32_t first_seq, uin
       if (h->nlmsg_type == NLMSG_ERROR) {
         int err = 0;
         std::string ext;
-        ParseError(h, &err, &ext);
+        uint32_t bad_attr = 0;
+        ParseError(h, &err, &ext, &bad_attr);
         if (!a.answered && pending > 0) pending--;
         a.answered = true;
         a.err = err;
         a.extack = ext;
+        a.bad_attr = bad_attr;
         if (err) any_error = true;
       } else if (h->nlmsg_type != NLMSG_DONE && h->nlmsg_type != NLMSG_NOOP && on_msg) {
         on_msg(h);

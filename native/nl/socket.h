@@ -24,6 +24,9 @@ struct NlAck {
   int err = 0;
   bool answered = false;
   std::string extack;
+  // NLMSGERR_ATTR_OFFS: where in the request the kernel found the bad attribute (bytes from the
+  // start of its nlmsghdr), 0 when it did not say.
+  uint32_t bad_attr = 0;
 };
 
 class NlSocket {
@@ -38,6 +41,12 @@ class NlSocket {
   uint32_t portid() const { return portid_; }
   // Reserves `n` consecutive sequence numbers and returns the first.
   uint32_t ReserveSeq(uint32_t n) { uint32_t s = seq_; seq_ += n; return s; }
+
+  // Raises the socket's send and receive buffers to at least these sizes (never lowers them).
+  // A netlink datagram may not exceed SO_SNDBUF, and every ack of a batch is queued before
+  // sendmsg() returns, so large nf_tables transactions need both raised. Uses the *FORCE
+  // variants (CAP_NET_ADMIN) and falls back to the unprivileged ones, capped by net.core.*_max.
+  void EnsureBuffers(size_t snd, size_t rcv);
 
   // Sends `buf` (messages numbered [first_seq, first_seq + count)) in one sendmsg and collects the
   // replies: one ack or error per message that carries NLM_F_ACK (plus errors for any other). Data messages (e.g. NLM_F_ECHO replies) go to on_msg.
@@ -55,7 +64,7 @@ class NlSocket {
   explicit NlSocket(int fd, int protocol, uint32_t portid);
   void Send(const std::vector<uint8_t>& buf, const char* op);
   ssize_t Recv(bool block, const char* op);
-  static void ParseError(const nlmsghdr* h, int* err, std::string* extack);
+  static void ParseError(const nlmsghdr* h, int* err, std::string* extack, uint32_t* bad_attr = nullptr);
 
   int fd_;
   int protocol_;

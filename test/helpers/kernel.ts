@@ -15,7 +15,7 @@ export function sandboxed(): void {
 
 /** Runs a command, returns stdout; throws with stderr on failure. */
 export function sh(cmd: string, args: string[], opts: { input?: string; timeout?: number } = {}): string {
-  return execFileSync(cmd, args, { input: opts.input, timeout: opts.timeout ?? 20000, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
+  return execFileSync(cmd, args, { input: opts.input, timeout: opts.timeout ?? 20000, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 256 << 20 }).toString();
 }
 
 /** Like sh, but returns the exit status instead of throwing. */
