@@ -229,7 +229,12 @@ function endpointElements(net: FwNetwork, ep: FwEndpoint): Map<string, SetElemen
 }
 
 const familyOf = (set: string): 'inet' | 'bridge' => (['noicc', 'links4', 'links6'].includes(set) ? 'bridge' : 'inet');
-const setRef = (name: string) => ({ family: familyOf(name), table: TABLE, name });
+/** Element operations need the set's types: hand over our own definition. */
+const setRef = (name: string): NftSet => {
+  const s = SETS.find((x) => x.name === name && x.family === familyOf(name));
+  if (!s) throw new Error(`internal: no set ${name}`);
+  return s;
+};
 
 async function listOurs(ns: Namespace) {
   const inet = await nftList(ns, { family: 'inet', table: TABLE }).catch((e) => {
