@@ -155,12 +155,13 @@ const owner = (net: FwNetwork, epId: string) => `${tag(net)}:${epId}`;
 
 /** The per-network rules in the base chains. */
 function networkRules(net: FwNetwork): Array<{ chain: string; comment: string; exprs: Expr[] }> {
+  if (net.internal) return []; // publishes nothing, reaches nothing
   const out = [
     // ct status dnat ip saddr SUBNET oifname @bridges masquerade (hairpin: a container reaching a
     // published port through the host; the reply must come back through the host too)
     { chain: 'postrouting', comment: `${tag(net)}:hairpin`, exprs: rule('inet').ctStatus(['dnat']).match('ip saddr', net.subnet).inSet('oifname', 'bridges').masquerade().build() },
   ];
-  if (net.masquerade && !net.internal) {
+  if (net.masquerade) {
     // ip saddr SUBNET oifname != "BRIDGE" masquerade
     out.push({ chain: 'postrouting', comment: `${tag(net)}:masq`, exprs: rule('inet').match('ip saddr', net.subnet).match('oifname', net.bridge, 'neq').masquerade().build() });
     if (net.subnet6)

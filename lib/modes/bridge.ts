@@ -263,10 +263,11 @@ export async function createBridgeNetwork(opts: BridgeNetworkOptions): Promise<B
     try {
       await net.setupKernel(false);
     } catch (err) {
-      await net.teardownKernel().catch(() => undefined);
+      // A bridge of that name that is not ours stays exactly as it was.
+      const foreign = (err as NetlinkError).code === 'EEXIST' && (err as NetlinkError).index === undefined && (err as NetlinkError).op === 'RTM_NEWLINK';
+      if (!foreign) await net.teardownKernel().catch(() => undefined);
       await store.removeFile(file);
-      if ((err as NetlinkError).code === 'EEXIST')
-        throw new NetmodesError('EEXIST', `bridge ${rec.bridge} already exists (not made by netmodes)`, { cause: err });
+      if (foreign) throw new NetmodesError('EEXIST', `bridge ${rec.bridge} already exists (not made by netmodes)`, { cause: err });
       throw err;
     }
     return net;
@@ -658,6 +659,9 @@ export class BridgeNetwork {
         noIpv6: !r.ipv6,
         peer: { name: rec.ifname, ns, mac: rec.mac, mtu: r.mtu, up: true },
       },
+      // bridge link set dev vethX hairpin on: with br_netfilter, a container reaching its own
+      // published port is DNATed back out the port it came in on, which needs hairpin mode.
+      { op: 'linkSet', ns: this.host, link: rec.hostVeth, hairpin: true },
       // ip neigh add IP lladdr MAC dev BR nud permanent (no ARP broadcast to find the container)
       { op: 'neighAdd', ns: this.host, link: r.bridge, address: rec.ip, lladdr: rec.mac },
       { op: 'linkSet', ns, link: 'lo', up: true },
@@ -678,7 +682,7 @@ export class BridgeNetwork {
         return this.plumb(ns, rec, true);
       }
       if (e.index !== 0) await nl.linkDel(rec.hostVeth, this.host).catch(() => undefined);
-      if (e.index === 0 && e.code === 'EXFULL')
+      if (e.index === 0 && (e.code === 'EXFULL' || e.code === 'ENOSPC'))
         throw new NetmodesError('EBRIDGEFULL', `bridge ${r.bridge} is full (${MAX_BRIDGE_PORTS} ports)`, { cause: err });
       throw err;
     }
