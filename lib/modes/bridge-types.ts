@@ -66,7 +66,10 @@ export interface PublishedPort {
 }
 
 export interface EndpointLink {
+  /** The linked endpoint's id. */
   id: string;
+  /** Its host name (the name the hosts text gives it). */
+  name: string;
   alias?: string;
   ip: string;
 }

@@ -557,7 +557,7 @@ export class BridgeNetwork {
       const peer = this.eps.get(target) ?? (await store.readJson<EndpointRecord>(this.epFile(target)));
       if (!peer || !peer.ip)
         throw new NetmodesError('ENOLINK', `links[${i}]: no endpoint ${JSON.stringify(target)} on network ${this.name}`);
-      links.push({ id: peer.id, alias: l.alias, ip: peer.ip });
+      links.push({ id: peer.id, name: peer.hostname, alias: l.alias, ip: peer.ip });
     }
     let ns: Namespace;
     let opened = false;
@@ -623,7 +623,7 @@ export class BridgeNetwork {
           hostname,
           ip,
           ipv6,
-          links: links.map((l) => ({ name: l.id, alias: l.alias, ip: l.ip })),
+          links: links.map((l) => ({ name: l.name, alias: l.alias, ip: l.ip })),
         }),
         created: new Date().toISOString(),
       };
@@ -733,17 +733,19 @@ export class BridgeNetwork {
   }
 
   /**
-   * Disconnects an endpoint (given as the Endpoint, its id, or its namespace). Idempotent; works
+   * Disconnects an endpoint (given as the Endpoint, its id, or its namespace or namespace path). Idempotent; works
    * when the container's namespace is already gone.
    * Equivalent to: `docker network disconnect NET CONTAINER`
    */
   async disconnect(target: Endpoint | Namespace | string): Promise<void> {
     let id: string | undefined;
-    if (target instanceof Namespace) {
-      id = [...this.eps.values()].find((e) => e.namespace === target.path)?.id;
+    if (target instanceof Namespace || (typeof target === 'string' && target.includes('/'))) {
+      // A namespace (or its path): the endpoint connected from it, if any.
+      const nsPath = typeof target === 'string' ? target : target.path;
+      id = [...this.eps.values()].find((e) => e.namespace === nsPath)?.id;
       if (!id) {
         await this.load();
-        id = [...this.eps.values()].find((e) => e.namespace === target.path)?.id;
+        id = [...this.eps.values()].find((e) => e.namespace === nsPath)?.id;
       }
       if (!id) return;
     } else if (typeof target === 'string') {

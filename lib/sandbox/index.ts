@@ -38,7 +38,7 @@ import { assertNamespaceName, createNamespace, NETNS_DIR, Namespace } from '../n
 import { native } from '../native';
 import { assertHostname, buildHosts, buildResolvConf } from '../dnsfiles';
 import { parsePortSpecs } from '../portspec';
-import { createBridgeNetwork, openBridgeNetwork } from '../modes/bridge';
+import { createBridgeNetwork, openBridgeNetwork, reapDetached } from '../modes/bridge';
 import type { BridgeNetwork, Endpoint, PortSpec, PublishedPort } from '../modes/bridge';
 import { spawnIn, loopbackUp, ExecTarget } from './exec';
 import {
@@ -238,6 +238,7 @@ async function teardown(rec: SandboxRecord): Promise<void> {
     try {
       const net = await openBridgeNetwork(rec.network);
       await net.disconnect(rec.namespacePath);
+      await reapDetached(); // remove() leaves no veth behind, not even a detached one
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (!isNotFound(err) && code !== 'ENONETWORK' && code !== 'ENOENDPOINT') errors.push(wrap(`disconnect from network ${rec.network}`, err));

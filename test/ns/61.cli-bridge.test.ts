@@ -29,7 +29,7 @@ describe('61 cli: bridge networks', function () {
     const ins = await cli(['network', 'inspect', name]);
     assert.equal(ins.code, 0, ins.stderr);
     const [detail] = JSON.parse(ins.stdout);
-    assert.equal(detail.name, name);
+    assert.equal(detail.Name, name);
 
     const missing = await cli(['network', 'inspect', name, 'nosuchnet']);
     assert.equal(missing.code, 1);
