@@ -62,9 +62,20 @@ async function showTopology(net: nm.BridgeNetwork): Promise<void> {
   for (const a of await nm.addrList(undefined, { link: net.bridge })) console.log(`  ${net.bridge}: inet ${a.address}/${a.prefix}`);
 }
 
+/** The parts of our ruleset that answer the article's two iptables lines. */
 async function showRules(): Promise<void> {
-  const text = await nm.nftRulesetText();
-  for (const line of text.split('\n')) if (line.trim()) console.log(`  ${dim(line)}`);
+  const text = await nm.nftRulesetText(undefined, { family: 'inet', table: 'netmodes' });
+  const want = /^\s*(map pub4any|chain prerouting|chain postrouting) \{/;
+  let depth = 0;
+  let show = false;
+  console.log('  table inet netmodes {');
+  for (const line of text.split('\n')) {
+    if (depth === 1 && want.test(line)) show = true;
+    if (show && line.trim() && !/pub6|ip6/.test(line)) console.log(`  ${line.replace(/\t/g, '  ')}`);
+    depth += (line.match(/\{/g) ?? []).length - (line.match(/\}/g) ?? []).length;
+    if (depth <= 1) show = false;
+  }
+  console.log('  }');
 }
 
 export async function runDemo(): Promise<number> {
