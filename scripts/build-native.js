@@ -6,7 +6,7 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const args = ['rebuild'];
+const args = ['rebuild', '--jobs', 'max'];
 const prefix = path.resolve(path.dirname(process.execPath), '..');
 for (const dir of [prefix, '/usr', '/usr/local']) {
   if (fs.existsSync(path.join(dir, 'include', 'node', 'node_api.h'))) {
