@@ -100,8 +100,8 @@ export async function startServer(ns: string | undefined, proto: 'tcp' | 'udp', 
 
 export const CLIENT_JS = `
 const net=require('net'),dgram=require('dgram');const [proto,host,port]=process.argv.slice(1);
-const to=setTimeout(()=>{process.stdout.write('TIMEOUT');process.exit(2)},2000);
-if(proto==='udp'){const s=dgram.createSocket(host.includes(':')?'udp6':'udp4');s.on('message',m=>{process.stdout.write(m.toString());process.exit(0)});s.send('x',+port,host);}
+const to=setTimeout(()=>{process.stdout.write('TIMEOUT');process.exit(2)},3000);
+if(proto==='udp'){const s=dgram.createSocket(host.includes(':')?'udp6':'udp4');s.on('message',m=>{process.stdout.write(m.toString());process.exit(0)});const go=()=>s.send('x',+port,host);go();setInterval(go,300);}
 else{const c=net.connect(+port,host);let d='';c.on('data',x=>d+=x);c.on('end',()=>{process.stdout.write(d);process.exit(0)});c.on('error',e=>{process.stdout.write('ERR '+e.code);process.exit(1)});}`;
 
 /** Connects from NS to HOST:PORT; returns the server's answer ("TAG PEER") or null. */
