@@ -82,7 +82,7 @@ function ipPerOp(nss, n) {
   sh('ip', ['link', 'add', 'pbr0', 'type', 'bridge']);
   sh('ip', ['addr', 'add', '10.99.0.1/16', 'dev', 'pbr0']);
   sh('ip', ['link', 'set', 'pbr0', 'up']);
-  execFileSync('nft', ['-f', '-'], { input: 'table ip pbench { map pub { type inet_proto . inet_service : ipv4_addr . inet_service; }\n chain pre { type nat hook prerouting priority -100; dnat to meta l4proto . th dport map @pub; } }' });
+  execFileSync('nft', ['-f', '-'], { input: 'table ip pbench { map pub { type inet_proto . inet_service : ipv4_addr . inet_service; }\n chain pre { type nat hook prerouting priority -100; dnat ip to meta l4proto . th dport map @pub; }\n}\n' });
   const con = [];
   const dis = [];
   for (let i = 0; i < n; i++) {

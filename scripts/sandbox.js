@@ -82,8 +82,21 @@ function prepareSandbox() {
   }
 }
 
-/** What the suite left behind in the sandbox: named namespaces, non-lo links, nftables tables. */
+/**
+ * What the suite left behind in the sandbox: named namespaces, non-lo links, nftables tables.
+ * The kernel destroys a deleted namespace's devices asynchronously, so a leak must persist for a
+ * few seconds before it counts.
+ */
 function leakCheck() {
+  let out = leaksNow();
+  for (let i = 0; i < 30 && out.length; i++) {
+    spawnSync('sleep', ['0.2']);
+    out = leaksNow();
+  }
+  return out;
+}
+
+function leaksNow() {
   const out = [];
   const ns = fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : [];
   if (ns.length) out.push(`namespaces: ${ns.join(' ')}`);

@@ -19,7 +19,7 @@
  * reaps detached veths in batches with one RTM_DELLINK per link group, so churn does not pay one
  * RCU grace period (about 18 ms) per container.
  */
-import { readFileSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
 import { ConfigError, NetmodesError, NetlinkError, isNotFound } from '../errors';
@@ -148,12 +148,21 @@ function hex(n: number): string {
   return randomBytes(Math.ceil(n / 2)).toString('hex').slice(0, n);
 }
 
-function hostResolvConf(): string {
-  try {
-    return readFileSync('/etc/resolv.conf', 'utf8');
-  } catch {
-    return '';
+// The host's resolv.conf, re-read at most once a second (read asynchronously: connect never
+// blocks the event loop on a file).
+let resolvCache: { text: string; at: number } | undefined;
+async function hostResolvConf(): Promise<string> {
+  const now = Date.now();
+  if (!resolvCache || now - resolvCache.at > 1000) {
+    let text = '';
+    try {
+      text = await fsp.readFile('/etc/resolv.conf', 'utf8');
+    } catch {
+      /* no resolv.conf: buildResolvConf falls back to public resolvers */
+    }
+    resolvCache = { text, at: now };
   }
+  return resolvCache.text;
 }
 
 function toFw(r: NetworkRecord): FwNetwork {
@@ -595,16 +604,20 @@ export class BridgeNetwork {
     try {
       if (this.eps.size >= MAX_BRIDGE_PORTS)
         throw new NetmodesError('EBRIDGEFULL', `bridge ${this.bridge} already has ${MAX_BRIDGE_PORTS} ports (the kernel's limit)`);
-      const ip = await this.allocateIp(owner, opts.ip, false);
-      undo.push(() => this.releaseIp(ip, owner));
-      let ipv6: string | undefined;
-      if (this.ipv6) {
-        ipv6 = await this.allocateIp(owner, opts.ipv6, true);
-        const v6 = ipv6;
-        undo.push(() => this.releaseIp(v6, owner));
-      }
-      const ports = await this.claimPorts(maps, owner, 'ports');
-      undo.push(() => this.releasePorts(ports, owner));
+      // The address(es) and the host ports are independent claims: make them at once.
+      const claims = await Promise.allSettled([
+        this.allocateIp(owner, opts.ip, false),
+        this.ipv6 ? this.allocateIp(owner, opts.ipv6, true) : Promise.resolve(undefined),
+        this.claimPorts(maps, owner, 'ports'),
+      ] as const);
+      const [c4, c6, cp] = claims;
+      if (c4.status === 'fulfilled') undo.push(() => this.releaseIp(c4.value, owner));
+      if (c6.status === 'fulfilled' && c6.value) undo.push(() => this.releaseIp(c6.value!, owner));
+      if (cp.status === 'fulfilled') undo.push(() => this.releasePorts(cp.value, owner));
+      for (const c of claims) if (c.status === 'rejected') throw c.reason;
+      const ip = (c4 as PromiseFulfilledResult<string>).value;
+      const ipv6 = (c6 as PromiseFulfilledResult<string | undefined>).value;
+      const ports = (cp as PromiseFulfilledResult<PublishedPort[]>).value;
       const mac = opts.mac !== undefined ? parseMac(opts.mac, 'mac') : macFromIPv4(ip);
       const rec: EndpointRecord = {
         id,
@@ -618,7 +631,7 @@ export class BridgeNetwork {
         ports,
         links,
         hostname,
-        resolvConf: buildResolvConf(hostResolvConf(), opts.dns ?? {}),
+        resolvConf: buildResolvConf(await hostResolvConf(), opts.dns ?? {}),
         hosts: buildHosts({
           hostname,
           ip,
@@ -672,10 +685,19 @@ export class BridgeNetwork {
     if (rec.ipv6 && r.ipv6) ops.push({ op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ipv6}/${this.prefix6}`, noDad: true });
     const routes: nl.BatchOp[] = [{ op: 'routeAdd', ns, dst: 'default', gateway: r.gateway, link: rec.ifname }];
     if (rec.ipv6 && r.ipv6) routes.push({ op: 'routeAdd', ns, dst: 'default', gateway: r.ipv6.gateway, link: rec.ifname });
+    // Everything in one worker call, in order, stopping at the first failure: a failed create
+    // never lets a later step touch an interface that is not ours.
+    const first = ops.length;
+    ops.push(...routes);
     try {
       await nl.batch(ops);
     } catch (err) {
       const e = err as NetlinkError;
+      if (e.index !== undefined && e.index >= first && e.code === 'EEXIST') {
+        // A namespace that already has a default route (connected to another network first)
+        // keeps it; the routes after the refused one still go in.
+        return this.addRoutes(rec, ops.slice(e.index + 1));
+      }
       if (e.index === 0 && e.code === 'EEXIST' && !retried) {
         // The container still has the interface of a detached, not yet reaped veth: reap, retry.
         await reaper.flush();
@@ -686,7 +708,9 @@ export class BridgeNetwork {
         throw new NetmodesError('EBRIDGEFULL', `bridge ${r.bridge} is full (${MAX_BRIDGE_PORTS} ports)`, { cause: err });
       throw err;
     }
-    // A namespace that already has a default route (connected to another network first) keeps it.
+  }
+
+  private async addRoutes(rec: EndpointRecord, routes: nl.BatchOp[]): Promise<void> {
     for (const op of routes) {
       try {
         await nl.batch([op]);
@@ -855,7 +879,8 @@ export class BridgeNetwork {
         await reaper.flush();
         await this.teardownKernel();
         await store.removeFile(file);
-        await import('node:fs').then((fs) => fs.promises.rm(this.dir, { recursive: true, force: true }));
+        await fsp.rm(this.dir, { recursive: true, force: true });
+        store.forgetDirs(this.dir);
         this.removed = true;
       });
     });
@@ -927,6 +952,9 @@ export class BridgeNetwork {
             const f = path.join(portDir(proto, Number(port)), hip);
             const o = await store.reservationOwner(f);
             if (o === undefined || !(o.startsWith(prefix) || o === '')) continue; // another network's
+            // An empty one may be another network's claim being written right now (its lock is
+            // not ours to hold): only a stale one (a minute old) is freed.
+            if (o === '' && Date.now() - (await fsp.stat(f).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs < 60000) continue;
             const ep = this.eps.get(o.slice(prefix.length));
             if (!ep || !ep.ports.some((p) => p.protocol === proto && String(p.hostPort) === port && p.hostIp === hip)) {
               await store.removeFile(f);

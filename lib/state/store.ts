@@ -23,8 +23,34 @@ export function stateDir(): string {
   return process.env.NETMODES_STATE_DIR || '/run/netmodes';
 }
 
+const madeDirs = new Set<string>();
 export async function ensureDir(dir: string): Promise<void> {
+  if (madeDirs.has(dir)) return;
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  madeDirs.add(dir);
+}
+
+/** Forgets cached directories below `dir` (after it was removed). */
+export function forgetDirs(dir: string): void {
+  for (const d of madeDirs) if (d === dir || d.startsWith(dir + '/')) madeDirs.delete(d);
+}
+
+// fsync makes a rename durable across a machine crash. On tmpfs (the default /run) a machine crash
+// takes the file away with the kernel objects it describes, and a process crash loses nothing that
+// reached the page cache, so the two fsyncs per record are skipped there.
+const TMPFS_MAGIC = 0x01021994;
+const volatileDirs = new Map<string, boolean>();
+async function isVolatile(dir: string): Promise<boolean> {
+  let v = volatileDirs.get(dir);
+  if (v === undefined) {
+    try {
+      v = (await fsp.statfs(dir)).type === TMPFS_MAGIC;
+    } catch {
+      v = false;
+    }
+    volatileDirs.set(dir, v);
+  }
+  return v;
 }
 
 /** Atomically replaces `file` with `data` as JSON (0600). */
@@ -32,12 +58,17 @@ export async function writeJson(file: string, data: unknown): Promise<void> {
   const dir = path.dirname(file);
   await ensureDir(dir);
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(data, null, 1));
-    await fh.sync();
-  } finally {
-    await fh.close();
+  const durable = !(await isVolatile(dir));
+  if (durable) {
+    const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(data));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } else {
+    await fsp.writeFile(tmp, JSON.stringify(data), { flag: 'wx', mode: 0o600 });
   }
   try {
     await fsp.rename(tmp, file);
@@ -45,7 +76,7 @@ export async function writeJson(file: string, data: unknown): Promise<void> {
     await fsp.rm(tmp, { force: true });
     throw err;
   }
-  await syncDir(dir);
+  if (durable) await syncDir(dir);
 }
 
 async function syncDir(dir: string): Promise<void> {
@@ -89,24 +120,22 @@ export async function listDir(dir: string): Promise<string[]> {
  * somebody already does.
  */
 export async function reserve(file: string, owner: string): Promise<boolean> {
-  let fh;
   try {
-    fh = await fsp.open(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
+    // O_CREAT|O_EXCL, then the owner: a reader can see the file empty for an instant (its owner
+    // is "being written"); reconcile treats an empty reservation as owned by nobody only when it
+    // holds the network lock exclusively, when no claim can be in flight.
+    await fsp.writeFile(file, owner, { flag: 'wx', mode: 0o600 });
+    return true;
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'EEXIST') return false;
     if (code === 'ENOENT') {
+      madeDirs.delete(path.dirname(file));
       await ensureDir(path.dirname(file));
       return reserve(file, owner);
     }
     throw err;
   }
-  try {
-    await fh.writeFile(owner);
-  } finally {
-    await fh.close();
-  }
-  return true;
 }
 
 /** Who holds a reservation ('' when the file is empty: its owner died while claiming it). */

@@ -2,7 +2,7 @@
  * Test topologies built with `ip` (test peers only; the library never runs it): an "outside"
  * host joined to the sandbox host by a veth on 198.18.0.0/24 (RFC 2544 benchmarking space).
  */
-import { ip, addNs, delNs, uniq } from './kernel';
+import { ip, addNs, delNs, uniq, tryRun } from './kernel';
 
 export interface Outside {
   ns: string;
@@ -32,7 +32,10 @@ export function makeOutside(): Outside {
     addr,
     hostIf,
     remove() {
-      delNs(ns); // takes the veth pair with it
+      // Deleting the namespace takes the pair with it, but asynchronously (and only once no
+      // process holds it): delete our end first so nothing outlives the test.
+      tryRun('ip', ['link', 'del', hostIf]);
+      delNs(ns);
     },
   };
 }
