@@ -85,6 +85,22 @@ describe('50 bridge mode: the seed scenario', function () {
     assert.ok(ping(outside.addr, webNs.name));
   });
 
+  it('resolv.conf and hosts texts: host resolvers without loopback ones, the container\'s own name and address', async () => {
+    assert.match(web.resolvConf, /^nameserver /m);
+    assert.doesNotMatch(web.resolvConf, /^nameserver 127\./m);
+    assert.match(web.hosts, /^127\.0\.0\.1\s+localhost$/m);
+    assert.match(web.hosts, new RegExp(`^${web.ip.replace(/\./g, '\\.')}\\s+web$`, 'm'));
+    const ns2 = await createNamespace(uniq('dns'));
+    try {
+      const ep = await net.connect(ns2, { hostname: 'box', dns: { servers: ['198.18.0.53'], search: ['example.test'], options: ['ndots:2'] } });
+      assert.equal(ep.resolvConf, 'search example.test\nnameserver 198.18.0.53\noptions ndots:2\n');
+      assert.match(ep.hosts, new RegExp(`^${ep.ip.replace(/\./g, '\\.')}\\s+box$`, 'm'));
+      await ep.disconnect();
+    } finally {
+      await ns2.delete();
+    }
+  });
+
   it('two containers on docker0 talk to each other', async () => {
     const ns2 = await createNamespace(uniq('c2'));
     try {

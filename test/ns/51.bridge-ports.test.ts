@@ -93,6 +93,15 @@ describe('51 bridge mode: published ports', function () {
     await ok.disconnect();
   });
 
+  it('SCTP ports are published as map elements like TCP and UDP', async () => {
+    const ns = await mkns();
+    const ep = await net.connect(ns, { id: 'sctp', ports: ['3868:3868/sctp'] });
+    const map = nftj().find((o: any) => o.map?.name === 'pub4any').map;
+    assert.ok(JSON.stringify(map.elem).includes('"sctp"') && JSON.stringify(map.elem).includes(ep.ip), JSON.stringify(map.elem));
+    await ep.disconnect();
+    assert.ok(!JSON.stringify(nftj().find((o: any) => o.map?.name === 'pub4any').map.elem ?? []).includes('"sctp"'));
+  });
+
   it('the rule count does not grow with containers or ports', async () => {
     const base = ruleCount();
     const eps = [];
