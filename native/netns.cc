@@ -14,13 +14,7 @@
 namespace nm {
 
 namespace {
-[[noreturn]] void Fail(int err, const char* op, const std::string& msg = "") {
-  NlError e;
-  e.err = err;
-  e.op = op;
-  e.message = msg;
-  throw e;
-}
+[[noreturn]] void Fail(int err, const char* op, const std::string& msg = "") { NlFail(err, op, msg); }
 
 // Runs fn on a new std::thread after setns(fd); errors are carried back to the caller.
 void OnThreadIn(int fd, int flags, const std::function<void()>& fn) {

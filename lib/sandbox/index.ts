@@ -86,26 +86,10 @@ export interface SandboxOptions {
   dns?: { servers?: string[]; search?: string[]; options?: string[] };
 }
 
-/** A sandbox as listed: the record, plus who shares its namespace. */
-export interface SandboxInfo {
-  name: string;
-  id: string;
-  mode: SandboxMode;
-  /** `creating` for a sandbox whose creation was interrupted: remove it. */
-  state: 'creating' | 'ready';
-  namespacePath: string;
-  /** Bridge mode: the network's name. */
-  network?: string;
-  /** Container mode: the sandbox whose namespace this one joined. */
-  container?: string;
-  ip?: string;
-  ipv6?: string;
-  mac?: string;
-  ports: PublishedPort[];
-  hostname?: string;
-  /** Sandboxes that joined this one's namespace. */
+/** A sandbox as listed: the record (less its file paths and version), plus who shares its namespace. */
+export interface SandboxInfo extends Omit<SandboxRecord, 'version' | 'hostsFile' | 'resolvFile' | 'sharedBy'> {
+  /** Sandboxes that joined this one's namespace (live ones only). */
   sharedBy: string[];
-  created: string;
 }
 
 type Link = { name: string; alias?: string };
@@ -493,20 +477,5 @@ export async function openSandbox(name: string): Promise<Sandbox> {
 /** Every sandbox, by name. Equivalent to: `docker ps -a` (the networking columns) */
 export async function listSandboxes(): Promise<SandboxInfo[]> {
   const all = await allRecords();
-  return all.map((r) => ({
-    name: r.name,
-    id: r.id,
-    mode: r.mode,
-    state: r.state,
-    namespacePath: r.namespacePath,
-    ...(r.network !== undefined && { network: r.network }),
-    ...(r.container !== undefined && { container: r.container }),
-    ...(r.ip !== undefined && { ip: r.ip }),
-    ...(r.ipv6 !== undefined && { ipv6: r.ipv6 }),
-    ...(r.mac !== undefined && { mac: r.mac }),
-    ports: r.ports,
-    ...(r.hostname !== undefined && { hostname: r.hostname }),
-    sharedBy: sharersOf(r.name, all),
-    created: r.created,
-  }));
+  return all.map(({ version, hostsFile, resolvFile, sharedBy, ...info }) => ({ ...info, sharedBy: sharersOf(info.name, all) }));
 }

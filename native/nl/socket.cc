@@ -36,13 +36,7 @@ constexpr int kSockBuf = 4 * 1024 * 1024;
 constexpr size_t kRecvBuf = 256 * 1024;
 constexpr int kReplyWaitMs = 5000;
 
-[[noreturn]] void Fail(int err, const char* op, const std::string& msg = "") {
-  NlError e;
-  e.err = err;
-  e.op = op;
-  e.message = msg;
-  throw e;
-}
+[[noreturn]] void Fail(int err, const char* op, const std::string& msg = "") { NlFail(err, op, msg); }
 }  // namespace
 
 std::unique_ptr<NlSocket> NlSocket::Open(int protocol) {

@@ -18,6 +18,15 @@ struct NlError {
   std::string message;   // optional extra context
 };
 
+// Throws an NlError (for worker threads).
+[[noreturn]] inline void NlFail(int err, const char* op, const std::string& msg = "") {
+  NlError e;
+  e.err = err;
+  e.op = op;
+  e.message = msg;
+  throw e;
+}
+
 // Result of one request message: 0 or a positive errno, plus the kernel's message.
 struct NlAck {
   uint32_t seq = 0;

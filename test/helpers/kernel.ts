@@ -86,7 +86,11 @@ else{net.createServer(c=>{c.end(tag+' '+c.remoteAddress.replace('::ffff:',''));}
 export async function startServer(ns: string | undefined, proto: 'tcp' | 'udp', port: number, tag: string, host = '0.0.0.0'): Promise<ChildProcess> {
   const cmd = ns ? 'ip' : process.execPath;
   const args = ns ? ['netns', 'exec', ns, process.execPath, '-e', SERVER_JS, proto, host, String(port), tag] : ['-e', SERVER_JS, proto, host, String(port), tag];
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  return serverReady(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] }));
+}
+
+/** Resolves with the server once it prints its first line ("ready"); rejects if it exits first. */
+export async function serverReady(child: ChildProcess): Promise<ChildProcess> {
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('server did not start')), 10000);
     child.stdout!.once('data', () => {

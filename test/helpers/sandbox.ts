@@ -5,7 +5,7 @@
 import { ChildProcess, SpawnOptions, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { Sandbox, SandboxOptions, createSandbox } from '../../lib';
-import { SERVER_JS, CLIENT_JS } from './kernel';
+import { SERVER_JS, CLIENT_JS, serverReady } from './kernel';
 
 const CLI = path.join(__dirname, '..', '..', 'lib', 'cli', 'main.js');
 
@@ -57,16 +57,7 @@ export function runIn(sb: Sandbox, cmd: string, args: string[] = [], opts: Spawn
 
 /** Starts kernel.ts's tiny TCP server inside the sandbox ("TAG PEER" to every connection). */
 export async function serveIn(sb: Sandbox, port: number, tag: string, host = '0.0.0.0'): Promise<ChildProcess> {
-  const child = sb.spawn(process.execPath, ['-e', SERVER_JS, 'tcp', host, String(port), tag], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('server did not start')), 10000);
-    child.stdout!.once('data', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    child.once('exit', (c) => reject(new Error(`server exited ${c}`)));
-  });
-  return child;
+  return serverReady(sb.spawn(process.execPath, ['-e', SERVER_JS, 'tcp', host, String(port), tag], { stdio: ['ignore', 'pipe', 'inherit'] }));
 }
 
 /** Connects from inside the sandbox to HOST:PORT; the server's answer or null. */

@@ -139,7 +139,8 @@ describe('21 rtnl addresses, routes, neighbours', () => {
       const br = await linkGet('br0', c);
       const ours = await neighList(c, { link: 'br0', family: 4 });
       assert.deepEqual(
-        ours.map((e) => [e.address, e.lladdr, e.state, e.index]).sort(),
+        // (the kernel may add a NOARP entry for a multicast group the bridge joined: not ours)
+        ours.filter((e) => e.address.startsWith('10.40.')).map((e) => [e.address, e.lladdr, e.state, e.index]).sort(),
         [['10.40.0.7', '02:00:00:00:40:07', ['PERMANENT'], br.index], ['10.40.0.8', '02:00:00:00:40:09', ['REACHABLE'], br.index]],
       );
       assert.ok((await neighList(c)).some((e) => e.address === 'fd00:40::7' && e.family === 6));

@@ -11,35 +11,11 @@ import {
   validateGateway,
 } from '../../lib/ipam/subnets';
 import { bigIntToIP, ipToBigInt, parseCidr } from '../../lib/net/addr';
+import { throwsConfig, throwsPolicy, prng } from '../helpers/assert';
 
-function throwsConfig(fn: () => unknown, field: string, message?: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${String(e)}`);
-    assert.equal(e.code, 'EINVAL');
-    assert.equal(e.field, field);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
-}
 
-function throwsPolicy(fn: () => unknown, code: string, message?: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof NetmodesError, `expected NetmodesError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
-}
 
 /** Deterministic PRNG (mulberry32) so failures reproduce. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function drain(pool: AddressPool): string[] {
   const out: string[] = [];

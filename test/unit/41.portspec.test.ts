@@ -9,25 +9,9 @@ import {
   PortMapping,
   PortSpec,
 } from '../../lib/portspec';
+import { throwsConfig, throwsPolicy } from '../helpers/assert';
 
-function throwsConfig(fn: () => unknown, field: string, message?: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${String(e)}`);
-    assert.equal(e.code, 'EINVAL');
-    assert.equal(e.field, field);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
-}
 
-function throwsPolicy(fn: () => unknown, code: string, message?: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof NetmodesError, `expected NetmodesError, got ${String(e)}`);
-    assert.equal(e.code, code);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
-}
 
 const m = (containerPort: number, hostPort = 0, hostIp = '0.0.0.0', protocol: PortMapping['protocol'] = 'tcp'): PortMapping => ({
   protocol,

@@ -1,16 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { buildHosts, buildResolvConf, assertHostname, DEFAULT_NAMESERVERS, isValidHostname } from '../../lib/dnsfiles';
 import { ConfigError } from '../../lib/errors';
+import { throwsConfig } from '../helpers/assert';
 
-function throwsConfig(fn: () => unknown, field: string, message?: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${String(e)}`);
-    assert.equal(e.code, 'EINVAL');
-    assert.equal(e.field, field);
-    if (message) assert.match(e.message, message);
-    return true;
-  });
-}
 
 const HEAD =
   '127.0.0.1\tlocalhost\n' +
