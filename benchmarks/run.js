@@ -2,7 +2,7 @@
 'use strict';
 // netmodes against its peers, side by side, in one run (`npm run bench`).
 //
-//   node benchmarks/run.js [--quick] [--peers netmodes,netavark,cni,ip,ipbatch] [--n 500] [--slow-n 100]
+//   node benchmarks/run.js [--quick] [--peers netmodes,netavark,cni,ip,ipbatch] [--n 500] [--ip-n 200] [--slow-n 100]
 //        [--repeat 3] [--conc 8,64] [--scale 10,1000,5000] [--peer-scale 10,250] [--no-scale] [--no-datapath]
 //        [--no-churn] [--out FILE]
 //
@@ -30,9 +30,9 @@ const SLOW = new Set(['netavark', 'cni']);
 function parseArgs(argv) {
   const quick = argv.includes('--quick');
   const o = quick
-    ? { n: 100, slowN: 30, repeat: 1, conc: [8, 64], scale: [10, 1000], peerScale: [10], scaleExtra: 20, portsScale: true,
+    ? { n: 100, midN: 50, slowN: 30, repeat: 1, fastPeerScale: [10], conc: [8, 64], scale: [10, 1000], peerScale: [10], scaleExtra: 20, portsScale: true,
       churn: { small: 200, large: 1000 }, datapath: { seconds: 1, runs: 1, ports: [10, 10000] } }
-    : { n: 500, slowN: 100, repeat: 3, conc: [8, 64], scale: [10, 1000, 5000], peerScale: [10, 250], scaleExtra: 20, portsScale: true,
+    : { n: 500, midN: 200, slowN: 100, repeat: 3, fastPeerScale: [10, 1000], conc: [8, 64], scale: [10, 1000, 5000], peerScale: [10, 250], scaleExtra: 20, portsScale: true,
       churn: { small: 500, large: 5000 }, datapath: { seconds: 3, runs: 3, ports: [10, 10000] } };
   o.quick = quick; o.peers = [...ALL_PEERS]; o.out = null;
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -44,12 +44,13 @@ function parseArgs(argv) {
       case '--peers': o.peers = list(next()); break;
       case '--n': o.n = Number(next()); break;
       case '--slow-n': o.slowN = Number(next()); break;
+      case '--ip-n': o.midN = Number(next()); break;
       case '--repeat': o.repeat = Number(next()); break;
       case '--conc': o.conc = list(next()).map(Number); break;
       case '--no-conc': o.conc = []; break;
       case '--scale': o.scale = list(next()).map(Number); break;
       case '--peer-scale': o.peerScale = list(next()).map(Number); break;
-      case '--no-scale': o.scale = []; o.peerScale = []; o.portsScale = false; break;
+      case '--no-scale': o.scale = []; o.peerScale = []; o.fastPeerScale = []; o.portsScale = false; break;
       case '--no-churn': o.churn = null; break;
       case '--no-datapath': o.datapath = null; break;
       case '--out': o.out = next(); break;
@@ -167,7 +168,7 @@ async function churnAll(opts, log, keep) {
   const runs = {};
   for (let r = 0; r < opts.repeat; r++) {
     for (const name of opts.peers) {
-      const n = SLOW.has(name) ? opts.slowN : opts.n;
+      const n = SLOW.has(name) ? opts.slowN : name === 'ip' ? Math.min(opts.n, opts.midN) : opts.n;
       const peer = peerFor(name);
       const conc = r === 0 && (peer.setupAsync || name === 'netmodes') ? opts.conc : [];
       log(`run ${r + 1}/${opts.repeat}: ${name}, N=${n}${conc.length ? `, then ${conc.join(' and ')} in flight` : ''}`);
@@ -226,7 +227,7 @@ async function scalingAll(opts, log, keep) {
     let ks;
     if (name === 'netmodes') ks = opts.scale;
     else if (SLOW.has(name)) ks = opts.peerScale;
-    else ks = [...new Set([...opts.peerScale, ...opts.scale.filter((k) => k <= 1000)])];
+    else ks = [...new Set([...opts.peerScale, ...opts.fastPeerScale])];
     for (const k of [...ks].sort((a, b) => a - b)) await one(name, k);
   }
   if (opts.portsScale && opts.peers.includes('netmodes')) {
@@ -489,10 +490,12 @@ async function main() {
   const file = opts.out ? path.resolve(opts.out) : path.join(dir, `bench-${R.date.replace(/[:.]/g, '-')}.json`);
   fs.writeFileSync(file, `${JSON.stringify(R, null, 1)}\n`);
   console.log(report(R));
-  console.log(`\n${R.wallSeconds} s; raw results: ${path.relative(process.cwd(), file)}  (chart: node benchmarks/chart.js ${path.relative(process.cwd(), file)})`);
+  console.log(`\n${R.wallSeconds} s; raw results: ${path.relative(process.cwd(), file)}`);
   try {
     const chart = require('./chart');
-    chart.writeChart(R, path.join(dir, 'chart.svg'));
+    const svgFile = path.join(dir, opts.quick ? 'chart-quick.svg' : 'chart.svg');
+    chart.writeChart(R, svgFile);
+    console.log(`chart: ${path.relative(process.cwd(), svgFile)}`);
   } catch (e) { if (e.code !== 'MODULE_NOT_FOUND') throw e; }
 }
 
