@@ -185,7 +185,16 @@ const median = (a) => {
 const r3 = (x) => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const range = (from, count) => Array.from({ length: count }, (_, k) => from + k);
-function rss() { const m = process.memoryUsage(); return { rssMiB: r3(m.rss / 2 ** 20), heapUsedMiB: r3(m.heapUsed / 2 ** 20) }; }
+/** RSS and heap after a full garbage collection (so garbage is not counted as growth). */
+function rss() {
+  const before = process.memoryUsage().rss;
+  try {
+    require('v8').setFlagsFromString('--expose-gc');
+    require('vm').runInNewContext('gc')();
+  } catch { /* no gc: figures include garbage */ }
+  const m = process.memoryUsage();
+  return { rssMiB: r3(m.rss / 2 ** 20), heapUsedMiB: r3(m.heapUsed / 2 ** 20), rssBeforeGcMiB: r3(before / 2 ** 20) };
+}
 
 /** A 1 ms timer's delay (ms beyond the 1 ms asked) sampled while it runs. */
 function lagMonitor() {
@@ -241,18 +250,65 @@ async function churnAll(opts, log, keep) {
 
 // --- 3: scaling ------------------------------------------------------------------------------------
 
+/**
+ * netmodes' scaling run: like benchScaling() (k attached, then `extra` timed sequential attaches and
+ * detaches), plus a kernel probe at the same point: one bare veth pair made by one RTM_NEWLINK through
+ * the same addon (host end up, no IPv6; the other end straight into a container namespace) and
+ * deleted, timed `extra` times. Where the library's cost grows with k, the probe tells whether the
+ * kernel's does too.
+ */
+async function netmodesScaling(peer, { k, extra, keep }) {
+  const base = range(0, k); const more = range(k, extra);
+  const res = { peer: 'netmodes', k, extra };
+  for (const i of [...base, ...more]) sb.netnsAdd(c.nsName(i));
+  await peer.init();
+  try {
+    const t = process.hrtime.bigint();
+    const pre = await prun.timeSeq(base, (i) => peer.setup(i));
+    if (pre.errors.length) res.prefillErrors = pre.errors.length;
+    res.prefill = { how: 'seq', ms: Math.round(c.hrms(t)), msPerContainer: k ? r3(c.hrms(t) / k) : null };
+    res.setup = prun.summary(await prun.timeSeq(more, (i) => peer.setup(i)));
+    res.teardown = prun.summary(await prun.timeSeq(more, (i) => peer.teardown(i)));
+    const host = nm.currentNamespace();
+    const probe = [];
+    for (const i of more) {
+      const ns = await nm.openNamespace(c.nsPath(i));
+      const name = `pbk${i}`;
+      const t0 = process.hrtime.bigint();
+      await nm.batch([{ op: 'linkAdd', ns: host, name, kind: 'veth', up: true, noIpv6: true, peer: { name: 'eth9', ns, up: true } }]);
+      const add = c.hrms(t0);
+      const t1 = process.hrtime.bigint();
+      await nm.linkDel(name, host);
+      probe.push({ add, del: c.hrms(t1) });
+      ns.close();
+    }
+    res.kernelProbe = {
+      vethAddP50: r3(c.percentile(probe.map((x) => x.add), 50)), vethAddP99: r3(c.percentile(probe.map((x) => x.add), 99)),
+      vethDelP50: r3(c.percentile(probe.map((x) => x.del), 50)),
+    };
+  } finally {
+    await peer.fini();
+    for (const i of [...base, ...more]) sb.netnsDel(c.nsName(i));
+    res.cleanup = await prun.cleanSandbox(keep);
+  }
+  return res;
+}
+
 async function scalingAll(opts, log, keep) {
   const out = [];
   const one = async (name, k, extraOpts = {}, label = null) => {
     const networks = name === 'netmodes' ? Math.max(1, Math.ceil((k + opts.scaleExtra) / PER_BRIDGE)) : 1;
     const peer = peerFor(name, { networks, ...extraOpts });
     log(`scaling: ${name} with ${label || `${k} attached`} (+${opts.scaleExtra})`);
-    const res = await prun.benchScaling(peer, { k, extra: opts.scaleExtra, keep, log: () => {} });
+    const res = name === 'netmodes'
+      ? await netmodesScaling(peer, { k, extra: opts.scaleExtra, keep })
+      : await prun.benchScaling(peer, { k, extra: opts.scaleExtra, keep, log: () => {} });
     res.label = label || String(k);
     res.networks = networks;
     if (label) res.publishedPorts = k * 10;
     out.push(res);
-    log(`  one more attach: p50 ${res.setup.p50} ms (mean ${res.setup.msPerContainer}), detach p50 ${res.teardown.p50} ms; prefill ${res.prefill.msPerContainer} ms/c`);
+    log(`  one more attach: p50 ${res.setup.p50} ms (mean ${res.setup.msPerContainer}), detach p50 ${res.teardown.p50} ms; prefill ${res.prefill.msPerContainer} ms/c` +
+      (res.kernelProbe ? `; bare veth add p50 ${res.kernelProbe.vethAddP50} ms` : ''));
   };
   for (const name of opts.peers.filter((p) => p !== 'floorgroup')) { // floorgroup attaches as ipbatch does
     // netmodes: every K; ip/ipbatch: the K a single bridge holds; netavark/CNI: --peer-scale (slow to prefill).
@@ -408,7 +464,8 @@ async function datapathNetmodes(opts, log) {
     await peer.setup(0);
     listener = await v.startListener(0);
     for (let r = 0; r < opts.datapath.runs; r++) {
-      for (const t of opts.datapath.ports) {
+      const order = r % 2 ? [...opts.datapath.ports].reverse() : opts.datapath.ports; // ABBA: no size always goes first
+      for (const t of order) {
         total = t;
         const t0 = process.hrtime.bigint();
         for (const i of list.slice(1)) if (fillerPorts(i).length) await peer.setup(i);
@@ -512,17 +569,21 @@ function report(R) {
     out.push(`scaling: one more attach (p50 of ${R.options.scaleExtra}, ms) with K already attached; ratio to K=10 of the same implementation:`);
     const base = {};
     for (const s of R.scaling) if (s.k === 10 && s.label === '10') base[s.peer] = s.setup.p50;
+    const p10 = R.scaling.find((s) => s.k === 10 && s.kernelProbe);
+    const probe10 = p10 ? p10.kernelProbe.vethAddP50 : null;
     out.push(table(R.scaling.map((s) => [LABEL[s.peer] || s.peer, s.label === String(s.k) ? `${s.k} attached` : `${s.label} (${s.publishedPorts} published)`,
       fmt(s.setup.p50, 2), fmt(s.setup.p99, 2), fx(ratio(s.setup.p50, base[s.peer])), fmt(s.teardown.p50, 2), fmt(s.prefill.msPerContainer, 2),
+      s.kernelProbe ? `${fmt(s.kernelProbe.vethAddP50, 2)} (${fx(ratio(s.kernelProbe.vethAddP50, probe10))})` : '-',
       (s.setup.errors || 0) + (s.teardown.errors || 0) + (s.prefillErrors || 0)]),
-    ['implementation', 'K', 'attach p50', 'attach p99', 'vs K=10', 'detach p50', 'prefill ms/c', 'err']));
+    ['implementation', 'K', 'attach p50', 'attach p99', 'vs K=10', 'detach p50', 'prefill ms/c', 'bare veth add p50 (vs K=10)', 'err']));
   }
   if (R.churnMemory) {
     const x = R.churnMemory; const ks = Object.keys(x.cycles);
     out.push('');
     out.push(`netmodes long churn (${x.inFlight} in flight over ${x.pool} namespaces): ${fmt(x.cyclesPerSecond, 0)} cycles/s; ` +
       `event-loop lag of a 1 ms timer: p99 ${fmt(x.eventLoopLag.p99, 2)} ms, max ${fmt(x.eventLoopLag.max, 2)} ms; ` +
-      `RSS ${ks.map((k) => `${fmt(x.cycles[k].rssMiB, 1)} MiB after ${k}`).join(', ')} (growth ${fmt(x.rssGrowthMiB, 1)} MiB)`);
+      `RSS after a full GC ${ks.map((k) => `${fmt(x.cycles[k].rssMiB, 1)} MiB after ${k}`).join(', ')} (growth ${fmt(x.rssGrowthMiB, 1)} MiB; ` +
+      `JS heap ${ks.map((k) => fmt(x.cycles[k].heapUsedMiB, 1)).join(' -> ')} MiB)`);
   }
   if (R.datapath && R.datapath.length) {
     out.push('');
