@@ -63,7 +63,8 @@ function linePanel(R, x0, y0, w, h) {
   out.push(text(x0, y0 - 8, 'one more attach (p50 ms) vs containers already attached', { size: 14, weight: 'bold' }));
   const sc = (R.scaling || []).filter((s) => s.label === String(s.k) && s.k > 0 && Number.isFinite(s.setup.p50));
   if (!sc.length) return out.join('\n');
-  const ks = sc.map((s) => s.k); const vs = sc.map((s) => s.setup.p50);
+  const ks = sc.map((s) => s.k);
+  const vs = [...sc.map((s) => s.setup.p50), ...sc.filter((s) => s.kernelProbe).map((s) => s.kernelProbe.vethAddP50)];
   const kLo = 10 ** Math.floor(Math.log10(Math.min(...ks))); const kHi = 10 ** Math.ceil(Math.log10(Math.max(...ks)));
   const vLo = 10 ** Math.floor(Math.log10(Math.min(...vs))); const vHi = 10 ** Math.ceil(Math.log10(Math.max(...vs)));
   const pl = x0 + 40; const pw = w - 200; const pt = y0; const ph = h;
@@ -93,6 +94,14 @@ function linePanel(R, x0, y0, w, h) {
     out.push(text(X(last.k) + 6, Y(last.setup.p50) + 4, num(last.setup.p50), { size: 10, fill: col }));
     out.push(`<rect x="${pl + pw + 30}" y="${ly - 8}" width="12" height="4" fill="${col}"/>`);
     out.push(text(pl + pw + 46, ly - 2, LABEL[n] || n, { size: 10 }));
+    ly += 16;
+  }
+  // The kernel probe: a bare veth pair (one RTM_NEWLINK) at the same K, dashed.
+  const kp = sc.filter((s) => s.peer === 'netmodes' && s.kernelProbe && Number.isFinite(s.kernelProbe.vethAddP50)).sort((a, b) => a.k - b.k);
+  if (kp.length) {
+    out.push(`<polyline fill="none" stroke="${COLORS.netmodes}" stroke-width="1.5" stroke-dasharray="5 4" points="${kp.map((s) => `${X(s.k).toFixed(1)},${Y(Math.max(vLo, s.kernelProbe.vethAddP50)).toFixed(1)}`).join(' ')}"/>`);
+    out.push(`<line x1="${pl + pw + 30}" y1="${ly - 6}" x2="${pl + pw + 42}" y2="${ly - 6}" stroke="${COLORS.netmodes}" stroke-width="1.5" stroke-dasharray="3 2"/>`);
+    out.push(text(pl + pw + 46, ly - 2, 'bare veth add (kernel)', { size: 10 }));
     ly += 16;
   }
   const ports = (R.scaling || []).find((s) => s.peer === 'netmodes' && s.publishedPorts);
