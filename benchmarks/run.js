@@ -1,0 +1,659 @@
+#!/usr/bin/env node
+'use strict';
+// netmodes against its peers, side by side, in one run (`npm run bench`).
+//
+//   node benchmarks/run.js [--quick] [--peers netmodes,netavark,cni,ip,ipbatch] [--n 500] [--ip-n 200] [--slow-n 100]
+//        [--repeat 3] [--conc 8,64] [--scale 10,1000,5000] [--peer-scale 10,250] [--no-scale] [--no-datapath]
+//        [--no-churn] [--out FILE]
+//
+// Per container: namespace exists -> attached to a bridge with an address, a default route and one
+// published TCP port -> detached. Peers (benchmarks/peers/): netavark 1.4 and the CNI plugins as a
+// runtime drives them, one ip/nft process per operation (`ip`), and the floor (`ipbatch`: one
+// `ip -batch` + one `nft -f` for all containers). netmodes runs in this process (connect/disconnect
+// through the public API; concurrency = promises in flight), the peers as child processes.
+//
+// Everything runs inside one sandbox (benchmarks/peers/sandbox.js): the script re-executes itself under
+// `unshare --net --mount`, refuses unless both namespaces are new, and mounts tmpfs on /run/netns and
+// on the state directories. Nothing touches the machine's own network namespace.
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawn, execFileSync } = require('child_process');
+const sb = require('./peers/sandbox');
+const prun = require('./peers/run');
+const c = require('./peers/common');
+
+const ALL_PEERS = ['netmodes', 'ipbatch', 'floorgroup', 'ip', 'netavark', 'cni'];
+const SLOW = new Set(['netavark', 'cni']);
+
+function parseArgs(argv) {
+  const quick = argv.includes('--quick');
+  const o = quick
+    ? { n: 100, midN: 50, slowN: 30, repeat: 1, fastPeerScale: [10], conc: [8, 64], scale: [10, 1000], peerScale: [10], scaleExtra: 20, portsScale: true,
+      churn: { small: 200, large: 1000 }, datapath: { seconds: 1, runs: 1, ports: [10, 10000], netavarkPorts: [10, 300] } }
+    : { n: 500, midN: 200, slowN: 100, repeat: 3, fastPeerScale: [10, 1000], conc: [8, 64], scale: [10, 1000, 5000], peerScale: [10, 250], scaleExtra: 20, portsScale: true,
+      churn: { small: 500, large: 5000 }, datapath: { seconds: 3, runs: 3, ports: [10, 10000], netavarkPorts: [10, 1000] } };
+  o.quick = quick; o.peers = [...ALL_PEERS]; o.out = null;
+  const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (let k = 0; k < argv.length; k++) {
+    const a = argv[k];
+    const next = () => { if (k + 1 >= argv.length) throw new Error(`${a} needs a value`); return argv[++k]; };
+    switch (a) {
+      case '--quick': break;
+      case '--peers': o.peers = list(next()); break;
+      case '--n': o.n = Number(next()); break;
+      case '--slow-n': o.slowN = Number(next()); break;
+      case '--ip-n': o.midN = Number(next()); break;
+      case '--repeat': o.repeat = Number(next()); break;
+      case '--conc': o.conc = list(next()).map(Number); break;
+      case '--no-conc': o.conc = []; break;
+      case '--scale': o.scale = list(next()).map(Number); break;
+      case '--peer-scale': o.peerScale = list(next()).map(Number); break;
+      case '--no-scale': o.scale = []; o.peerScale = []; o.fastPeerScale = []; o.portsScale = false; break;
+      case '--no-churn': o.churn = null; break;
+      case '--no-datapath': o.datapath = null; break;
+      case '--out': o.out = next(); break;
+      case '--report': o.report = next(); break;
+      case '-h': case '--help':
+        console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(3, 6).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+        process.exit(0);
+        break;
+      default: throw new Error(`unknown argument ${a}`);
+    }
+  }
+  for (const p of o.peers) if (!ALL_PEERS.includes(p)) throw new Error(`unknown peer ${p} (known: ${ALL_PEERS.join(', ')})`);
+  if (!Number.isInteger(o.n) || o.n < 1 || o.n > 1000) throw new Error('--n must be 1..1000 (one bridge holds at most 1,023 ports)');
+  if (!Number.isInteger(o.slowN) || o.slowN < 1 || o.slowN > 1000) throw new Error('--slow-n must be 1..1000');
+  if (!Number.isInteger(o.repeat) || o.repeat < 1 || o.repeat > 20) throw new Error('--repeat must be 1..20');
+  for (const k of [...o.scale, ...o.peerScale]) if (!Number.isInteger(k) || k < 0 || k > 9000) throw new Error('--scale K must be 0..9000');
+  for (const k of o.peerScale) if (k + o.scaleExtra > 1020) throw new Error('--peer-scale K must stay <= 1000 (the peers use one bridge)');
+  return o;
+}
+
+// --- netmodes as a peer -----------------------------------------------------------------------------
+
+let nm = null;
+const PER_BRIDGE = 1000;
+
+/**
+ * netmodes as a peer of the same shape as the others: container i in /run/netns/pbc<i>, network
+ * `pbnet` on bridge pbbr0 with 10.88.0.0/16 (gateway 10.88.0.1, as the peers), address ipFor(i) (the
+ * caller's, as netavark gets it from podman), one published port 10000+i -> 80.
+ * `networks` > 1 spreads containers over that many bridges (i % networks; a bridge holds 1,023 ports);
+ * they share the library's nftables maps. `portsOf(i)` overrides the published ports.
+ */
+function netmodesPeer({ networks = 1, portsOf = null } = {}) {
+  const nets = [];
+  const eps = new Map();
+  const ports = (i) => (portsOf ? portsOf(i) : [`${c.portFor(i)}:${c.CONTAINER_PORT}`]);
+  const ipOf = (i) => {
+    const j = i % networks;
+    if (j === 0) return c.ipFor(i);
+    const k = Math.floor(i / networks); // index within network j
+    return `10.${88 + j}.${1 + Math.floor(k / 200)}.${10 + (k % 200)}`;
+  };
+  async function setup(i) {
+    const net = nets[i % networks];
+    eps.set(i, await net.connect(c.nsPath(i), { id: `c${i}`, ip: ipOf(i), ports: ports(i) }));
+  }
+  async function teardown(i) {
+    const e = eps.get(i);
+    if (!e) throw new Error(`c${i} is not attached`);
+    eps.delete(i);
+    await e.disconnect();
+    // Detached veths are reaped in batches (one RTM_DELLINK per link group): the last detach of a
+    // run waits for that reaping, so the run's wall clock (ms/container) includes it.
+    if (!eps.size) await nm.reapDetached();
+  }
+  return {
+    name: 'netmodes',
+    async init() {
+      for (let j = 0; j < networks; j++) {
+        nets.push(await nm.createBridgeNetwork({
+          name: j ? `pbnet${j}` : c.NETWORK, bridge: j ? `pbbr${j}` : c.BRIDGE,
+          subnet: j ? `10.${88 + j}.0.0/16` : c.SUBNET, gateway: j ? `10.${88 + j}.0.1` : c.GATEWAY,
+        }));
+      }
+      return this.info();
+    },
+    setup, teardown, setupAsync: setup, teardownAsync: teardown,
+    addressOf(i) { const e = eps.get(i); return e ? `${e.ip}/${c.PREFIX}` : null; },
+    async fini() {
+      for (const [, e] of eps) await e.disconnect().catch(() => {});
+      eps.clear();
+      await nm.reapDetached();
+      for (const n of nets) await n.remove({ force: true });
+      nets.length = 0;
+    },
+    info() {
+      const pkg = require('../package.json');
+      return { version: pkg.version, how: 'in-process (Node API over rtnetlink + nf_tables netlink)', networks };
+    },
+  };
+}
+
+/**
+ * A second floor: the ipbatch peer's setup, and a teardown that deletes the veths the way the kernel
+ * allows in bulk: one `nft -f` (elements), one `ip -batch` moving the host veths into a link group,
+ * one `ip link del group G` (a single RTM_DELLINK, so one RCU grace period for all instead of one per
+ * veth). Same kernel work as netmodes' reaper; the fairest floor for detach.
+ */
+function floorGroupPeer() {
+  const base = require('./peers/iproute').peers.ipbatch;
+  const GROUP = 4242;
+  function teardownAll(list) {
+    sb.assertSandboxed();
+    const dir = sb.workPath('floorgroup');
+    const nftFile = path.join(dir, 'teardown.nft');
+    const hostFile = path.join(dir, 'group.batch');
+    fs.writeFileSync(nftFile, `delete element inet pbench pfwd { ${list.map((i) => c.portFor(i)).join(', ')} }\n`);
+    fs.writeFileSync(hostFile, list.map((i) => `link set ${c.vethName(i)} group ${GROUP}\n`).join(''));
+    let t = process.hrtime.bigint();
+    sb.sh('nft', ['-f', nftFile]);
+    const nftMs = c.hrms(t);
+    t = process.hrtime.bigint();
+    sb.sh('ip', ['-batch', hostFile]);
+    const hostBatchMs = c.hrms(t);
+    t = process.hrtime.bigint();
+    sb.sh('ip', ['link', 'del', 'group', String(GROUP)]);
+    const delGroupMs = c.hrms(t);
+    fs.rmSync(dir, { recursive: true, force: true });
+    return { nftMs, hostBatchMs, delGroupMs, processes: 3 };
+  }
+  return {
+    ...base, name: 'floorgroup', teardownAll,
+    teardown: (i) => { teardownAll([i]); },
+    info: () => ({ processesPerSetupOfN: 'N + 2', processesPerTeardownOfN: 3 }),
+  };
+}
+
+function peerFor(name, opts) {
+  if (name === 'netmodes') return netmodesPeer(opts);
+  if (name === 'floorgroup') return floorGroupPeer();
+  return prun.getPeer(name);
+}
+
+// --- helpers ----------------------------------------------------------------------------------------
+
+const median = (a) => {
+  const s = a.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
+  if (!s.length) return null;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const r3 = (x) => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const range = (from, count) => Array.from({ length: count }, (_, k) => from + k);
+/** RSS and heap after a full garbage collection (so garbage is not counted as growth). */
+function rss() {
+  const before = process.memoryUsage().rss;
+  try {
+    require('v8').setFlagsFromString('--expose-gc');
+    require('vm').runInNewContext('gc')();
+  } catch { /* no gc: figures include garbage */ }
+  const m = process.memoryUsage();
+  return { rssMiB: r3(m.rss / 2 ** 20), heapUsedMiB: r3(m.heapUsed / 2 ** 20), rssBeforeGcMiB: r3(before / 2 ** 20) };
+}
+
+/** A 1 ms timer's delay (ms beyond the 1 ms asked) sampled while it runs. */
+function lagMonitor() {
+  const lags = [];
+  let last = process.hrtime.bigint();
+  const t = setInterval(() => {
+    const now = process.hrtime.bigint();
+    lags.push(Number(now - last) / 1e6 - 1);
+    last = now;
+  }, 1);
+  return { stop() { clearInterval(t); return { samples: lags.length, max: r3(Math.max(0, ...lags)), p99: r3(c.percentile(lags, 99)), p50: r3(c.percentile(lags, 50)) }; } };
+}
+
+// --- 1 + 2: sequential and concurrent, repeated ---------------------------------------------------
+
+async function churnAll(opts, log, keep) {
+  const runs = {};
+  for (let r = 0; r < opts.repeat; r++) {
+    for (const name of opts.peers) {
+      const n = SLOW.has(name) ? opts.slowN : name === 'ip' ? Math.min(opts.n, opts.midN) : opts.n;
+      const peer = peerFor(name);
+      const conc = r === 0 && (peer.setupAsync || name === 'netmodes') ? opts.conc : [];
+      log(`run ${r + 1}/${opts.repeat}: ${name}, N=${n}${conc.length ? `, then ${conc.join(' and ')} in flight` : ''}`);
+      const res = await prun.benchPeer(peer, { n, conc, keep, log: () => {} });
+      (runs[name] = runs[name] || []).push(res);
+      const s = res.setup; const t = res.teardown;
+      log(`  attach ${s.msPerContainer} ms/c, detach ${t.msPerContainer} ms/c, errors ${(s.errors || 0) + (t.errors || 0)}`);
+    }
+  }
+  // Medians over the repeated runs.
+  const summary = {};
+  for (const [name, list] of Object.entries(runs)) {
+    const pick = (f) => r3(median(list.map(f)));
+    summary[name] = {
+      n: list[0].n, runs: list.length,
+      nsCreateMs: pick((x) => x.nsCreate.msPerContainer), nsDeleteMs: pick((x) => x.nsDelete.msPerContainer),
+      attach: { ms: pick((x) => x.setup.msPerContainer), p50: pick((x) => x.setup.p50), p99: pick((x) => x.setup.p99) },
+      detach: { ms: pick((x) => x.teardown.msPerContainer), p50: pick((x) => x.teardown.p50), p99: pick((x) => x.teardown.p99) },
+      cycleMs: pick((x) => x.setup.msPerContainer + x.teardown.msPerContainer),
+      errors: list.reduce((a, x) => a + (x.setup.errors || 0) + (x.teardown.errors || 0), 0),
+      concurrent: (list[0].concurrent || []).map((x) => ({
+        inFlight: x.inFlight,
+        cyclesPerSecond: r3((1000 * x.setup.count) / (x.setup.totalMs + x.teardown.totalMs)),
+        attachPerSecond: x.setup.perSecond, detachPerSecond: x.teardown.perSecond,
+        attach: { p50: x.setup.p50, p99: x.setup.p99 }, detach: { p50: x.teardown.p50, p99: x.teardown.p99 },
+        errors: (x.setup.errors || 0) + (x.teardown.errors || 0),
+      })),
+    };
+    summary[name].cyclesPerSecond = r3(1000 / summary[name].cycleMs);
+  }
+  return { runs, summary };
+}
+
+// --- 3: scaling ------------------------------------------------------------------------------------
+
+/**
+ * netmodes' scaling run: like benchScaling() (k attached, then `extra` timed sequential attaches and
+ * detaches), plus a kernel probe at the same point: one bare veth pair made by one RTM_NEWLINK through
+ * the same addon (host end up, no IPv6; the other end straight into a container namespace) and
+ * deleted, timed `extra` times. Where the library's cost grows with k, the probe tells whether the
+ * kernel's does too.
+ */
+async function netmodesScaling(peer, { k, extra, keep }) {
+  const base = range(0, k); const more = range(k, extra);
+  const res = { peer: 'netmodes', k, extra };
+  for (const i of [...base, ...more]) sb.netnsAdd(c.nsName(i));
+  await peer.init();
+  try {
+    const t = process.hrtime.bigint();
+    const pre = await prun.timeSeq(base, (i) => peer.setup(i));
+    if (pre.errors.length) res.prefillErrors = pre.errors.length;
+    res.prefill = { how: 'seq', ms: Math.round(c.hrms(t)), msPerContainer: k ? r3(c.hrms(t) / k) : null };
+    res.setup = prun.summary(await prun.timeSeq(more, (i) => peer.setup(i)));
+    res.teardown = prun.summary(await prun.timeSeq(more, (i) => peer.teardown(i)));
+    const host = nm.currentNamespace();
+    const probe = [];
+    for (const i of more) {
+      const ns = await nm.openNamespace(c.nsPath(i));
+      const name = `pbk${i}`;
+      const t0 = process.hrtime.bigint();
+      await nm.batch([{ op: 'linkAdd', ns: host, name, kind: 'veth', up: true, noIpv6: true, peer: { name: 'eth9', ns, up: true } }]);
+      const add = c.hrms(t0);
+      const t1 = process.hrtime.bigint();
+      await nm.linkDel(name, host);
+      probe.push({ add, del: c.hrms(t1) });
+      ns.close();
+    }
+    res.kernelProbe = {
+      vethAddP50: r3(c.percentile(probe.map((x) => x.add), 50)), vethAddP99: r3(c.percentile(probe.map((x) => x.add), 99)),
+      vethDelP50: r3(c.percentile(probe.map((x) => x.del), 50)),
+    };
+  } finally {
+    await peer.fini();
+    for (const i of [...base, ...more]) sb.netnsDel(c.nsName(i));
+    res.cleanup = await prun.cleanSandbox(keep);
+  }
+  return res;
+}
+
+async function scalingAll(opts, log, keep) {
+  const out = [];
+  const one = async (name, k, extraOpts = {}, label = null) => {
+    const networks = name === 'netmodes' ? Math.max(1, Math.ceil((k + opts.scaleExtra) / PER_BRIDGE)) : 1;
+    const peer = peerFor(name, { networks, ...extraOpts });
+    log(`scaling: ${name} with ${label || `${k} attached`} (+${opts.scaleExtra})`);
+    const res = name === 'netmodes'
+      ? await netmodesScaling(peer, { k, extra: opts.scaleExtra, keep })
+      : await prun.benchScaling(peer, { k, extra: opts.scaleExtra, keep, log: () => {} });
+    res.label = label || String(k);
+    res.networks = networks;
+    if (label) res.publishedPorts = k * 10;
+    out.push(res);
+    log(`  one more attach: p50 ${res.setup.p50} ms (mean ${res.setup.msPerContainer}), detach p50 ${res.teardown.p50} ms; prefill ${res.prefill.msPerContainer} ms/c` +
+      (res.kernelProbe ? `; bare veth add p50 ${res.kernelProbe.vethAddP50} ms` : ''));
+  };
+  for (const name of opts.peers.filter((p) => p !== 'floorgroup')) { // floorgroup attaches as ipbatch does
+    // netmodes: every K; ip/ipbatch: the K a single bridge holds; netavark/CNI: --peer-scale (slow to prefill).
+    let ks;
+    if (name === 'netmodes') ks = opts.scale;
+    else if (SLOW.has(name)) ks = opts.peerScale;
+    else ks = [...new Set([...opts.peerScale, ...opts.fastPeerScale])];
+    for (const k of [...ks].sort((a, b) => a - b)) await one(name, k);
+  }
+  if (opts.portsScale && opts.peers.includes('netmodes')) {
+    // 1,000 attached with 10 published ports each: 10,000 elements in the port maps.
+    const portsOf = (i) => (i < 1000 ? range(0, 10).map((p) => `${20000 + i * 10 + p}:${c.CONTAINER_PORT}`) : [`${c.portFor(i)}:${c.CONTAINER_PORT}`]);
+    await one('netmodes', 1000, { portsOf }, '1000 x 10 ports');
+  }
+  return out;
+}
+
+// --- 4: event-loop lag and RSS over long churn -----------------------------------------------------
+
+async function churnMemory(opts, log, keep) {
+  const { small, large } = opts.churn;
+  const pool = 100; const inFlight = 8;
+  const list = range(0, pool);
+  log(`churn: ${large} connect/disconnect cycles over ${pool} namespaces, ${inFlight} in flight (RSS at ${small} and ${large})`);
+  for (const i of list) sb.netnsAdd(c.nsName(i));
+  const peer = netmodesPeer();
+  await peer.init();
+  const res = { pool, inFlight, cycles: {} };
+  let done = 0;
+  const mon = lagMonitor();
+  const t0 = process.hrtime.bigint();
+  try {
+    while (done < large) {
+      const batch = list.slice(0, Math.min(pool, large - done));
+      await prun.runPool(batch, inFlight, (i) => peer.setupAsync(i));
+      await prun.runPool(batch, inFlight, (i) => peer.teardownAsync(i));
+      const before = done; done += batch.length;
+      if (before < small && done >= small) { res.cycles[small] = rss(); log(`  after ${done}: RSS ${res.cycles[small].rssMiB} MiB`); }
+    }
+    res.cycles[large] = rss();
+    log(`  after ${done}: RSS ${res.cycles[large].rssMiB} MiB`);
+  } finally {
+    res.eventLoopLag = mon.stop();
+    res.wallMs = r3(c.hrms(t0));
+    res.cyclesPerSecond = r3((done * 1000) / res.wallMs);
+    await peer.fini();
+    for (const i of list) sb.netnsDel(c.nsName(i));
+    res.leftover = await prun.cleanSandbox(keep);
+  }
+  res.rssGrowthMiB = r3(res.cycles[large].rssMiB - res.cycles[small].rssMiB);
+  return res;
+}
+
+// --- 5: data path -----------------------------------------------------------------------------------
+
+const CLIENT = `
+const net = require('net');
+const [host, port, ms] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+let ok = 0, err = 0; const t0 = Date.now(); const end = t0 + ms;
+function one() {
+  if (Date.now() >= end || err > 1000) { console.log(JSON.stringify({ ok, err, ms: Date.now() - t0 })); return; }
+  const s = net.connect({ host, port });
+  let done = false;
+  s.setTimeout(2000, () => s.destroy(new Error('timeout')));
+  s.on('data', () => {});
+  s.on('error', () => {});
+  s.on('close', (hadErr) => { if (done) return; done = true; if (hadErr) err++; else ok++; setImmediate(one); });
+}
+one();
+`;
+
+function connectLoop(port, seconds) {
+  return sb.shAsync('ip', ['netns', 'exec', 'pbout', process.execPath, '-e', CLIENT, '198.18.0.1', String(port), String(seconds * 1000)])
+    .then((out) => JSON.parse(out.trim().split('\n').pop()));
+}
+
+/** Connections/s from the outside namespace through container 0's published port, with `total` ports published. */
+async function datapathOne(name, total, opts, log) {
+  const v = require('./peers/verify');
+  const fillers = 10; // containers 1..10 carry the other published ports
+  const per = Math.ceil((total - 1) / fillers);
+  const list = range(0, fillers + 1);
+  for (const i of list) sb.netnsAdd(c.nsName(i));
+  const fillerPorts = (i) => range(0, per).map((p) => 20000 + (i - 1) * per + p).filter((p) => p - 20000 < total - 1);
+  let peer; let listener = null;
+  const res = { peer: name, publishedPorts: total };
+  try {
+    if (name === 'netmodes') {
+      peer = netmodesPeer({ portsOf: (i) => (i === 0 ? [`${c.portFor(0)}:80`] : fillerPorts(i).map((p) => `${p}:80`)) });
+      await peer.init();
+      const t = process.hrtime.bigint();
+      for (const i of list) await peer.setup(i);
+      res.setupMs = r3(c.hrms(t));
+    } else {
+      // netavark: the same, each filler container with its share of port mappings (one rule each).
+      const nv = require('./peers/netavark');
+      await nv.init();
+      peer = nv;
+      const env = { ...process.env, NETAVARK_FW: 'iptables' };
+      const t = process.hrtime.bigint();
+      nv.setup(0);
+      for (const i of list.slice(1)) {
+        const cfg = JSON.parse(nv.config(i));
+        cfg.port_mappings = fillerPorts(i).map((p) => ({ host_ip: '', container_port: 80, host_port: p, range: 1, protocol: 'tcp' }));
+        await sb.shAsync(sb.findTool('netavark'), ['--config', sb.workPath('nvdp'), 'setup', c.nsPath(i)], { input: JSON.stringify(cfg), env });
+      }
+      res.setupMs = r3(c.hrms(t));
+      res.note = 'filler containers set up with their own config dir; torn down by namespace deletion and sandbox reset';
+    }
+    log(`datapath: ${name} with ${total} published ports (set up in ${Math.round(res.setupMs)} ms)`);
+    listener = await v.startListener(0);
+    await connectLoop(c.portFor(0), Math.min(1, opts.datapath.seconds)); // warm-up
+    const per_ = [];
+    for (let r = 0; r < opts.datapath.runs; r++) {
+      const x = await connectLoop(c.portFor(0), opts.datapath.seconds);
+      per_.push({ ...x, perSecond: r3((x.ok * 1000) / x.ms) });
+    }
+    res.runs = per_;
+    res.connectionsPerSecond = r3(median(per_.map((x) => x.perSecond)));
+    res.errors = per_.reduce((a, x) => a + x.err, 0);
+    log(`  ${res.connectionsPerSecond} connections/s (errors ${res.errors})`);
+  } finally {
+    if (listener) listener.kill();
+    if (name === 'netmodes' && peer) await peer.fini();
+    if (name === 'netavark' && peer) { try { peer.teardown(0); } catch { /* gone */ } peer.fini(); }
+    await sleep(200);
+    for (const i of list) sb.netnsDel(c.nsName(i));
+    res.leftover = await prun.cleanSandbox(['pbout0']);
+  }
+  return res;
+}
+
+/**
+ * netmodes: container 0 publishes 10000 -> 80; filler containers 1..10 carry the other ports. The
+ * fillers are re-attached with few or many ports between runs (cheap here), so the sizes alternate
+ * (10, 10000, 10, 10000, ...) and a machine that slows down for a while hurts both alike.
+ */
+async function datapathNetmodes(opts, log) {
+  const v = require('./peers/verify');
+  const fillers = 10;
+  const list = range(0, fillers + 1);
+  for (const i of list) sb.netnsAdd(c.nsName(i));
+  let total = 10;
+  const fillerPorts = (i) => {
+    const per = Math.ceil((total - 1) / fillers);
+    return range(0, per).map((p) => 20000 + (i - 1) * per + p).filter((p) => p - 20000 < total - 1).map((p) => `${p}:80`);
+  };
+  const peer = netmodesPeer({ portsOf: (i) => (i === 0 ? [`${c.portFor(0)}:80`] : fillerPorts(i)) });
+  const res = new Map(opts.datapath.ports.map((t) => [t, { peer: 'netmodes', publishedPorts: t, runs: [], setupMs: null }]));
+  let listener = null;
+  try {
+    await peer.init();
+    await peer.setup(0);
+    listener = await v.startListener(0);
+    for (let r = 0; r < opts.datapath.runs; r++) {
+      const order = r % 2 ? [...opts.datapath.ports].reverse() : opts.datapath.ports; // ABBA: no size always goes first
+      for (const t of order) {
+        total = t;
+        const t0 = process.hrtime.bigint();
+        for (const i of list.slice(1)) if (fillerPorts(i).length) await peer.setup(i);
+        const x = res.get(t);
+        x.setupMs = r3(c.hrms(t0));
+        if (r === 0) log(`datapath: netmodes with ${t} published ports (fillers attached in ${Math.round(x.setupMs)} ms)`);
+        await connectLoop(c.portFor(0), Math.min(1, opts.datapath.seconds)); // warm-up
+        const y = await connectLoop(c.portFor(0), opts.datapath.seconds);
+        x.runs.push({ ...y, perSecond: r3((y.ok * 1000) / y.ms) });
+        for (const i of list.slice(1)) if (fillerPorts(i).length) await peer.teardown(i);
+        await nm.reapDetached();
+      }
+    }
+  } finally {
+    if (listener) listener.kill();
+    await peer.fini();
+    await sleep(200);
+    for (const i of list) sb.netnsDel(c.nsName(i));
+    await prun.cleanSandbox(['pbout0']);
+  }
+  const out = [...res.values()];
+  for (const x of out) {
+    x.connectionsPerSecond = r3(median(x.runs.map((y) => y.perSecond)));
+    x.errors = x.runs.reduce((a, y) => a + y.err, 0);
+    log(`  netmodes, ${x.publishedPorts} ports: ${x.connectionsPerSecond} connections/s (runs ${x.runs.map((y) => Math.round(y.perSecond)).join(', ')})`);
+  }
+  return out;
+}
+
+async function datapathAll(opts, log) {
+  const v = require('./peers/verify');
+  v.ensureOutside();
+  const out = [];
+  try {
+    for (const name of ['netmodes', 'netavark'].filter((p) => opts.peers.includes(p))) {
+      // netavark 1.4 adds one iptables rule per published port, one `iptables` process each (with a
+      // `-C` check first): 1,000 ports take about 30 s, 10,000 several minutes, so it is measured at 1,000.
+      if (name === 'netmodes') out.push(...(await datapathNetmodes(opts, log)));
+      else for (const total of opts.datapath.netavarkPorts) out.push(await datapathOne(name, total, opts, log));
+    }
+  } finally {
+    v.removeOutside();
+  }
+  return out;
+}
+
+// --- report -----------------------------------------------------------------------------------------
+
+function fmt(x, d = 1) {
+  if (x === null || x === undefined || Number.isNaN(x)) return '-';
+  const v = Number(x);
+  return v.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+}
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : null);
+const fx = (x) => (x === null ? '-' : `${x >= 10 ? fmt(x, 0) : fmt(x, x >= 1 ? 1 : 2)}x`);
+
+function table(rows, header) {
+  const w = header.map((h, k) => Math.max(h.length, ...rows.map((r) => String(r[k]).length)));
+  const line = (r) => r.map((x, k) => (k === 0 ? String(x).padEnd(w[k]) : String(x).padStart(w[k]))).join('  ');
+  return [line(header), w.map((x) => '-'.repeat(x)).join('  '), ...rows.map(line)].join('\n');
+}
+
+const LABEL = {
+  netmodes: 'netmodes', ipbatch: 'floor (ip -batch + nft -f)', floorgroup: 'floor, bulk delete (+ del group)', ip: 'ip/nft per operation',
+  netavark: 'netavark 1.4', cni: 'CNI bridge+host-local+portmap',
+};
+
+function report(R) {
+  const out = [];
+  const m = R.machine;
+  out.push(`machine: ${m.cpus} cores (${m.cpuModel}), kernel ${m.kernel}, Node ${m.node}, ${m.memGiB} GiB; ${R.date}`);
+  const S = R.churn ? R.churn.summary : {};
+  const names = Object.keys(S);
+  if (names.length) {
+    out.push('');
+    out.push(`namespace creation (ip netns add; NOT in the figures below): ${names.map((n) => `${n} run ${fmt(S[n].nsCreateMs, 2)} ms`).join(', ')}; deletion ${fmt(median(names.map((n) => S[n].nsDeleteMs)), 2)} ms`);
+    out.push('');
+    // The floor: the cheaper of the two batch floors (ipbatch deletes veths one by one; floorgroup in one request).
+    const floors = ['ipbatch', 'floorgroup'].filter((n) => S[n]).map((n) => S[n].cycleMs);
+    const floor = floors.length ? Math.min(...floors) : null;
+    const ours = S.netmodes ? S.netmodes.cycleMs : null;
+    out.push(`sequential attach + detach (ms per container; median of ${R.options.repeat} run(s); p50/p99 of single operations; batch floors: total / N;`);
+    out.push('"vs floor": to the cheaper of the two batch floors; "vs netmodes": how many times netmodes\' time the implementation takes):');
+    out.push(table(names.map((n) => {
+      const s = S[n];
+      return [LABEL[n] || n, s.n, fmt(s.attach.ms, 2), `${fmt(s.attach.p50, 2)} / ${fmt(s.attach.p99, 2)}`, fmt(s.detach.ms, 2),
+        `${fmt(s.detach.p50, 2)} / ${fmt(s.detach.p99, 2)}`, fmt(s.cycleMs, 2), fmt(s.cyclesPerSecond, 0),
+        fx(ratio(s.cycleMs, floor)), n === 'netmodes' ? '-' : fx(ratio(s.cycleMs, ours)), s.errors];
+    }), ['implementation', 'N', 'attach', 'attach p50/p99', 'detach', 'detach p50/p99', 'attach+detach', 'cycles/s', 'vs floor', 'vs netmodes', 'err']));
+    const conc = names.flatMap((n) => S[n].concurrent.map((x) => [LABEL[n] || n, x.inFlight, fmt(x.cyclesPerSecond, 0), fmt(x.attachPerSecond, 0),
+      `${fmt(x.attach.p50, 1)} / ${fmt(x.attach.p99, 1)}`, fmt(x.detachPerSecond, 0), `${fmt(x.detach.p50, 1)} / ${fmt(x.detach.p99, 1)}`,
+      n === 'netmodes' ? '-' : fx(ratio((S.netmodes?.concurrent.find((y) => y.inFlight === x.inFlight) || {}).cyclesPerSecond, x.cyclesPerSecond)), x.errors]));
+    if (conc.length) {
+      out.push('');
+      out.push('concurrent (netmodes: promises in one process; peers: parallel processes; netavark behind podman\'s lock):');
+      out.push(table(conc, ['implementation', 'in flight', 'cycles/s', 'attach/s', 'attach p50/p99 ms', 'detach/s', 'detach p50/p99 ms', 'netmodes ahead', 'err']));
+    }
+  }
+  if (R.scaling && R.scaling.length) {
+    out.push('');
+    out.push(`scaling: one more attach (p50 of ${R.options.scaleExtra}, ms) with K already attached; ratio to K=10 of the same implementation:`);
+    const base = {};
+    for (const s of R.scaling) if (s.k === 10 && s.label === '10') base[s.peer] = s.setup.p50;
+    const p10 = R.scaling.find((s) => s.k === 10 && s.kernelProbe);
+    const probe10 = p10 ? p10.kernelProbe.vethAddP50 : null;
+    out.push(table(R.scaling.map((s) => [LABEL[s.peer] || s.peer, s.label === String(s.k) ? `${s.k} attached` : `${s.label} (${s.publishedPorts} published)`,
+      fmt(s.setup.p50, 2), fmt(s.setup.p99, 2), fx(ratio(s.setup.p50, base[s.peer])), fmt(s.teardown.p50, 2), fmt(s.prefill.msPerContainer, 2),
+      s.kernelProbe ? `${fmt(s.kernelProbe.vethAddP50, 2)} (${fx(ratio(s.kernelProbe.vethAddP50, probe10))})` : '-',
+      (s.setup.errors || 0) + (s.teardown.errors || 0) + (s.prefillErrors || 0)]),
+    ['implementation', 'K', 'attach p50', 'attach p99', 'vs K=10', 'detach p50', 'prefill ms/c', 'bare veth add p50 (vs K=10)', 'err']));
+  }
+  if (R.churnMemory) {
+    const x = R.churnMemory; const ks = Object.keys(x.cycles);
+    out.push('');
+    out.push(`netmodes long churn (${x.inFlight} in flight over ${x.pool} namespaces): ${fmt(x.cyclesPerSecond, 0)} cycles/s; ` +
+      `event-loop lag of a 1 ms timer: p99 ${fmt(x.eventLoopLag.p99, 2)} ms, max ${fmt(x.eventLoopLag.max, 2)} ms; ` +
+      `RSS after a full GC ${ks.map((k) => `${fmt(x.cycles[k].rssMiB, 1)} MiB after ${k}`).join(', ')} (growth ${fmt(x.rssGrowthMiB, 1)} MiB; ` +
+      `JS heap ${ks.map((k) => fmt(x.cycles[k].heapUsedMiB, 1)).join(' -> ')} MiB)`);
+  }
+  if (R.datapath && R.datapath.length) {
+    out.push('');
+    out.push('data path: TCP connections/s from an outside namespace through one published port (sequential connect/close loop):');
+    const base = {};
+    for (const d of R.datapath) if (d.publishedPorts === 10) base[d.peer] = d.connectionsPerSecond;
+    out.push(table(R.datapath.map((d) => [LABEL[d.peer] || d.peer, d.publishedPorts, fmt(d.connectionsPerSecond, 0), fx(ratio(d.connectionsPerSecond, base[d.peer])), fmt(d.setupMs / 1000, 1), d.errors]),
+      ['implementation', 'published ports', 'connections/s', 'vs fewest', 'setup s', 'err']));
+  }
+  return out.join('\n');
+}
+
+// --- main -------------------------------------------------------------------------------------------
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  if (opts.report) {
+    // Prints the table of a results file again (and rewrites nothing).
+    console.log(report(JSON.parse(fs.readFileSync(opts.report, 'utf8'))));
+    return;
+  }
+  if (!opts.peers.includes('netmodes')) throw new Error('netmodes must be among --peers');
+  const dist = path.join(__dirname, '..', 'dist', 'lib', 'index.js');
+  if (!fs.existsSync(dist)) throw new Error('dist/lib is missing: run `npm install && npx tsc -p .` first');
+  const sandbox = sb.ensureSandbox(); // outside: installs missing peers (apt-get), re-executes under unshare, never returns
+  const stateDir = sb.workPath('netmodes-state');
+  process.env.NETMODES_STATE_DIR = stateDir; // the library's state store on the sandbox's tmpfs
+  nm = require(dist);
+  const started = Date.now();
+  const log = (msg) => console.error(`${new Date().toISOString().slice(11, 19)} ${msg}`);
+  const cpus = os.cpus();
+  const R = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus.length, cpuModel: cpus[0] && cpus[0].model, kernel: os.release(), node: process.version, memGiB: Math.round(os.totalmem() / 2 ** 30) },
+    sandbox, options: opts, versions: {},
+  };
+  const keep = [];
+  log(`machine: ${R.machine.cpus} cores, kernel ${R.machine.kernel}; peers ${opts.peers.join(', ')}; ${opts.quick ? 'quick' : 'full'} run`);
+  R.spawnFloor = await prun.spawnFloor(100);
+  const v = require('./peers/verify');
+  log('verify: netmodes attach gives eth0, address, default route, and an outside connection reaches the container');
+  R.verify = await v.verifyPeer(netmodesPeer(), { log: () => {} });
+  v.removeOutside();
+  await prun.cleanSandbox(keep);
+  log(`  ${R.verify.ok ? 'ok' : 'FAILED'} (${R.verify.checks.filter((x) => x.ok).length}/${R.verify.checks.length} checks)`);
+  if (!R.verify.ok) throw new Error(`netmodes failed its check: ${JSON.stringify(R.verify.checks.filter((x) => !x.ok))}`);
+
+  R.churn = await churnAll(opts, log, keep);
+  for (const [name, runs] of Object.entries(R.churn.runs)) R.versions[name] = runs[0].info;
+  if (opts.scale.length || opts.peerScale.length || opts.portsScale) R.scaling = await scalingAll(opts, log, keep);
+  if (opts.churn) R.churnMemory = await churnMemory(opts, log, keep);
+  if (opts.datapath) R.datapath = await datapathAll(opts, log);
+  R.wallSeconds = Math.round((Date.now() - started) / 1000);
+
+  const dir = path.join(__dirname, 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = opts.out ? path.resolve(opts.out) : path.join(dir, `bench-${R.date.replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(R, null, 1)}\n`);
+  console.log(report(R));
+  console.log(`\n${R.wallSeconds} s; raw results: ${path.relative(process.cwd(), file)}`);
+  try {
+    const chart = require('./chart');
+    const svgFile = path.join(dir, opts.quick ? 'chart-quick.svg' : 'chart.svg');
+    chart.writeChart(R, svgFile);
+    console.log(`chart: ${path.relative(process.cwd(), svgFile)}`);
+  } catch (e) { if (e.code !== 'MODULE_NOT_FOUND') throw e; }
+}
+
+module.exports = { netmodesPeer, report, parseArgs };
+
+if (require.main === module) {
+  main().catch((e) => { console.error(e.stack || e.message); process.exit(1); });
+}
