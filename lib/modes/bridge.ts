@@ -15,6 +15,11 @@
  * its address and host ports, written before the kernel is touched. `reconcile()` reads both and
  * finishes or undoes whatever a killed process left half-made.
  *
+ * A veth is made with the alias `netmodes-pending:NETID:ID` and gets its final alias only once
+ * every step of the connect (addresses, neighbours, routes) is done: rtnetlink has no
+ * transactions, so the alias is the commit mark. A veth still marked pending after a crash is
+ * half-made, and reconcile() deletes it with its record and reservations (docs/reliability.md).
+ *
  * Disconnect detaches at once (elements removed, veth off the bridge and down, address freed) and
  * reaps detached veths in batches with one RTM_DELLINK per link group, so churn does not pay one
  * RCU grace period (about 18 ms) per container.
@@ -51,6 +56,20 @@ export const MAX_BRIDGE_PORTS = 1023;
 /** Link group that detached veths wait in until one RTM_DELLINK reaps them all ("NM" + 0xdead). */
 export const REAP_GROUP = 0x4e4ddead;
 const ALIAS_PREFIX = 'netmodes:';
+/** Alias of a host veth whose connect has not finished (see the module comment). */
+const PENDING_PREFIX = 'netmodes-pending:';
+
+/**
+ * TEST-ONLY fault hook: when the environment variable NETMODES_FAULT names `point`, the process
+ * kills itself with SIGKILL right there, so crash tests can stop a connect or a disconnect between
+ * two of its steps (test/ns/70.reliability-crash.test.ts). Points: connect:after-reserve,
+ * connect:after-record, connect:after-elements, connect:after-veth, connect:after-routes,
+ * disconnect:after-elements, disconnect:after-detach, disconnect:after-release. Unset, it costs
+ * one environment lookup.
+ */
+function fault(point: string): void {
+  if (process.env.NETMODES_FAULT === point) process.kill(process.pid, 'SIGKILL');
+}
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 // ---------------------------------------------------------------------------------------------
@@ -96,12 +115,15 @@ class Reaper {
     }
   }
 
-  /** Deletes every link in REAP_GROUP now. */
-  async flush(): Promise<void> {
+  /**
+   * Deletes every link in REAP_GROUP now. `force`: even when this process detached none (another
+   * process, or a killed one, may have left detached veths behind).
+   */
+  async flush(force = false): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.running) await this.running;
-    if (!this.pending) return;
+    if (!this.pending && !force) return;
     this.pending = 0;
     this.running = nl.linkDelGroup(REAP_GROUP).catch((err) => {
       if (!isNotFound(err)) throw err;
@@ -367,6 +389,9 @@ export class BridgeNetwork {
   private alias(epId: string): string {
     return `${ALIAS_PREFIX}${this.id.slice(0, 12)}:${epId}`;
   }
+  private pendingAlias(epId: string): string {
+    return `${PENDING_PREFIX}${this.id.slice(0, 12)}:${epId}`;
+  }
 
   /** @internal The bridge, its addresses, forwarding, firewall. `repair`: tolerate what exists. */
   async setupKernel(repair: boolean): Promise<string[]> {
@@ -605,6 +630,7 @@ export class BridgeNetwork {
       }
       const ports = await this.claimPorts(maps, owner, 'ports');
       undo.push(() => this.releasePorts(ports, owner));
+      fault('connect:after-reserve');
       const mac = opts.mac !== undefined ? parseMac(opts.mac, 'mac') : macFromIPv4(ip);
       const rec: EndpointRecord = {
         id,
@@ -628,10 +654,12 @@ export class BridgeNetwork {
         created: new Date().toISOString(),
       };
       await store.writeJson(epFile, rec);
+      fault('connect:after-record');
       // Elements first: an icc=false port is isolated before it is ever up on the bridge, and a
       // DNAT element for an address that does not answer yet is harmless.
       await firewall.addEndpoint(toFw(this.rec), epToFw(rec), this.host);
       undo.push(() => firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host));
+      fault('connect:after-elements');
       await this.plumb(ns, rec);
       undo.push(() => this.unplumb(rec, true));
       this.eps.set(id, rec);
@@ -655,7 +683,7 @@ export class BridgeNetwork {
         mtu: r.mtu,
         master: r.bridge,
         up: true,
-        alias: this.alias(rec.id),
+        alias: this.pendingAlias(rec.id),
         noIpv6: !r.ipv6,
         peer: { name: rec.ifname, ns, mac: rec.mac, mtu: r.mtu, up: true },
       },
@@ -677,8 +705,9 @@ export class BridgeNetwork {
     } catch (err) {
       const e = err as NetlinkError;
       if (e.index === 0 && e.code === 'EEXIST' && !retried) {
-        // The container still has the interface of a detached, not yet reaped veth: reap, retry.
-        await reaper.flush();
+        // The container still has the interface of a detached, not yet reaped veth (this or
+        // another process's): reap the group, retry.
+        await reaper.flush(true);
         return this.plumb(ns, rec, true);
       }
       if (e.index !== 0) await nl.linkDel(rec.hostVeth, this.host).catch(() => undefined);
@@ -686,6 +715,7 @@ export class BridgeNetwork {
         throw new NetmodesError('EBRIDGEFULL', `bridge ${r.bridge} is full (${MAX_BRIDGE_PORTS} ports)`, { cause: err });
       throw err;
     }
+    fault('connect:after-veth');
     // A namespace that already has a default route (connected to another network first) keeps it.
     for (const op of routes) {
       try {
@@ -696,6 +726,14 @@ export class BridgeNetwork {
           throw err;
         }
       }
+    }
+    fault('connect:after-routes');
+    // The commit mark: from here on the endpoint is complete, and reconcile() keeps it.
+    try {
+      await nl.linkSet(rec.hostVeth, { alias: this.alias(rec.id) }, this.host);
+    } catch (err) {
+      await nl.linkDel(rec.hostVeth, this.host).catch(() => undefined);
+      throw err;
     }
   }
 
@@ -733,17 +771,19 @@ export class BridgeNetwork {
   }
 
   /**
-   * Disconnects an endpoint (given as the Endpoint, its id, or its namespace). Idempotent; works
+   * Disconnects an endpoint (given as the Endpoint, its id, its namespace or the namespace's path). Idempotent; works
    * when the container's namespace is already gone.
    * Equivalent to: `docker network disconnect NET CONTAINER`
    */
   async disconnect(target: Endpoint | Namespace | string): Promise<void> {
     let id: string | undefined;
-    if (target instanceof Namespace) {
-      id = [...this.eps.values()].find((e) => e.namespace === target.path)?.id;
+    // A namespace, or its path (ids never contain '/'; the sandbox layer passes the path).
+    const nsPath = target instanceof Namespace ? target.path : typeof target === 'string' && target.startsWith('/') ? target : undefined;
+    if (nsPath !== undefined) {
+      id = [...this.eps.values()].find((e) => e.namespace === nsPath)?.id;
       if (!id) {
         await this.load();
-        id = [...this.eps.values()].find((e) => e.namespace === target.path)?.id;
+        id = [...this.eps.values()].find((e) => e.namespace === nsPath)?.id;
       }
       if (!id) return;
     } else if (typeof target === 'string') {
@@ -770,10 +810,13 @@ export class BridgeNetwork {
   private async detach(rec: EndpointRecord): Promise<void> {
     const owner = `${this.id.slice(0, 12)}:${rec.id}`;
     await firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host);
+    fault('disconnect:after-elements');
     await this.unplumb(rec);
+    fault('disconnect:after-detach');
     await this.releasePorts(rec.ports, owner);
     await this.releaseIp(rec.ip, owner);
     if (rec.ipv6) await this.releaseIp(rec.ipv6, owner);
+    fault('disconnect:after-release');
     await store.removeFile(this.epFile(rec.id));
     this.eps.delete(rec.id);
   }
@@ -869,6 +912,12 @@ export class BridgeNetwork {
     this.checkUsable();
     const report: ReconcileReport = { removedEndpoints: [], removedVeths: [], freedReservations: [], removedElements: 0, repaired: [] };
     await store.withLock(this.lockFile, true, async () => {
+      // 0. Temp files of writers killed mid-write (the lock excludes every writer of these dirs;
+      //    the shared ports directory only loses ones older than a minute).
+      for (const d of ['endpoints', 'ip']) await store.removeStaleTemps(path.join(this.dir, d));
+      for (const proto of await store.listDir(path.join(store.stateDir(), 'ports')))
+        for (const port of await store.listDir(path.join(store.stateDir(), 'ports', proto)))
+          await store.removeStaleTemps(portDir(proto, Number(port)), 60_000);
       await this.load();
       report.repaired.push(...(await this.setupKernel(true)));
       const links = await nl.linkList(this.host);
@@ -879,8 +928,9 @@ export class BridgeNetwork {
       for (const rec of [...this.eps.values()]) {
         const l = byName.get(rec.hostVeth);
         if (!l || l.alias !== this.alias(rec.id)) {
-          await firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host).catch(() => undefined);
-          await nl.batch([{ op: 'neighDel', ns: this.host, link: this.bridge, address: rec.ip }]).catch(() => undefined);
+          // Missing, detached or never finished (still marked pending). Its elements go in step 3
+          // (by owner comment, never by key: the key may already be another endpoint's), its
+          // neighbour entry in step 2b, its veth (if any) in step 2.
           const owner = `${this.id.slice(0, 12)}:${rec.id}`;
           await this.releasePorts(rec.ports, owner);
           await this.releaseIp(rec.ip, owner);
@@ -894,16 +944,38 @@ export class BridgeNetwork {
           report.repaired.push(`veth ${rec.hostVeth} re-attached`);
         }
       }
-      // 2. Veths with our mark that no record explains, and detached ones awaiting the reaper.
+      // 2. Veths with our mark that no record explains, half-made ones (still pending), and
+      //    detached ones awaiting the reaper.
+      const pending = `${PENDING_PREFIX}${this.id.slice(0, 12)}:`;
       for (const l of links) {
-        if (l.alias?.startsWith(mark) && !this.eps.has(l.alias.slice(mark.length))) {
+        if ((l.alias?.startsWith(mark) && !this.eps.has(l.alias.slice(mark.length))) || l.alias?.startsWith(pending)) {
           await nl.linkDel(l.name, this.host).catch((e) => {
             if (!isNotFound(e)) throw e;
           });
           report.removedVeths.push(l.name);
         }
       }
-      if (links.some((l) => l.group === REAP_GROUP)) await reaper.flush().then(() => nl.linkDelGroup(REAP_GROUP)).catch(() => undefined);
+      if (links.some((l) => l.group === REAP_GROUP)) await reaper.flush(true).catch(() => undefined);
+      // 2b. Permanent neighbour entries on the bridge: exactly one per live endpoint.
+      const liveIps = new Map([...this.eps.values()].map((e) => [e.ip, e]));
+      const bridgeNow = await nl.linkGet(this.bridge, this.host);
+      const neighs = await nl.neighList(this.host, { link: bridgeNow.index });
+      for (const n of neighs) {
+        if (!n.state.includes('PERMANENT')) continue;
+        const live = liveIps.get(n.address);
+        if (live && (!n.lladdr || n.lladdr.toLowerCase() === live.mac.toLowerCase())) continue;
+        const c = parseIP(n.address, 'address');
+        if (!live && (c.family !== 4 || !cidrOverlaps(`${c.address}/32`, this.subnet))) continue;
+        await nl.neighDel({ link: this.bridge, address: n.address }, this.host).catch((e) => {
+          if (!isNotFound(e)) throw e;
+        });
+        report.repaired.push(`neighbour ${n.address} removed`);
+      }
+      for (const e of liveIps.values())
+        if (!neighs.some((n) => n.address === e.ip && n.state.includes('PERMANENT') && n.lladdr?.toLowerCase() === e.mac.toLowerCase())) {
+          await nl.neighAdd({ link: this.bridge, address: e.ip, lladdr: e.mac }, this.host).catch(() => undefined);
+          report.repaired.push(`neighbour ${e.ip} restored`);
+        }
       // 3. Firewall elements: exactly those of the live endpoints.
       const fw = await firewall.reconcile(toFw(this.rec), [...this.eps.values()].map(epToFw), this.host);
       report.removedElements += fw.removed;
@@ -924,7 +996,7 @@ export class BridgeNetwork {
           for (const hip of await store.listDir(portDir(proto, Number(port)))) {
             const f = path.join(portDir(proto, Number(port)), hip);
             const o = await store.reservationOwner(f);
-            if (o === undefined || !(o.startsWith(prefix) || o === '')) continue; // another network's
+            if (o === undefined || !o.startsWith(prefix)) continue; // another network's
             const ep = this.eps.get(o.slice(prefix.length));
             if (!ep || !ep.ports.some((p) => p.protocol === proto && String(p.hostPort) === port && p.hostIp === hip)) {
               await store.removeFile(f);

@@ -5,8 +5,9 @@
  * - Records are JSON files replaced atomically (write a temp file, fsync, rename, fsync the
  *   directory), mode 0600 in directories of mode 0700: never half-written, never readable or
  *   writable by other users.
- * - Reservations (an address, a host port) are files created with O_EXCL: whoever creates the
- *   file owns the resource, across threads and processes, with no lock to hold. A crash between a
+ * - Reservations (an address, a host port) are files that appear atomically with their owner in
+ *   them (temp file + link(), which fails with EEXIST as O_EXCL does): whoever creates the file
+ *   owns the resource, across threads and processes, with no lock to hold. A crash between a
  *   reservation and the kernel change leaves a reservation that `reconcile()` finds and frees.
  * - `lock()` is an flock on a file: connect/disconnect take it shared (they don't exclude each
  *   other), reconcile and remove take it exclusive (so they never free what a connect is building).
@@ -85,18 +86,21 @@ export async function listDir(dir: string): Promise<string[]> {
 }
 
 /**
- * Claims `file` for `owner` with O_EXCL. Resolves true when this caller now owns it, false when
- * somebody already does.
+ * Claims `file` for `owner`. Resolves true when this caller now owns it, false when somebody
+ * already does. The owner is written to a temp file first and the temp file is hard-linked to
+ * `file` (link() fails with EEXIST like O_EXCL does): the reservation appears with its owner in
+ * one step, so nobody ever sees an empty reservation (a create-then-write could be read, or
+ * killed, in between, and reconcile could not tell a dead claim from one in progress).
  */
 export async function reserve(file: string, owner: string): Promise<boolean> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.res`);
   let fh;
   try {
-    fh = await fsp.open(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
+    fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'EEXIST') return false;
-    if (code === 'ENOENT') {
-      await ensureDir(path.dirname(file));
+    if ((err as { code?: string }).code === 'ENOENT') {
+      await ensureDir(dir);
       return reserve(file, owner);
     }
     throw err;
@@ -106,10 +110,43 @@ export async function reserve(file: string, owner: string): Promise<boolean> {
   } finally {
     await fh.close();
   }
-  return true;
+  try {
+    await fsp.link(tmp, file);
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await fsp.rm(tmp, { force: true });
+  }
 }
 
-/** Who holds a reservation ('' when the file is empty: its owner died while claiming it). */
+/**
+ * Removes temp files (`.NAME.*.tmp|.res`) that a killed process left in `dir`, those older than
+ * `minAgeMs` only (0 when the caller's lock excludes every writer of `dir`).
+ */
+export async function removeStaleTemps(dir: string, minAgeMs = 0): Promise<number> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const name of names)
+    if (name.startsWith('.') && (name.endsWith('.tmp') || name.endsWith('.res'))) {
+      const f = path.join(dir, name);
+      if (minAgeMs > 0) {
+        const st = await fsp.stat(f).catch(() => undefined);
+        if (!st || Date.now() - st.mtimeMs < minAgeMs) continue;
+      }
+      await fsp.rm(f, { force: true });
+      n++;
+    }
+  return n;
+}
+
+/** Who holds a reservation (undefined when nobody does). */
 export async function reservationOwner(file: string): Promise<string | undefined> {
   try {
     return await fsp.readFile(file, 'utf8');
