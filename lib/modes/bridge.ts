@@ -452,14 +452,27 @@ export class BridgeNetwork {
     if (errors.length) throw new AggregateError(errors, `removing network ${this.name}: ${errors.length} step(s) failed`);
   }
 
-  /** @internal Loads endpoint records and reservations into memory. */
-  async load(): Promise<void> {
-    this.eps.clear();
+  /** The endpoint records in the store (complete ones: a record still "creating" has no ip). */
+  private async readRecords(): Promise<Map<string, EndpointRecord>> {
+    const m = new Map<string, EndpointRecord>();
     for (const f of await store.listDir(path.join(this.dir, 'endpoints'))) {
       if (!f.endsWith('.json')) continue;
       const r = await store.readJson<EndpointRecord>(path.join(this.dir, 'endpoints', f));
-      if (r && r.ip) this.eps.set(r.id, r);
+      if (r && r.ip) m.set(r.id, r);
     }
+    return m;
+  }
+
+  /**
+   * @internal Loads endpoint records and reservations into memory. The cache is replaced in one
+   * step: two loads running at once (endpoints() from two async callers) once cleared each
+   * other's half-filled map, so a caller saw a live endpoint missing (and a reconcile() running
+   * beside it could take a live endpoint for a leftover).
+   */
+  async load(): Promise<void> {
+    const m = await this.readRecords();
+    this.eps.clear();
+    for (const [k, v] of m) this.eps.set(k, v);
     for (const ip of await store.listDir(path.join(this.dir, 'ip'))) this.markUsed(ip);
   }
 
@@ -575,6 +588,9 @@ export class BridgeNetwork {
     if (maps.length && this.internal) throw new ConfigError('an internal network publishes no ports', 'ports');
     if (opts.links !== undefined && !Array.isArray(opts.links)) throw new ConfigError('must be an array', 'links');
     const links: EndpointLink[] = [];
+    // The name /etc/hosts gives a link: the peer's host name (its id may be 64 characters, more
+    // than a host name label may have).
+    const linkNames = new Map<string, string>();
     for (const [i, l] of (opts.links ?? []).entries()) {
       const target = typeof l?.endpoint === 'string' ? l.endpoint : l?.endpoint?.id;
       if (typeof target !== 'string') throw new ConfigError('must name an endpoint', `links[${i}].endpoint`);
@@ -583,6 +599,7 @@ export class BridgeNetwork {
       if (!peer || !peer.ip)
         throw new NetmodesError('ENOLINK', `links[${i}]: no endpoint ${JSON.stringify(target)} on network ${this.name}`);
       links.push({ id: peer.id, alias: l.alias, ip: peer.ip });
+      linkNames.set(peer.id, peer.hostname ?? peer.id.slice(0, 12));
     }
     let ns: Namespace;
     let opened = false;
@@ -596,7 +613,7 @@ export class BridgeNetwork {
     }
     const lock = await store.FileLock.acquire(this.lockFile, false);
     try {
-      return await this.connectLocked(ns, id, ifname, hostname, maps, links, opts);
+      return await this.connectLocked(ns, id, ifname, hostname, maps, links, linkNames, opts);
     } finally {
       lock.release();
       if (opened) ns.close();
@@ -610,6 +627,7 @@ export class BridgeNetwork {
     hostname: string,
     maps: PortMapping[],
     links: EndpointLink[],
+    linkNames: Map<string, string>,
     opts: ConnectOptions,
   ): Promise<Endpoint> {
     const owner = `${this.id.slice(0, 12)}:${id}`;
@@ -649,7 +667,7 @@ export class BridgeNetwork {
           hostname,
           ip,
           ipv6,
-          links: links.map((l) => ({ name: l.id, alias: l.alias, ip: l.ip })),
+          links: links.map((l) => ({ name: linkNames.get(l.id) ?? l.id, alias: l.alias, ip: l.ip })),
         }),
         created: new Date().toISOString(),
       };
@@ -796,7 +814,8 @@ export class BridgeNetwork {
     assertId(id, 'id');
     const lock = await store.FileLock.acquire(this.lockFile, false);
     try {
-      const rec = this.eps.get(id) ?? (await store.readJson<EndpointRecord>(this.epFile(id)));
+      // The store, not the cache: another process may have disconnected it already.
+      const rec = await store.readJson<EndpointRecord>(this.epFile(id));
       if (!rec || !rec.ip) {
         this.eps.delete(id);
         return;
@@ -918,14 +937,16 @@ export class BridgeNetwork {
       for (const proto of await store.listDir(path.join(store.stateDir(), 'ports')))
         for (const port of await store.listDir(path.join(store.stateDir(), 'ports', proto)))
           await store.removeStaleTemps(portDir(proto, Number(port)), 60_000);
-      await this.load();
+      // Its own map of the records (the cache may be refilled by other callers meanwhile).
+      const eps = await this.readRecords();
+      for (const ip of await store.listDir(path.join(this.dir, 'ip'))) this.markUsed(ip);
       report.repaired.push(...(await this.setupKernel(true)));
       const links = await nl.linkList(this.host);
       const byName = new Map(links.map((l) => [l.name, l]));
       const mark = `${ALIAS_PREFIX}${this.id.slice(0, 12)}:`;
       // 1. Records: keep those whose veth exists (re-attaching it if the bridge was rebuilt).
       const bridgeIdx = byName.get(this.bridge)?.index ?? (await nl.linkGet(this.bridge, this.host)).index;
-      for (const rec of [...this.eps.values()]) {
+      for (const rec of [...eps.values()]) {
         const l = byName.get(rec.hostVeth);
         if (!l || l.alias !== this.alias(rec.id)) {
           // Missing, detached or never finished (still marked pending). Its elements go in step 3
@@ -936,7 +957,7 @@ export class BridgeNetwork {
           await this.releaseIp(rec.ip, owner);
           if (rec.ipv6) await this.releaseIp(rec.ipv6, owner);
           await store.removeFile(this.epFile(rec.id));
-          this.eps.delete(rec.id);
+          eps.delete(rec.id);
           report.removedEndpoints.push(rec.id);
         } else if (l.master !== bridgeIdx || !l.up) {
           await nl.linkSet(rec.hostVeth, { master: this.bridge, up: true }, this.host);
@@ -948,7 +969,7 @@ export class BridgeNetwork {
       //    detached ones awaiting the reaper.
       const pending = `${PENDING_PREFIX}${this.id.slice(0, 12)}:`;
       for (const l of links) {
-        if ((l.alias?.startsWith(mark) && !this.eps.has(l.alias.slice(mark.length))) || l.alias?.startsWith(pending)) {
+        if ((l.alias?.startsWith(mark) && !eps.has(l.alias.slice(mark.length))) || l.alias?.startsWith(pending)) {
           await nl.linkDel(l.name, this.host).catch((e) => {
             if (!isNotFound(e)) throw e;
           });
@@ -957,7 +978,7 @@ export class BridgeNetwork {
       }
       if (links.some((l) => l.group === REAP_GROUP)) await reaper.flush(true).catch(() => undefined);
       // 2b. Permanent neighbour entries on the bridge: exactly one per live endpoint.
-      const liveIps = new Map([...this.eps.values()].map((e) => [e.ip, e]));
+      const liveIps = new Map([...eps.values()].map((e) => [e.ip, e]));
       const bridgeNow = await nl.linkGet(this.bridge, this.host);
       const neighs = await nl.neighList(this.host, { link: bridgeNow.index });
       for (const n of neighs) {
@@ -977,7 +998,7 @@ export class BridgeNetwork {
           report.repaired.push(`neighbour ${e.ip} restored`);
         }
       // 3. Firewall elements: exactly those of the live endpoints.
-      const fw = await firewall.reconcile(toFw(this.rec), [...this.eps.values()].map(epToFw), this.host);
+      const fw = await firewall.reconcile(toFw(this.rec), [...eps.values()].map(epToFw), this.host);
       report.removedElements += fw.removed;
       if (fw.added) report.repaired.push(`${fw.added} firewall element(s)`);
       // 4. Reservations whose owner is gone.
@@ -985,7 +1006,7 @@ export class BridgeNetwork {
       for (const ip of await store.listDir(path.join(this.dir, 'ip'))) {
         const o = await store.reservationOwner(this.ipFile(ip));
         if (o === undefined) continue;
-        if (!o.startsWith(prefix) || !this.eps.has(o.slice(prefix.length)) || (this.eps.get(o.slice(prefix.length))!.ip !== ip && this.eps.get(o.slice(prefix.length))!.ipv6 !== ip)) {
+        if (!o.startsWith(prefix) || !eps.has(o.slice(prefix.length)) || (eps.get(o.slice(prefix.length))!.ip !== ip && eps.get(o.slice(prefix.length))!.ipv6 !== ip)) {
           await store.removeFile(this.ipFile(ip));
           (ip.includes(':') ? this.pool6 : this.pool)?.release(ip);
           report.freedReservations.push(`ip ${ip}`);
@@ -997,7 +1018,7 @@ export class BridgeNetwork {
             const f = path.join(portDir(proto, Number(port)), hip);
             const o = await store.reservationOwner(f);
             if (o === undefined || !o.startsWith(prefix)) continue; // another network's
-            const ep = this.eps.get(o.slice(prefix.length));
+            const ep = eps.get(o.slice(prefix.length));
             if (!ep || !ep.ports.some((p) => p.protocol === proto && String(p.hostPort) === port && p.hostIp === hip)) {
               await store.removeFile(f);
               report.freedReservations.push(`${proto} ${hip}:${port}`);
@@ -1005,10 +1026,12 @@ export class BridgeNetwork {
           }
         }
       }
+      this.eps.clear();
+      for (const [k, v] of eps) this.eps.set(k, v);
       // 5. Endpoint files that never got past "creating" (a connect killed before its record).
       for (const f of await store.listDir(path.join(this.dir, 'endpoints'))) {
         const id = f.replace(/\.json$/, '');
-        if (!this.eps.has(id)) {
+        if (!eps.has(id)) {
           await store.removeFile(path.join(this.dir, 'endpoints', f));
           report.removedEndpoints.push(id);
         }
