@@ -165,12 +165,28 @@ export async function release(file: string, owner?: string): Promise<void> {
   await removeFile(file);
 }
 
+/**
+ * Per lock file, the tail of this process's queue of flock() calls. flock() blocks a libuv pool
+ * thread while it waits; with every caller waiting at once (a reconcile() holding the lock
+ * exclusively and more connects than pool threads asking for it shared), the pool starved and the
+ * holder could never finish: a deadlock. One flock() call at a time per file and process means
+ * at most one pool thread waits per lock file; the others queue here, off the pool.
+ */
+const lockQueues = new Map<string, Promise<unknown>>();
+
 /** An flock held until release() (or process death, when the kernel drops it). */
 export class FileLock {
   private constructor(private fd: number) {}
   static async acquire(file: string, exclusive: boolean): Promise<FileLock> {
     await ensureDir(path.dirname(file));
-    return new FileLock(await native().lock(file, exclusive));
+    const prev = lockQueues.get(file) ?? Promise.resolve();
+    const mine = prev.catch(() => undefined).then(() => native().lock(file, exclusive) as Promise<number>);
+    lockQueues.set(file, mine);
+    try {
+      return new FileLock(await mine);
+    } finally {
+      if (lockQueues.get(file) === mine) lockQueues.delete(file);
+    }
   }
   release(): void {
     if (this.fd >= 0) native().unlock(this.fd);
