@@ -48,7 +48,7 @@ function walk(dir: string): string[] {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) out.push(...walk(p));
-    else out.push(p);
+    else if (!e.name.startsWith('.')) out.push(p); // temp files are no reservations (reconcile removes old ones)
   }
   return out;
 }
