@@ -24,7 +24,7 @@
  * reaps detached veths in batches with one RTM_DELLINK per link group, so churn does not pay one
  * RCU grace period (about 18 ms) per container.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
 import { ConfigError, NetmodesError, NetlinkError, isNotFound } from '../errors';
@@ -947,7 +947,15 @@ export class BridgeNetwork {
       // 1. Records: keep those whose veth exists (re-attaching it if the bridge was rebuilt).
       const bridgeIdx = byName.get(this.bridge)?.index ?? (await nl.linkGet(this.bridge, this.host)).index;
       for (const rec of [...eps.values()]) {
-        const l = byName.get(rec.hostVeth);
+        let l = byName.get(rec.hostVeth);
+        // A deleted container namespace takes its veth pair with it, but only when the kernel's
+        // asynchronous namespace cleanup gets to it: a veth whose namespace path is gone is gone.
+        if (l && !existsSync(rec.namespace)) {
+          await nl.linkDel(rec.hostVeth, this.host).catch((e) => {
+            if (!isNotFound(e)) throw e;
+          });
+          l = undefined;
+        }
         if (!l || l.alias !== this.alias(rec.id)) {
           // Missing, detached or never finished (still marked pending). Its elements go in step 3
           // (by owner comment, never by key: the key may already be another endpoint's), its
