@@ -728,6 +728,8 @@ export class BridgeNetwork {
         await reaper.flush(true);
         return this.plumb(ns, rec, true);
       }
+      if (e.index === 0 && e.code === 'EEXIST')
+        throw new ConfigError(`the namespace already has an interface named ${rec.ifname}`, 'ifname', 'EEXIST');
       if (e.index !== 0) await nl.linkDel(rec.hostVeth, this.host).catch(() => undefined);
       if (e.index === 0 && (e.code === 'EXFULL' || e.code === 'ENOSPC'))
         throw new NetmodesError('EBRIDGEFULL', `bridge ${r.bridge} is full (${MAX_BRIDGE_PORTS} ports)`, { cause: err });
@@ -977,14 +979,27 @@ export class BridgeNetwork {
       //    detached ones awaiting the reaper.
       const pending = `${PENDING_PREFIX}${this.id.slice(0, 12)}:`;
       for (const l of links) {
-        if ((l.alias?.startsWith(mark) && !eps.has(l.alias.slice(mark.length))) || l.alias?.startsWith(pending)) {
+        // The alias is set by a second message after the create: a process killed in between
+        // leaves a veth of our naming on our bridge with no alias at all.
+        const unmarked = !l.alias && l.master === bridgeIdx && /^veth[0-9a-f]{11}$/.test(l.name);
+        if ((l.alias?.startsWith(mark) && !eps.has(l.alias.slice(mark.length))) || l.alias?.startsWith(pending) || unmarked) {
           await nl.linkDel(l.name, this.host).catch((e) => {
             if (!isNotFound(e)) throw e;
           });
           report.removedVeths.push(l.name);
         }
       }
-      if (links.some((l) => l.group === REAP_GROUP)) await reaper.flush(true).catch(() => undefined);
+      const detached = links.filter((l) => l.group === REAP_GROUP);
+      if (detached.length) {
+        await reaper.flush(true);
+        // Whatever the group request left (it deletes all or nothing), one by one.
+        const left = new Set((await nl.linkList(this.host)).filter((l) => l.group === REAP_GROUP).map((l) => l.name));
+        for (const l of detached)
+          if (left.has(l.name))
+            await nl.linkDel(l.name, this.host).catch((e) => {
+              if (!isNotFound(e)) throw e;
+            });
+      }
       // 2b. Permanent neighbour entries on the bridge: exactly one per live endpoint.
       const liveIps = new Map([...eps.values()].map((e) => [e.ip, e]));
       const bridgeNow = await nl.linkGet(this.bridge, this.host);
