@@ -100,7 +100,9 @@ export function inconsistencies(net: string, bridge: string, nsPaths: string[]):
   // Host veths: exactly the records', on the bridge, up, with the final alias.
   const veths = ipj(['-d', 'link', 'show', 'type', 'veth']).filter((l: any) => /^veth/.test(l.ifname)); // the library's names
   const byName = new Map(veths.map((l: any) => [l.ifname, l]));
-  for (const l of veths) if (!recs.some((r) => r.hostVeth === l.ifname)) bad.push(`veth ${l.ifname} (${l.ifalias ?? ''}) explained by no record`);
+  for (const l of veths)
+    if (!recs.some((r) => r.hostVeth === l.ifname))
+      bad.push(`veth ${l.ifname} (alias '${l.ifalias ?? ''}', group ${l.group}, master ${l.master}, ${l.flags.join(',')}) explained by no record`);
   for (const r of recs) {
     const l: any = byName.get(r.hostVeth);
     if (!l) bad.push(`record ${r.id}: veth ${r.hostVeth} missing`);
@@ -187,7 +189,10 @@ export function kernelSnapshot(nsNames: string[] = []): string {
   const host = [ipj(['link']), ipj(['addr']), ipj(['route']), ipj(['neigh', 'show', 'nud', 'permanent'])];
   const nft = sh('nft', ['-j', 'list', 'ruleset']);
   const inner = nsNames.map((n) => [ipj(['addr'], n), ipj(['route'], n)]);
-  return JSON.stringify({ host, nft: JSON.parse(nft).nftables.filter((o: any) => !o.metainfo), inner });
+  // Carrier state settles asynchronously (a bridge's first port coming up): not a change we made.
+  return JSON.stringify({ host, nft: JSON.parse(nft).nftables.filter((o: any) => !o.metainfo), inner })
+    .replace(/"operstate":"[A-Z]+",?/g, '')
+    .replace(/"(NO-CARRIER|LOWER_UP|linkdown)",?/g, '');
 }
 
 /** Open fds of a process. */

@@ -75,7 +75,7 @@ describe('70 reliability: crash consistency (kill -9 during churn)', function ()
         `round ${round}: a second reconcile found more: ${JSON.stringify(second)}`,
       );
       const bad = inconsistencies(net.name, net.bridge, paths);
-      assert.deepEqual(bad, [], `round ${round} (${fault ?? 'random kill'}): ${bad.join('\n')}`);
+      assert.deepEqual(bad, [], `round ${round} (${fault ?? 'random kill'}): ${bad.join('\n')}\nreconcile: ${JSON.stringify(first)}\nchild: ${child.out().length} ops ${child.err()}`);
       for (const r of records(net.name)) {
         const name = path.basename(r.namespace);
         assert.ok(ping(r.ip), `round ${round}: ${r.ip} (${name}) does not answer ping`);
