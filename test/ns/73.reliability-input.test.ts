@@ -8,7 +8,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createBridgeNetwork, createNamespace, openBridgeNetwork, BridgeNetwork, Namespace, ConfigError, NetmodesError } from '../../lib';
+import { createBridgeNetwork, createNamespace, openBridgeNetwork, BridgeNetwork, Namespace, ConfigError, NetmodesError, NetlinkError } from '../../lib';
 import { sandboxed, uniq, tryRun } from '../helpers/kernel';
 import { LIB, ROOT, STATE, kernelSnapshot, nodeScript } from '../helpers/reliability';
 
@@ -53,7 +53,7 @@ describe('73 reliability: hostile input and permissions', function () {
       err = e;
     }
     assert.ok(err, `${what}: accepted`);
-    assert.ok(err instanceof ConfigError || err instanceof NetmodesError || err instanceof TypeError, `${what}: untyped ${err?.stack ?? err}`);
+    assert.ok(err instanceof ConfigError || err instanceof NetmodesError || err instanceof NetlinkError, `${what}: untyped ${err?.stack ?? err}`);
     if (field !== undefined && err instanceof ConfigError)
       assert.ok(typeof field === 'string' ? err.field === field : field.test(err.field ?? ''), `${what}: field ${err.field}, expected ${field}`);
     assert.deepEqual([kernelSnapshot([ns.name!]), storeSnapshot()], before, `${what}: something changed`);
