@@ -33,14 +33,17 @@ function figures() {
   const net = await nm.createBridgeNetwork({ name: 'soak', subnet: '10.79.0.0/22' });
   const nss = [];
   for (let i = 0; i < INFLIGHT; i++) nss.push(await nm.createNamespace(`soak${i}`));
-  // Warm-up (pools, sockets, JIT) before the start figures.
-  for (const ns of nss) await (await net.connect(ns, { ports: ['80'] })).disconnect();
+  // Warm-up at the same concurrency (socket pools per namespace, JIT, heap) before the start figures.
+  await Promise.all(nss.map(async (ns) => {
+    for (let i = 0; i < 250; i++) await (await net.connect(ns, { ports: ['80'] })).disconnect();
+  }));
   await nm.reapDetached();
   const start = figures();
   console.log('start', JSON.stringify(start));
   const t0 = Date.now();
   let done = 0;
   let errors = 0;
+  let finished = 0;
   const worker = async (ns) => {
     while (done < N && (Date.now() - t0) / 1000 < MAX_S) {
       done++;
@@ -51,7 +54,8 @@ function figures() {
         errors++;
         console.error(err);
       }
-      if (done % Math.max(1, Math.floor(N / 10)) === 0) console.log(done, JSON.stringify(figures()), `${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      const n = ++finished;
+      if (n % Math.max(1, Math.floor(N / 10)) === 0) console.log(n, JSON.stringify(figures()), `${((Date.now() - t0) / 1000).toFixed(1)} s`);
     }
   };
   await Promise.all(nss.map(worker));
