@@ -15,11 +15,16 @@
  * its address and host ports, written before the kernel is touched. `reconcile()` reads both and
  * finishes or undoes whatever a killed process left half-made.
  *
+ * A veth is made with the alias `netmodes-pending:NETID:ID` and gets its final alias only once
+ * every step of the connect (addresses, neighbours, routes) is done: rtnetlink has no
+ * transactions, so the alias is the commit mark. A veth still marked pending after a crash is
+ * half-made, and reconcile() deletes it with its record and reservations (docs/reliability.md).
+ *
  * Disconnect detaches at once (elements removed, veth off the bridge and down, address freed) and
  * reaps detached veths in batches with one RTM_DELLINK per link group, so churn does not pay one
  * RCU grace period (about 18 ms) per container.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
 import { ConfigError, NetmodesError, NetlinkError, isNotFound } from '../errors';
@@ -51,6 +56,20 @@ export const MAX_BRIDGE_PORTS = 1023;
 /** Link group that detached veths wait in until one RTM_DELLINK reaps them all ("NM" + 0xdead). */
 export const REAP_GROUP = 0x4e4ddead;
 const ALIAS_PREFIX = 'netmodes:';
+/** Alias of a host veth whose connect has not finished (see the module comment). */
+const PENDING_PREFIX = 'netmodes-pending:';
+
+/**
+ * TEST-ONLY fault hook: when the environment variable NETMODES_FAULT names `point`, the process
+ * kills itself with SIGKILL right there, so crash tests can stop a connect or a disconnect between
+ * two of its steps (test/ns/70.reliability-crash.test.ts). Points: connect:after-reserve,
+ * connect:after-record, connect:after-elements, connect:after-veth, connect:after-routes,
+ * disconnect:after-elements, disconnect:after-detach, disconnect:after-release. Unset, it costs
+ * one environment lookup.
+ */
+function fault(point: string): void {
+  if (process.env.NETMODES_FAULT === point) process.kill(process.pid, 'SIGKILL');
+}
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 // ---------------------------------------------------------------------------------------------
@@ -96,12 +115,15 @@ class Reaper {
     }
   }
 
-  /** Deletes every link in REAP_GROUP now. */
-  async flush(): Promise<void> {
+  /**
+   * Deletes every link in REAP_GROUP now. `force`: even when this process detached none (another
+   * process, or a killed one, may have left detached veths behind).
+   */
+  async flush(force = false): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.running) await this.running;
-    if (!this.pending) return;
+    if (!this.pending && !force) return;
     this.pending = 0;
     this.running = nl.linkDelGroup(REAP_GROUP).catch((err) => {
       if (!isNotFound(err)) throw err;
@@ -376,6 +398,9 @@ export class BridgeNetwork {
   private alias(epId: string): string {
     return `${ALIAS_PREFIX}${this.id.slice(0, 12)}:${epId}`;
   }
+  private pendingAlias(epId: string): string {
+    return `${PENDING_PREFIX}${this.id.slice(0, 12)}:${epId}`;
+  }
 
   /** @internal The bridge, its addresses, forwarding, firewall. `repair`: tolerate what exists. */
   async setupKernel(repair: boolean): Promise<string[]> {
@@ -436,14 +461,27 @@ export class BridgeNetwork {
     if (errors.length) throw new AggregateError(errors, `removing network ${this.name}: ${errors.length} step(s) failed`);
   }
 
-  /** @internal Loads endpoint records and reservations into memory. */
-  async load(): Promise<void> {
-    this.eps.clear();
+  /** The endpoint records in the store (complete ones: a record still "creating" has no ip). */
+  private async readRecords(): Promise<Map<string, EndpointRecord>> {
+    const m = new Map<string, EndpointRecord>();
     for (const f of await store.listDir(path.join(this.dir, 'endpoints'))) {
       if (!f.endsWith('.json')) continue;
       const r = await store.readJson<EndpointRecord>(path.join(this.dir, 'endpoints', f));
-      if (r && r.ip) this.eps.set(r.id, r);
+      if (r && r.ip) m.set(r.id, r);
     }
+    return m;
+  }
+
+  /**
+   * @internal Loads endpoint records and reservations into memory. The cache is replaced in one
+   * step: two loads running at once (endpoints() from two async callers) once cleared each
+   * other's half-filled map, so a caller saw a live endpoint missing (and a reconcile() running
+   * beside it could take a live endpoint for a leftover).
+   */
+  async load(): Promise<void> {
+    const m = await this.readRecords();
+    this.eps.clear();
+    for (const [k, v] of m) this.eps.set(k, v);
     for (const ip of await store.listDir(path.join(this.dir, 'ip'))) this.markUsed(ip);
   }
 
@@ -559,6 +597,8 @@ export class BridgeNetwork {
     if (maps.length && this.internal) throw new ConfigError('an internal network publishes no ports', 'ports');
     if (opts.links !== undefined && !Array.isArray(opts.links)) throw new ConfigError('must be an array', 'links');
     const links: EndpointLink[] = [];
+    // The name /etc/hosts gives a link: the peer's host name (its id may be 64 characters, more
+    // than a host name label may have).
     for (const [i, l] of (opts.links ?? []).entries()) {
       const target = typeof l?.endpoint === 'string' ? l.endpoint : l?.endpoint?.id;
       if (typeof target !== 'string') throw new ConfigError('must name an endpoint', `links[${i}].endpoint`);
@@ -618,6 +658,7 @@ export class BridgeNetwork {
       const ip = (c4 as PromiseFulfilledResult<string>).value;
       const ipv6 = (c6 as PromiseFulfilledResult<string | undefined>).value;
       const ports = (cp as PromiseFulfilledResult<PublishedPort[]>).value;
+      fault('connect:after-reserve');
       const mac = opts.mac !== undefined ? parseMac(opts.mac, 'mac') : macFromIPv4(ip);
       const rec: EndpointRecord = {
         id,
@@ -641,10 +682,12 @@ export class BridgeNetwork {
         created: new Date().toISOString(),
       };
       await store.writeJson(epFile, rec);
+      fault('connect:after-record');
       // Elements first: an icc=false port is isolated before it is ever up on the bridge, and a
       // DNAT element for an address that does not answer yet is harmless.
       await firewall.addEndpoint(toFw(this.rec), epToFw(rec), this.host);
       undo.push(() => firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host));
+      fault('connect:after-elements');
       await this.plumb(ns, rec);
       undo.push(() => this.unplumb(rec, true));
       this.eps.set(id, rec);
@@ -668,7 +711,7 @@ export class BridgeNetwork {
         mtu: r.mtu,
         master: r.bridge,
         up: true,
-        alias: this.alias(rec.id),
+        alias: this.pendingAlias(rec.id),
         noIpv6: !r.ipv6,
         peer: { name: rec.ifname, ns, mac: rec.mac, mtu: r.mtu, up: true },
       },
@@ -686,36 +729,52 @@ export class BridgeNetwork {
     const routes: nl.BatchOp[] = [{ op: 'routeAdd', ns, dst: 'default', gateway: r.gateway, link: rec.ifname }];
     if (rec.ipv6 && r.ipv6) routes.push({ op: 'routeAdd', ns, dst: 'default', gateway: r.ipv6.gateway, link: rec.ifname });
     // Everything in one worker call, in order, stopping at the first failure: a failed create
-    // never lets a later step touch an interface that is not ours.
+    // never lets a later step touch an interface that is not ours. The veth was created with a
+    // pending alias; the final one, set last, is the commit mark: from then on the endpoint is
+    // complete and reconcile() keeps it (rtnetlink has no transactions).
     const first = ops.length;
     ops.push(...routes);
+    ops.push({ op: 'linkSet', ns: this.host, link: rec.hostVeth, alias: this.alias(rec.id) });
+    // The test-only fault hook needs the steps apart; otherwise they go as one call.
+    const parts = process.env.NETMODES_FAULT ? [ops.slice(0, first), ops.slice(first, -1), ops.slice(-1)] : [ops];
+    let base = 0;
     try {
-      await nl.batch(ops);
+      for (const [i, part] of parts.entries()) {
+        await nl.batch(part);
+        base += part.length;
+        if (parts.length > 1 && i === 0) fault('connect:after-veth');
+        if (parts.length > 1 && i === 1) fault('connect:after-routes');
+      }
     } catch (err) {
       const e = err as NetlinkError;
-      if (e.index !== undefined && e.index >= first && e.code === 'EEXIST') {
+      const idx = e.index === undefined ? undefined : base + e.index;
+      if (idx !== undefined && idx >= first && idx < ops.length - 1 && e.code === 'EEXIST') {
         // A namespace that already has a default route (connected to another network first)
-        // keeps it; the routes after the refused one still go in.
-        return this.addRoutes(rec, ops.slice(e.index + 1));
+        // keeps it; the steps after the refused route still go in.
+        return this.finish(rec, ops.slice(idx + 1));
       }
-      if (e.index === 0 && e.code === 'EEXIST' && !retried) {
-        // The container still has the interface of a detached, not yet reaped veth: reap, retry.
-        await reaper.flush();
+      if (idx === 0 && e.code === 'EEXIST' && !retried) {
+        // The container still has the interface of a detached, not yet reaped veth (this or
+        // another process's): reap the group, retry.
+        await reaper.flush(true);
         return this.plumb(ns, rec, true);
       }
-      if (e.index !== 0) await nl.linkDel(rec.hostVeth, this.host).catch(() => undefined);
-      if (e.index === 0 && (e.code === 'EXFULL' || e.code === 'ENOSPC'))
+      if (idx === 0 && e.code === 'EEXIST')
+        throw new ConfigError(`the namespace already has an interface named ${rec.ifname}`, 'ifname', 'EEXIST');
+      if (idx !== 0) await nl.linkDel(rec.hostVeth, this.host).catch(() => undefined);
+      if (idx === 0 && (e.code === 'EXFULL' || e.code === 'ENOSPC'))
         throw new NetmodesError('EBRIDGEFULL', `bridge ${r.bridge} is full (${MAX_BRIDGE_PORTS} ports)`, { cause: err });
       throw err;
     }
   }
 
-  private async addRoutes(rec: EndpointRecord, routes: nl.BatchOp[]): Promise<void> {
-    for (const op of routes) {
+  /** The rest of a connect after a refused default route, one step at a time. */
+  private async finish(rec: EndpointRecord, rest: nl.BatchOp[]): Promise<void> {
+    for (const op of rest) {
       try {
         await nl.batch([op]);
       } catch (err) {
-        if ((err as NetlinkError).code !== 'EEXIST') {
+        if (op.op !== 'routeAdd' || (err as NetlinkError).code !== 'EEXIST') {
           await nl.linkDel(rec.hostVeth, this.host).catch(() => undefined);
           throw err;
         }
@@ -757,15 +816,15 @@ export class BridgeNetwork {
   }
 
   /**
-   * Disconnects an endpoint (given as the Endpoint, its id, or its namespace or namespace path). Idempotent; works
+   * Disconnects an endpoint (given as the Endpoint, its id, its namespace or the namespace's path). Idempotent; works
    * when the container's namespace is already gone.
    * Equivalent to: `docker network disconnect NET CONTAINER`
    */
   async disconnect(target: Endpoint | Namespace | string): Promise<void> {
     let id: string | undefined;
-    if (target instanceof Namespace || (typeof target === 'string' && target.includes('/'))) {
-      // A namespace (or its path): the endpoint connected from it, if any.
-      const nsPath = typeof target === 'string' ? target : target.path;
+    // A namespace, or its path (ids never contain '/'; the sandbox layer passes the path).
+    const nsPath = target instanceof Namespace ? target.path : typeof target === 'string' && target.startsWith('/') ? target : undefined;
+    if (nsPath !== undefined) {
       id = [...this.eps.values()].find((e) => e.namespace === nsPath)?.id;
       if (!id) {
         await this.load();
@@ -782,7 +841,8 @@ export class BridgeNetwork {
     assertId(id, 'id');
     const lock = await store.FileLock.acquire(this.lockFile, false);
     try {
-      const rec = this.eps.get(id) ?? (await store.readJson<EndpointRecord>(this.epFile(id)));
+      // The store, not the cache: another process may have disconnected it already.
+      const rec = await store.readJson<EndpointRecord>(this.epFile(id));
       if (!rec || !rec.ip) {
         this.eps.delete(id);
         return;
@@ -796,10 +856,13 @@ export class BridgeNetwork {
   private async detach(rec: EndpointRecord): Promise<void> {
     const owner = `${this.id.slice(0, 12)}:${rec.id}`;
     await firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host);
+    fault('disconnect:after-elements');
     await this.unplumb(rec);
+    fault('disconnect:after-detach');
     await this.releasePorts(rec.ports, owner);
     await this.releaseIp(rec.ip, owner);
     if (rec.ipv6) await this.releaseIp(rec.ipv6, owner);
+    fault('disconnect:after-release');
     await store.removeFile(this.epFile(rec.id));
     this.eps.delete(rec.id);
   }
@@ -896,24 +959,41 @@ export class BridgeNetwork {
     this.checkUsable();
     const report: ReconcileReport = { removedEndpoints: [], removedVeths: [], freedReservations: [], removedElements: 0, repaired: [] };
     await store.withLock(this.lockFile, true, async () => {
-      await this.load();
+      // 0. Temp files of writers killed mid-write (the lock excludes every writer of these dirs;
+      //    the shared ports directory only loses ones older than a minute).
+      for (const d of ['endpoints', 'ip']) await store.removeStaleTemps(path.join(this.dir, d));
+      for (const proto of await store.listDir(path.join(store.stateDir(), 'ports')))
+        for (const port of await store.listDir(path.join(store.stateDir(), 'ports', proto)))
+          await store.removeStaleTemps(portDir(proto, Number(port)), 60_000);
+      // Its own map of the records (the cache may be refilled by other callers meanwhile).
+      const eps = await this.readRecords();
+      for (const ip of await store.listDir(path.join(this.dir, 'ip'))) this.markUsed(ip);
       report.repaired.push(...(await this.setupKernel(true)));
       const links = await nl.linkList(this.host);
       const byName = new Map(links.map((l) => [l.name, l]));
       const mark = `${ALIAS_PREFIX}${this.id.slice(0, 12)}:`;
       // 1. Records: keep those whose veth exists (re-attaching it if the bridge was rebuilt).
       const bridgeIdx = byName.get(this.bridge)?.index ?? (await nl.linkGet(this.bridge, this.host)).index;
-      for (const rec of [...this.eps.values()]) {
-        const l = byName.get(rec.hostVeth);
+      for (const rec of [...eps.values()]) {
+        let l = byName.get(rec.hostVeth);
+        // A deleted container namespace takes its veth pair with it, but only when the kernel's
+        // asynchronous namespace cleanup gets to it: a veth whose namespace path is gone is gone.
+        if (l && !existsSync(rec.namespace)) {
+          await nl.linkDel(rec.hostVeth, this.host).catch((e) => {
+            if (!isNotFound(e)) throw e;
+          });
+          l = undefined;
+        }
         if (!l || l.alias !== this.alias(rec.id)) {
-          await firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host).catch(() => undefined);
-          await nl.batch([{ op: 'neighDel', ns: this.host, link: this.bridge, address: rec.ip }]).catch(() => undefined);
+          // Missing, detached or never finished (still marked pending). Its elements go in step 3
+          // (by owner comment, never by key: the key may already be another endpoint's), its
+          // neighbour entry in step 2b, its veth (if any) in step 2.
           const owner = `${this.id.slice(0, 12)}:${rec.id}`;
           await this.releasePorts(rec.ports, owner);
           await this.releaseIp(rec.ip, owner);
           if (rec.ipv6) await this.releaseIp(rec.ipv6, owner);
           await store.removeFile(this.epFile(rec.id));
-          this.eps.delete(rec.id);
+          eps.delete(rec.id);
           report.removedEndpoints.push(rec.id);
         } else if (l.master !== bridgeIdx || !l.up) {
           await nl.linkSet(rec.hostVeth, { master: this.bridge, up: true }, this.host);
@@ -921,18 +1001,53 @@ export class BridgeNetwork {
           report.repaired.push(`veth ${rec.hostVeth} re-attached`);
         }
       }
-      // 2. Veths with our mark that no record explains, and detached ones awaiting the reaper.
+      // 2. Veths with our mark that no record explains, half-made ones (still pending), and
+      //    detached ones awaiting the reaper.
+      const pending = `${PENDING_PREFIX}${this.id.slice(0, 12)}:`;
       for (const l of links) {
-        if (l.alias?.startsWith(mark) && !this.eps.has(l.alias.slice(mark.length))) {
+        // The alias is set by a second message after the create: a process killed in between
+        // leaves a veth of our naming on our bridge with no alias at all.
+        const unmarked = !l.alias && l.master === bridgeIdx && /^veth[0-9a-f]{11}$/.test(l.name);
+        if ((l.alias?.startsWith(mark) && !eps.has(l.alias.slice(mark.length))) || l.alias?.startsWith(pending) || unmarked) {
           await nl.linkDel(l.name, this.host).catch((e) => {
             if (!isNotFound(e)) throw e;
           });
           report.removedVeths.push(l.name);
         }
       }
-      if (links.some((l) => l.group === REAP_GROUP)) await reaper.flush().then(() => nl.linkDelGroup(REAP_GROUP)).catch(() => undefined);
+      const detached = links.filter((l) => l.group === REAP_GROUP);
+      if (detached.length) {
+        await reaper.flush(true);
+        // Whatever the group request left (it deletes all or nothing), one by one.
+        const left = new Set((await nl.linkList(this.host)).filter((l) => l.group === REAP_GROUP).map((l) => l.name));
+        for (const l of detached)
+          if (left.has(l.name))
+            await nl.linkDel(l.name, this.host).catch((e) => {
+              if (!isNotFound(e)) throw e;
+            });
+      }
+      // 2b. Permanent neighbour entries on the bridge: exactly one per live endpoint.
+      const liveIps = new Map([...eps.values()].map((e) => [e.ip, e]));
+      const bridgeNow = await nl.linkGet(this.bridge, this.host);
+      const neighs = await nl.neighList(this.host, { link: bridgeNow.index });
+      for (const n of neighs) {
+        if (!n.state.includes('PERMANENT')) continue;
+        const live = liveIps.get(n.address);
+        if (live && (!n.lladdr || n.lladdr.toLowerCase() === live.mac.toLowerCase())) continue;
+        const c = parseIP(n.address, 'address');
+        if (!live && (c.family !== 4 || !cidrOverlaps(`${c.address}/32`, this.subnet))) continue;
+        await nl.neighDel({ link: this.bridge, address: n.address }, this.host).catch((e) => {
+          if (!isNotFound(e)) throw e;
+        });
+        report.repaired.push(`neighbour ${n.address} removed`);
+      }
+      for (const e of liveIps.values())
+        if (!neighs.some((n) => n.address === e.ip && n.state.includes('PERMANENT') && n.lladdr?.toLowerCase() === e.mac.toLowerCase())) {
+          await nl.neighAdd({ link: this.bridge, address: e.ip, lladdr: e.mac }, this.host).catch(() => undefined);
+          report.repaired.push(`neighbour ${e.ip} restored`);
+        }
       // 3. Firewall elements: exactly those of the live endpoints.
-      const fw = await firewall.reconcile(toFw(this.rec), [...this.eps.values()].map(epToFw), this.host);
+      const fw = await firewall.reconcile(toFw(this.rec), [...eps.values()].map(epToFw), this.host);
       report.removedElements += fw.removed;
       if (fw.added) report.repaired.push(`${fw.added} firewall element(s)`);
       // 4. Reservations whose owner is gone.
@@ -940,7 +1055,7 @@ export class BridgeNetwork {
       for (const ip of await store.listDir(path.join(this.dir, 'ip'))) {
         const o = await store.reservationOwner(this.ipFile(ip));
         if (o === undefined) continue;
-        if (!o.startsWith(prefix) || !this.eps.has(o.slice(prefix.length)) || (this.eps.get(o.slice(prefix.length))!.ip !== ip && this.eps.get(o.slice(prefix.length))!.ipv6 !== ip)) {
+        if (!o.startsWith(prefix) || !eps.has(o.slice(prefix.length)) || (eps.get(o.slice(prefix.length))!.ip !== ip && eps.get(o.slice(prefix.length))!.ipv6 !== ip)) {
           await store.removeFile(this.ipFile(ip));
           (ip.includes(':') ? this.pool6 : this.pool)?.release(ip);
           report.freedReservations.push(`ip ${ip}`);
@@ -951,11 +1066,8 @@ export class BridgeNetwork {
           for (const hip of await store.listDir(portDir(proto, Number(port)))) {
             const f = path.join(portDir(proto, Number(port)), hip);
             const o = await store.reservationOwner(f);
-            if (o === undefined || !(o.startsWith(prefix) || o === '')) continue; // another network's
-            // An empty one may be another network's claim being written right now (its lock is
-            // not ours to hold): only a stale one (a minute old) is freed.
-            if (o === '' && Date.now() - (await fsp.stat(f).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs < 60000) continue;
-            const ep = this.eps.get(o.slice(prefix.length));
+            if (o === undefined || !o.startsWith(prefix)) continue; // another network's
+            const ep = eps.get(o.slice(prefix.length));
             if (!ep || !ep.ports.some((p) => p.protocol === proto && String(p.hostPort) === port && p.hostIp === hip)) {
               await store.removeFile(f);
               report.freedReservations.push(`${proto} ${hip}:${port}`);
@@ -963,10 +1075,12 @@ export class BridgeNetwork {
           }
         }
       }
+      this.eps.clear();
+      for (const [k, v] of eps) this.eps.set(k, v);
       // 5. Endpoint files that never got past "creating" (a connect killed before its record).
       for (const f of await store.listDir(path.join(this.dir, 'endpoints'))) {
         const id = f.replace(/\.json$/, '');
-        if (!this.eps.has(id)) {
+        if (!eps.has(id)) {
           await store.removeFile(path.join(this.dir, 'endpoints', f));
           report.removedEndpoints.push(id);
         }

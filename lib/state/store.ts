@@ -5,8 +5,9 @@
  * - Records are JSON files replaced atomically (write a temp file, fsync, rename, fsync the
  *   directory), mode 0600 in directories of mode 0700: never half-written, never readable or
  *   writable by other users.
- * - Reservations (an address, a host port) are files created with O_EXCL: whoever creates the
- *   file owns the resource, across threads and processes, with no lock to hold. A crash between a
+ * - Reservations (an address, a host port) are files that appear atomically with their owner in
+ *   them (temp file + link(), which fails with EEXIST as O_EXCL does): whoever creates the file
+ *   owns the resource, across threads and processes, with no lock to hold. A crash between a
  *   reservation and the kernel change leaves a reservation that `reconcile()` finds and frees.
  * - `lock()` is an flock on a file: connect/disconnect take it shared (they don't exclude each
  *   other), reconcile and remove take it exclusive (so they never free what a connect is building).
@@ -116,29 +117,65 @@ export async function listDir(dir: string): Promise<string[]> {
 }
 
 /**
- * Claims `file` for `owner` with O_EXCL. Resolves true when this caller now owns it, false when
- * somebody already does.
+ * Claims `file` for `owner`. Resolves true when this caller now owns it, false when somebody
+ * already does. The owner is written to a temp file first and the temp file is hard-linked to
+ * `file` (link() fails with EEXIST like O_EXCL does): the reservation appears with its owner in
+ * one step, so nobody ever sees an empty reservation (a create-then-write could be read, or
+ * killed, in between, and reconcile could not tell a dead claim from one in progress).
  */
 export async function reserve(file: string, owner: string): Promise<boolean> {
+  // The owner is written to a private temp file that link() then puts in place: link fails with
+  // EEXIST like O_EXCL, and the reservation never exists without its owner (a reader of an empty
+  // file could otherwise take a claim being written for abandoned).
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.res`);
   try {
-    // O_CREAT|O_EXCL, then the owner: a reader can see the file empty for an instant (its owner
-    // is "being written"); reconcile treats an empty reservation as owned by nobody only when it
-    // holds the network lock exclusively, when no claim can be in flight.
-    await fsp.writeFile(file, owner, { flag: 'wx', mode: 0o600 });
-    return true;
+    await fsp.writeFile(tmp, owner, { flag: 'wx', mode: 0o600 });
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'EEXIST') return false;
-    if (code === 'ENOENT') {
-      madeDirs.delete(path.dirname(file));
-      await ensureDir(path.dirname(file));
+    if ((err as { code?: string }).code === 'ENOENT') {
+      madeDirs.delete(dir);
+      await ensureDir(dir);
       return reserve(file, owner);
     }
     throw err;
   }
+  try {
+    await fsp.link(tmp, file);
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await fsp.rm(tmp, { force: true });
+  }
 }
 
-/** Who holds a reservation ('' when the file is empty: its owner died while claiming it). */
+/**
+ * Removes temp files (`.NAME.*.tmp|.res`) that a killed process left in `dir`, those older than
+ * `minAgeMs` only (0 when the caller's lock excludes every writer of `dir`).
+ */
+export async function removeStaleTemps(dir: string, minAgeMs = 0): Promise<number> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const name of names)
+    if (name.startsWith('.') && (name.endsWith('.tmp') || name.endsWith('.res'))) {
+      const f = path.join(dir, name);
+      if (minAgeMs > 0) {
+        const st = await fsp.stat(f).catch(() => undefined);
+        if (!st || Date.now() - st.mtimeMs < minAgeMs) continue;
+      }
+      await fsp.rm(f, { force: true });
+      n++;
+    }
+  return n;
+}
+
+/** Who holds a reservation (undefined when nobody does). */
 export async function reservationOwner(file: string): Promise<string | undefined> {
   try {
     return await fsp.readFile(file, 'utf8');
@@ -157,12 +194,28 @@ export async function release(file: string, owner?: string): Promise<void> {
   await removeFile(file);
 }
 
+/**
+ * Per lock file, the tail of this process's queue of flock() calls. flock() blocks a libuv pool
+ * thread while it waits; with every caller waiting at once (a reconcile() holding the lock
+ * exclusively and more connects than pool threads asking for it shared), the pool starved and the
+ * holder could never finish: a deadlock. One flock() call at a time per file and process means
+ * at most one pool thread waits per lock file; the others queue here, off the pool.
+ */
+const lockQueues = new Map<string, Promise<unknown>>();
+
 /** An flock held until release() (or process death, when the kernel drops it). */
 export class FileLock {
   private constructor(private fd: number) {}
   static async acquire(file: string, exclusive: boolean): Promise<FileLock> {
     await ensureDir(path.dirname(file));
-    return new FileLock(await native().lock(file, exclusive));
+    const prev = lockQueues.get(file) ?? Promise.resolve();
+    const mine = prev.catch(() => undefined).then(() => native().lock(file, exclusive) as Promise<number>);
+    lockQueues.set(file, mine);
+    try {
+      return new FileLock(await mine);
+    } finally {
+      if (lockQueues.get(file) === mine) lockQueues.delete(file);
+    }
   }
   release(): void {
     if (this.fd >= 0) native().unlock(this.fd);
