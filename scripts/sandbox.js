@@ -42,6 +42,8 @@ function enterSandbox(script, args) {
         NETMODES_SANDBOX_PARENT_PID: String(process.pid),
         NETMODES_SANDBOX_PARENT_INO: String(nsIno('/proc/self/ns/net')),
         NETMODES_SANDBOX_PARENT_MNT: String(nsIno('/proc/self/ns/mnt')),
+        // scripts/sanitize.sh: sanitizer runtimes for the sandboxed node only (see prepareSandbox)
+        ...(process.env.NETMODES_ASAN_PRELOAD ? { LD_PRELOAD: process.env.NETMODES_ASAN_PRELOAD } : {}),
       },
     },
   );
@@ -76,6 +78,9 @@ function prepareSandbox() {
     process.exit(3);
   }
   process.env.NETMODES_SANDBOX_INO = own;
+  // The sanitizer runtimes are loaded in this process already; the tools it runs (ip, nft) must
+  // not inherit them.
+  if (process.env.NETMODES_ASAN_PRELOAD) delete process.env.LD_PRELOAD;
   for (const dir of ['/run/netns', '/run/netmodes']) {
     fs.mkdirSync(dir, { recursive: true });
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=755,size=64m', 'netmodes-sandbox', dir]);
