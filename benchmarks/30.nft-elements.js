@@ -11,21 +11,14 @@ const path = require('node:path');
 const fs = require('node:fs');
 const os = require('node:os');
 const { execFileSync } = require('node:child_process');
-const { inSandbox, enterSandbox } = require('../test/sandbox');
+const { sandboxed, now, med } = require('./common');
 
-const args = process.argv.slice(2);
-if (!inSandbox()) process.exit(enterSandbox(__filename, args));
-const opt = (k, d) => {
-  const i = args.indexOf(`--${k}`);
-  return i >= 0 ? Number(args[i + 1]) : d;
-};
+const { args, opt } = sandboxed(__filename);
 const N = opt('n', 10000);
 const SAMPLE = Math.min(opt('sample', 500), N);
 const ROUNDS = opt('rounds', 3);
 
 const nm = require(path.join(__dirname, '..', 'dist', 'lib'));
-const now = () => Number(process.hrtime.bigint()) / 1e6;
-const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 const T = { family: 'inet', table: 'bench' };
 const MAP = { ...T, name: 'published', type: 'ipv4_addr . inet_proto . inet_service', dataType: 'ipv4_addr . inet_service' };

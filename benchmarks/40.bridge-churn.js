@@ -8,25 +8,14 @@
 const path = require('node:path');
 const fs = require('node:fs');
 const { execFileSync } = require('node:child_process');
-const { inSandbox, enterSandbox } = require('../scripts/sandbox');
+const { sandboxed, now, pct, med } = require('./common');
 
-const args = process.argv.slice(2);
-if (!inSandbox()) process.exit(enterSandbox(__filename, args));
-const opt = (k, d) => {
-  const i = args.indexOf(`--${k}`);
-  return i >= 0 ? Number(args[i + 1]) : d;
-};
+const { args, opt } = sandboxed(__filename);
 const N = opt('n', 500);
 const SCALE = opt('scale', 2000);
 const PEER = opt('peer', 100);
 
 const nm = require(path.join(__dirname, '..', 'dist', 'lib'));
-const now = () => Number(process.hrtime.bigint()) / 1e6;
-const pct = (a, p) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
-const med = (a) => pct(a, 50);
 const f = (x) => x.toFixed(3);
 
 async function makeNs(prefix, n) {

@@ -9,14 +9,9 @@
 const path = require('node:path');
 const fs = require('node:fs');
 const { execFileSync } = require('node:child_process');
-const { inSandbox, enterSandbox } = require('../scripts/sandbox');
+const { sandboxed, now } = require('./common');
 
-const args = process.argv.slice(2);
-if (!inSandbox()) process.exit(enterSandbox(__filename, args));
-const opt = (k, d) => {
-  const i = args.indexOf(`--${k}`);
-  return i >= 0 ? Number(args[i + 1]) : d;
-};
+const { args, opt } = sandboxed(__filename);
 const N = opt('n', 20000);
 const MAX_S = opt('max-seconds', 1800);
 const INFLIGHT = opt('inflight', 8);
