@@ -176,6 +176,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unlock", Napi::Function::New(env, JsUnlock));
   InitRtnl(env, exports);
   InitNft(env, exports);
+  InitFs(env, exports);
   return exports;
 }
 

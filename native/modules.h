@@ -5,4 +5,5 @@
 namespace nm {
 void InitRtnl(Napi::Env env, Napi::Object exports);  // native/rtnl/
 void InitNft(Napi::Env env, Napi::Object exports);   // native/nft/
+void InitFs(Napi::Env env, Napi::Object exports);    // native/fs/ (the state store's file I/O)
 }  // namespace nm

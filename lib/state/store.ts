@@ -15,9 +15,8 @@
  * The default directory is /run/netmodes (tmpfs: it goes away on reboot exactly when the kernel
  * objects it describes do). `NETMODES_STATE_DIR` overrides it.
  */
-import { promises as fsp, constants as C } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { native } from '../native';
 
 export function stateDir(): string {
@@ -46,7 +45,10 @@ async function isVolatile(dir: string): Promise<boolean> {
   if (v === undefined) {
     try {
       v = (await fsp.statfs(dir)).type === TMPFS_MAGIC;
-    } catch {
+    } catch (err) {
+      // Not made yet: it will be made on its parent's filesystem.
+      const parent = path.dirname(dir);
+      if ((err as { code?: string }).code === 'ENOENT' && parent !== dir) return isVolatile(parent);
       v = false;
     }
     volatileDirs.set(dir, v);
@@ -54,100 +56,71 @@ async function isVolatile(dir: string): Promise<boolean> {
   return v;
 }
 
-/** Atomically replaces `file` with `data` as JSON (0600). */
-export async function writeJson(file: string, data: unknown): Promise<void> {
-  const dir = path.dirname(file);
-  await ensureDir(dir);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
-  const durable = !(await isVolatile(dir));
-  if (durable) {
-    const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(data));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } else {
-    await fsp.writeFile(tmp, JSON.stringify(data), { flag: 'wx', mode: 0o600 });
-  }
-  try {
-    await fsp.rename(tmp, file);
-  } catch (err) {
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
-  if (durable) await syncDir(dir);
+/** One file operation of a batch (native/fs/fs.cc runs a batch in one worker call). */
+export type FsOp =
+  | { op: 'reserve'; file: string; data: string }
+  | { op: 'release'; file: string; owner?: string }
+  | { op: 'write'; file: string; data: string; sync?: boolean }
+  | { op: 'remove'; file: string }
+  | { op: 'read'; file: string }
+  | { op: 'list'; dir: string };
+
+/**
+ * Runs file operations in order in one trip to the thread pool. Results, by op: reserve → true
+ * (now ours) or false (somebody's already); release → true (removed) or false (absent or another
+ * owner's); write → true; remove → true or false (absent); read → the text or null (absent);
+ * list → names without the dot files ([] when the directory is absent). The first unexpected
+ * error stops the batch: it rejects with that error, `index` naming the op and `results` holding
+ * the results of the ops before it. Missing directories are made (0700) for reserve and write.
+ */
+export async function batch(ops: FsOp[]): Promise<Array<boolean | string | string[] | null>> {
+  return native<{ fsBatch(ops: FsOp[]): Promise<Array<boolean | string | string[] | null>> }>().fsBatch(ops);
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const d = await fsp.open(dir, C.O_RDONLY | C.O_DIRECTORY);
+/** The write op for a JSON record: fsync'd unless the directory is on tmpfs (see isVolatile). */
+export async function writeOp(file: string, data: unknown): Promise<FsOp> {
+  return { op: 'write', file, data: JSON.stringify(data), sync: !(await isVolatile(path.dirname(file))) };
+}
+
+/** Atomically replaces `file` with `data` as JSON (0600): temp file, fsync, rename, fsync the directory. */
+export async function writeJson(file: string, data: unknown): Promise<void> {
+  await ensureDir(path.dirname(file));
+  await batch([await writeOp(file, data)]);
+}
+
+/** Parses a record read by a batch: a torn or foreign file reads as undefined. */
+export function parseRecord<T>(text: unknown): T | undefined {
+  if (typeof text !== 'string') return undefined;
   try {
-    await d.sync();
+    return JSON.parse(text) as T;
   } catch {
-    /* some filesystems refuse fsync on directories; rename is still atomic */
-  } finally {
-    await d.close();
+    return undefined;
   }
 }
 
 /** Reads a JSON record, or undefined when it does not exist. A torn or foreign file reads as undefined. */
 export async function readJson<T>(file: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await fsp.readFile(file, 'utf8')) as T;
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'ENOENT' || err instanceof SyntaxError) return undefined;
-    throw err;
-  }
+  return parseRecord<T>((await batch([{ op: 'read', file }]))[0]);
 }
 
 export async function removeFile(file: string): Promise<void> {
-  await fsp.rm(file, { force: true });
+  await batch([{ op: 'remove', file }]);
 }
 
 /** Names in a directory (none when it does not exist), temp files left out. */
 export async function listDir(dir: string): Promise<string[]> {
-  try {
-    return (await fsp.readdir(dir)).filter((n) => !n.startsWith('.'));
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return [];
-    throw err;
-  }
+  return (await batch([{ op: 'list', dir }]))[0] as string[];
 }
 
 /**
  * Claims `file` for `owner`. Resolves true when this caller now owns it, false when somebody
- * already does. The owner is written to a temp file first and the temp file is hard-linked to
- * `file` (link() fails with EEXIST like O_EXCL does): the reservation appears with its owner in
- * one step, so nobody ever sees an empty reservation (a create-then-write could be read, or
- * killed, in between, and reconcile could not tell a dead claim from one in progress).
+ * already does. The owner is written to a private temp file that link() then puts in place: link
+ * fails with EEXIST like O_EXCL, and the reservation never exists without its owner (a reader of
+ * an empty file could otherwise take a claim being written for abandoned, and reconcile could not
+ * tell a dead claim from one in progress).
  */
 export async function reserve(file: string, owner: string): Promise<boolean> {
-  // The owner is written to a private temp file that link() then puts in place: link fails with
-  // EEXIST like O_EXCL, and the reservation never exists without its owner (a reader of an empty
-  // file could otherwise take a claim being written for abandoned).
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(4).toString('hex')}.res`);
-  try {
-    await fsp.writeFile(tmp, owner, { flag: 'wx', mode: 0o600 });
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') {
-      madeDirs.delete(dir);
-      await ensureDir(dir);
-      return reserve(file, owner);
-    }
-    throw err;
-  }
-  try {
-    await fsp.link(tmp, file);
-    return true;
-  } catch (err) {
-    if ((err as { code?: string }).code === 'EEXIST') return false;
-    throw err;
-  } finally {
-    await fsp.rm(tmp, { force: true });
-  }
+  return (await batch([{ op: 'reserve', file, data: owner }]))[0] as boolean;
 }
 
 /**
@@ -177,21 +150,12 @@ export async function removeStaleTemps(dir: string, minAgeMs = 0): Promise<numbe
 
 /** Who holds a reservation (undefined when nobody does). */
 export async function reservationOwner(file: string): Promise<string | undefined> {
-  try {
-    return await fsp.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  return ((await batch([{ op: 'read', file }]))[0] as string | null) ?? undefined;
 }
 
-/** Releases a reservation if `owner` (when given) still holds it. */
+/** Releases a reservation if `owner` (when given) still holds it (an empty one counts as anybody's). */
 export async function release(file: string, owner?: string): Promise<void> {
-  if (owner !== undefined) {
-    const cur = await reservationOwner(file);
-    if (cur !== undefined && cur !== '' && cur !== owner) return;
-  }
-  await removeFile(file);
+  await batch([owner === undefined ? { op: 'remove', file } : { op: 'release', file, owner }]);
 }
 
 /**

@@ -1,0 +1,298 @@
+// The state store's file operations, many per worker call: a connect's claims (endpoint, address,
+// host ports) or a disconnect's releases cost one trip to the thread pool instead of ~5 each.
+// Plain POSIX I/O with no policy: which files, what they hold and what a result means is decided
+// by lib/state/store.ts.
+//
+// fsBatch(ops) -> Promise<results>; ops run in order, the first unexpected error stops the batch
+// and rejects with it (`index` = that op, `results` = the results of the ops before it). Expected
+// outcomes are results, not errors:
+//   { op: 'reserve', file, data }     -> true, or false when file exists (temp file + link(): the
+//                                        file appears with its content in one step, like O_EXCL)
+//   { op: 'release', file, owner? }   -> true when removed; false when absent or owned by another
+//   { op: 'write', file, data, sync } -> true (temp file + rename; fsync file and directory if sync)
+//   { op: 'remove', file }            -> true when removed, false when absent
+//   { op: 'read', file }              -> the content, or null when absent
+//   { op: 'list', dir }               -> names not starting with '.', [] when dir is absent
+// Missing parent directories are made (mode 0700) for reserve and write; files are mode 0600.
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <napi.h>
+
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "js_util.h"
+#include "modules.h"
+#include "worker.h"
+
+namespace nm {
+namespace fsb {
+namespace {
+
+enum class Kind { Reserve, Release, Write, Remove, Read, List };
+
+struct Op {
+  Kind kind;
+  std::string file;  // the directory for List
+  std::string data;  // content (Reserve, Write) or owner (Release)
+  bool has_owner = false;
+  bool sync = false;
+};
+
+// null (absent) | bool | string | names
+using Result = std::variant<std::monostate, bool, std::string, std::vector<std::string>>;
+
+struct Outcome {
+  std::vector<Result> results;
+  bool failed = false;
+  NlError err;
+};
+
+[[noreturn]] void Fail(int err, const char* op, const std::string& path) {
+  NlError e;
+  e.err = err;
+  e.op = op;
+  e.message = path;
+  throw e;
+}
+
+std::string DirOf(const std::string& f) {
+  size_t s = f.rfind('/');
+  if (s == std::string::npos) return ".";
+  return s == 0 ? "/" : f.substr(0, s);
+}
+
+std::string BaseOf(const std::string& f) {
+  size_t s = f.rfind('/');
+  return s == std::string::npos ? f : f.substr(s + 1);
+}
+
+// mkdir -p with mode 0700 for what it creates.
+void MakeDirs(const std::string& dir) {
+  if (dir.empty() || dir == "/" || dir == ".") return;
+  if (mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return;
+  if (errno != ENOENT) Fail(errno, "mkdir", dir);
+  MakeDirs(DirOf(dir));
+  if (mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) Fail(errno, "mkdir", dir);
+}
+
+// `.NAME.XXXXXXXX.SUFFIX` next to `file` (the store's temp-file pattern, swept by reconcile).
+std::string TempName(const std::string& file, const char* suffix) {
+  uint32_t r = 0;
+  if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) r = static_cast<uint32_t>(getpid()) * 2654435761u ^ static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&r));
+  char hex[9];
+  snprintf(hex, sizeof hex, "%08x", r);
+  return DirOf(file) + "/." + BaseOf(file) + "." + hex + "." + suffix;
+}
+
+void WriteAll(int fd, const std::string& data, const std::string& path) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Fail(errno, "write", path);
+    }
+    off += static_cast<size_t>(n);
+  }
+}
+
+// A new private file with `data` in it (O_EXCL); makes the directory when missing.
+void CreateTemp(const std::string& tmp, const std::string& data, bool sync) {
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == ENOENT) {
+    MakeDirs(DirOf(tmp));
+    fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  }
+  if (fd < 0) Fail(errno, "open", tmp);
+  try {
+    WriteAll(fd, data, tmp);
+    if (sync && fsync(fd) < 0) Fail(errno, "fsync", tmp);
+  } catch (...) {
+    close(fd);
+    unlink(tmp.c_str());
+    throw;
+  }
+  if (close(fd) < 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    Fail(e, "close", tmp);
+  }
+}
+
+bool ReadFile(const std::string& file, std::string* out) {
+  int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return false;
+    Fail(errno, "open", file);
+  }
+  out->clear();
+  char buf[8192];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      Fail(e, "read", file);
+    }
+    if (n == 0) break;
+    out->append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return true;
+}
+
+bool Unlink(const std::string& file) {
+  if (unlink(file.c_str()) == 0) return true;
+  if (errno == ENOENT) return false;
+  Fail(errno, "unlink", file);
+}
+
+Result RunOne(const Op& op) {
+  switch (op.kind) {
+    case Kind::Reserve: {
+      std::string tmp = TempName(op.file, "res");
+      CreateTemp(tmp, op.data, false);
+      int rc = link(tmp.c_str(), op.file.c_str());
+      int e = errno;
+      unlink(tmp.c_str());
+      if (rc == 0) return true;
+      if (e == EEXIST) return false;
+      Fail(e, "link", op.file);
+    }
+    case Kind::Release: {
+      if (op.has_owner) {
+        std::string cur;
+        if (!ReadFile(op.file, &cur)) return false;
+        if (!cur.empty() && cur != op.data) return false;
+      }
+      return Unlink(op.file);
+    }
+    case Kind::Write: {
+      std::string tmp = TempName(op.file, "tmp");
+      CreateTemp(tmp, op.data, op.sync);
+      if (rename(tmp.c_str(), op.file.c_str()) < 0) {
+        int e = errno;
+        unlink(tmp.c_str());
+        Fail(e, "rename", op.file);
+      }
+      if (op.sync) {
+        int d = open(DirOf(op.file).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (d >= 0) {
+          fsync(d);  // some filesystems refuse fsync on directories; the rename is atomic anyway
+          close(d);
+        }
+      }
+      return true;
+    }
+    case Kind::Remove:
+      return Unlink(op.file);
+    case Kind::Read: {
+      std::string s;
+      if (!ReadFile(op.file, &s)) return std::monostate{};
+      return s;
+    }
+    case Kind::List: {
+      std::vector<std::string> names;
+      DIR* d = opendir(op.file.c_str());
+      if (!d) {
+        if (errno == ENOENT) return names;
+        Fail(errno, "opendir", op.file);
+      }
+      while (struct dirent* e = readdir(d))
+        if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+      closedir(d);
+      return names;
+    }
+  }
+  return std::monostate{};
+}
+
+Outcome RunAll(const std::vector<Op>& ops) {
+  Outcome out;
+  out.results.reserve(ops.size());
+  for (size_t i = 0; i < ops.size(); i++) {
+    try {
+      out.results.push_back(RunOne(ops[i]));
+    } catch (NlError& e) {
+      e.index = static_cast<int>(i);
+      out.failed = true;
+      out.err = e;
+      break;
+    }
+  }
+  return out;
+}
+
+Napi::Value ResultToJs(Napi::Env env, const Result& r) {
+  if (std::holds_alternative<bool>(r)) return Napi::Boolean::New(env, std::get<bool>(r));
+  if (std::holds_alternative<std::string>(r)) return Napi::String::New(env, std::get<std::string>(r));
+  if (std::holds_alternative<std::vector<std::string>>(r)) {
+    const auto& v = std::get<std::vector<std::string>>(r);
+    Napi::Array a = Napi::Array::New(env, v.size());
+    for (uint32_t i = 0; i < v.size(); i++) a.Set(i, Napi::String::New(env, v[i]));
+    return a;
+  }
+  return env.Null();
+}
+
+Kind KindOf(Napi::Env env, const std::string& s) {
+  if (s == "reserve") return Kind::Reserve;
+  if (s == "release") return Kind::Release;
+  if (s == "write") return Kind::Write;
+  if (s == "remove") return Kind::Remove;
+  if (s == "read") return Kind::Read;
+  if (s == "list") return Kind::List;
+  ThrowType(env, "fsBatch: unknown op " + s);
+}
+
+Napi::Value JsFsBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) ThrowType(env, "fsBatch(ops: object[])");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  auto ops = std::make_shared<std::vector<Op>>();
+  ops->reserve(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsObject()) ThrowType(env, "fsBatch: ops[" + std::to_string(i) + "] must be an object");
+    Napi::Object o = v.As<Napi::Object>();
+    Op op;
+    op.kind = KindOf(env, GetStr(o, "op"));
+    op.file = GetStr(o, op.kind == Kind::List ? "dir" : "file");
+    if (op.file.empty() || op.file.find('\0') != std::string::npos) ThrowType(env, "fsBatch: empty or invalid path");
+    if (op.kind == Kind::Reserve || op.kind == Kind::Write) op.data = GetStr(o, "data");
+    if (op.kind == Kind::Release && Has(o, "owner")) {
+      op.data = GetStr(o, "owner");
+      op.has_owner = true;
+    }
+    op.sync = GetBoolOr(o, "sync", false);
+    ops->push_back(std::move(op));
+  }
+  return PromiseWorker<Outcome>::Run(
+      env, [ops] { return RunAll(*ops); },
+      [](Napi::Env env, Outcome& out) -> Napi::Value {
+        Napi::Array res = Napi::Array::New(env, out.results.size());
+        for (uint32_t i = 0; i < out.results.size(); i++) res.Set(i, ResultToJs(env, out.results[i]));
+        if (out.failed) {
+          Napi::Object err = MakeJsError(env, out.err).As<Napi::Object>();
+          err.Set("results", res);
+          throw Napi::Error(env, err);
+        }
+        return res;
+      });
+}
+
+}  // namespace
+}  // namespace fsb
+
+void InitFs(Napi::Env env, Napi::Object exports) { exports.Set("fsBatch", Napi::Function::New(env, fsb::JsFsBatch)); }
+
+}  // namespace nm
