@@ -84,7 +84,9 @@ function linkAdd(o: Record<string, unknown>, base: string): Record<string, unkno
   return out;
 }
 
-const LINK_SET_KEYS = ['op', 'ns', 'link', 'up', 'mtu', 'master', 'name', 'mac', 'alias', 'netns', 'group', 'hairpin', 'isolated', 'learning'];
+/** linkSet's bridge-port options (IFLA_INFO_SLAVE_DATA). */
+const PORT_KEYS = ['hairpin', 'isolated', 'learning', 'locked', 'unicastFlood', 'mcastFlood', 'bcastFlood', 'portState', 'fdbFlush'];
+const LINK_SET_KEYS = ['op', 'ns', 'link', 'up', 'mtu', 'master', 'name', 'mac', 'alias', 'netns', 'group', 'hairpin', 'isolated', 'learning', 'locked', 'unicastFlood', 'mcastFlood', 'bcastFlood', 'portState', 'fdbFlush'];
 
 function linkSet(o: Record<string, unknown>, base: string): Record<string, unknown> {
   v.checkKeys(o, LINK_SET_KEYS, base);
@@ -100,10 +102,16 @@ function linkSet(o: Record<string, unknown>, base: string): Record<string, unkno
     hairpin: opt(o, 'hairpin', base, v.bool),
     isolated: opt(o, 'isolated', base, v.bool),
     learning: opt(o, 'learning', base, v.bool),
+    locked: opt(o, 'locked', base, v.bool),
+    unicastFlood: opt(o, 'unicastFlood', base, v.bool),
+    mcastFlood: opt(o, 'mcastFlood', base, v.bool),
+    bcastFlood: opt(o, 'bcastFlood', base, v.bool),
+    portState: opt(o, 'portState', base, v.portState),
+    fdbFlush: opt(o, 'fdbFlush', base, v.bool),
   });
   if (o.master === null) out.master = null;
   else if (o.master !== undefined) out.master = v.linkRef(o.master, f(base, 'master'));
-  if (out.netns && (o.master != null || out.hairpin !== undefined || out.isolated !== undefined || out.learning !== undefined))
+  if (out.netns && (o.master != null || PORT_KEYS.some((k) => out[k] !== undefined)))
     throw new ConfigError('a link moved to another namespace leaves its bridge: set master and port flags there', f(base, 'netns'));
   return out;
 }

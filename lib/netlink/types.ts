@@ -82,7 +82,25 @@ export interface LinkChanges {
   hairpin?: boolean;
   isolated?: boolean;
   learning?: boolean;
+  /** Only frames from MACs with an fdb entry for this port get in (802.1X-style port lock). */
+  locked?: boolean;
+  /** Whether unknown unicast, multicast and broadcast frames are flooded to this port. */
+  unicastFlood?: boolean;
+  mcastFlood?: boolean;
+  bcastFlood?: boolean;
+  /**
+   * The port's STP state (`bridge link set dev X state 0..4`). With the bridge's STP off,
+   * 'listening' stops all forwarding to and from the port at once and stays (no RCU grace period,
+   * unlike leaving the bridge or going down); the bridge itself moves 'blocking' back to
+   * forwarding at once, and 'disabled' when the port's carrier returns. The port must be up with
+   * a carrier (ENETDOWN) unless the state is 'disabled'.
+   */
+  portState?: PortState;
+  /** Forgets the MAC addresses the bridge learned on this port (`ip link set dev X type bridge_slave flush`). */
+  fdbFlush?: boolean;
 }
+
+export type PortState = 'disabled' | 'listening' | 'learning' | 'forwarding' | 'blocking';
 
 export interface LinkAddResult {
   /** ifindex of the new link (absent when it was created in another namespace via `netns`). */
@@ -119,6 +137,11 @@ export interface Link {
   hairpin?: boolean;
   isolated?: boolean;
   learning?: boolean;
+  locked?: boolean;
+  unicastFlood?: boolean;
+  mcastFlood?: boolean;
+  bcastFlood?: boolean;
+  portState?: PortState;
   bridge?: BridgeOptions;
 }
 

@@ -186,6 +186,15 @@ export function routeType(v: unknown, field: string): RouteTypeName {
   throw new ConfigError(`must be one of ${ROUTE_TYPES.join(', ')}`, field);
 }
 
+const PORT_STATES = ['disabled', 'listening', 'learning', 'forwarding', 'blocking'] as const;
+export type PortStateName = (typeof PORT_STATES)[number];
+
+/** A bridge port's STP state by name. */
+export function portState(v: unknown, field: string): PortStateName {
+  if (typeof v === 'string' && (PORT_STATES as readonly string[]).includes(v)) return v as PortStateName;
+  throw new ConfigError(`must be one of ${PORT_STATES.join(', ')}`, field);
+}
+
 const TABLES: Record<string, number> = { default: 253, main: 254, local: 255 };
 export type TableName = 'default' | 'main' | 'local';
 

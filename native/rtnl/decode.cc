@@ -2,6 +2,7 @@
 
 #include <linux/if.h>
 #include <linux/if_addr.h>
+#include <linux/if_bridge.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
@@ -113,6 +114,11 @@ bool LinkBody(const uint8_t* p, size_t len, LinkMsg* out, bool read_peer) {
       if (sd.Has(IFLA_BRPORT_MODE)) po.hairpin = sd[IFLA_BRPORT_MODE].U8() != 0;
       if (sd.Has(IFLA_BRPORT_LEARNING)) po.learning = sd[IFLA_BRPORT_LEARNING].U8() != 0;
       if (sd.Has(IFLA_BRPORT_ISOLATED)) po.isolated = sd[IFLA_BRPORT_ISOLATED].U8() != 0;
+      if (sd.Has(IFLA_BRPORT_LOCKED)) po.locked = sd[IFLA_BRPORT_LOCKED].U8() != 0;
+      if (sd.Has(IFLA_BRPORT_UNICAST_FLOOD)) po.unicast_flood = sd[IFLA_BRPORT_UNICAST_FLOOD].U8() != 0;
+      if (sd.Has(IFLA_BRPORT_MCAST_FLOOD)) po.mcast_flood = sd[IFLA_BRPORT_MCAST_FLOOD].U8() != 0;
+      if (sd.Has(IFLA_BRPORT_BCAST_FLOOD)) po.bcast_flood = sd[IFLA_BRPORT_BCAST_FLOOD].U8() != 0;
+      if (sd.Has(IFLA_BRPORT_STATE)) po.state = sd[IFLA_BRPORT_STATE].U8();
       out->port = po;
     }
   }
@@ -287,6 +293,9 @@ static const std::pair<uint32_t, const char*> kOperstates[] = {
 static const std::pair<uint32_t, const char*> kAddrGenModes[] = {
     {IN6_ADDR_GEN_MODE_EUI64, "eui64"}, {IN6_ADDR_GEN_MODE_NONE, "none"},
     {IN6_ADDR_GEN_MODE_STABLE_PRIVACY, "stable_secret"}, {IN6_ADDR_GEN_MODE_RANDOM, "random"}};
+static const std::pair<uint32_t, const char*> kPortStates[] = {
+    {BR_STATE_DISABLED, "disabled"}, {BR_STATE_LISTENING, "listening"}, {BR_STATE_LEARNING, "learning"},
+    {BR_STATE_FORWARDING, "forwarding"}, {BR_STATE_BLOCKING, "blocking"}};
 static const std::pair<uint32_t, const char*> kScopes[] = {
     {RT_SCOPE_UNIVERSE, "universe"}, {RT_SCOPE_SITE, "site"}, {RT_SCOPE_LINK, "link"},
     {RT_SCOPE_HOST, "host"}, {RT_SCOPE_NOWHERE, "nowhere"}};
@@ -308,6 +317,7 @@ std::string AddrGenModeName(uint8_t v) { return EnumName(v, kAddrGenModes, Len(k
 std::string ScopeName(uint8_t v) { return EnumName(v, kScopes, Len(kScopes)); }
 std::string ProtocolName(uint8_t v) { return EnumName(v, kProtocols, Len(kProtocols)); }
 std::string RouteTypeName(uint8_t v) { return EnumName(v, kRouteTypes, Len(kRouteTypes)); }
+std::string PortStateName(uint8_t v) { return EnumName(v, kPortStates, Len(kPortStates)); }
 
 }  // namespace rtnl
 }  // namespace nm

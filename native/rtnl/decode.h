@@ -29,6 +29,7 @@ std::vector<std::string> AddrFlagNames(uint32_t flags);
 std::vector<std::string> NudStateNames(uint16_t state);
 std::vector<std::string> RouteFlagNames(uint32_t flags);
 std::string OperstateName(uint8_t v);
+std::string PortStateName(uint8_t v);  // BR_STATE_*: disabled, listening, learning, forwarding, blocking
 std::string AddrGenModeName(uint8_t v);
 std::string ScopeName(uint8_t v);
 std::string ProtocolName(uint8_t v);

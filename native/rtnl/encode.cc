@@ -123,6 +123,12 @@ void PutPortOpts(NlBuilder& b, const PortOpts& p) {
   if (p.hairpin) b.PutU8(IFLA_BRPORT_MODE, *p.hairpin ? 1 : 0);
   if (p.learning) b.PutU8(IFLA_BRPORT_LEARNING, *p.learning ? 1 : 0);
   if (p.isolated) b.PutU8(IFLA_BRPORT_ISOLATED, *p.isolated ? 1 : 0);
+  if (p.locked) b.PutU8(IFLA_BRPORT_LOCKED, *p.locked ? 1 : 0);
+  if (p.unicast_flood) b.PutU8(IFLA_BRPORT_UNICAST_FLOOD, *p.unicast_flood ? 1 : 0);
+  if (p.mcast_flood) b.PutU8(IFLA_BRPORT_MCAST_FLOOD, *p.mcast_flood ? 1 : 0);
+  if (p.bcast_flood) b.PutU8(IFLA_BRPORT_BCAST_FLOOD, *p.bcast_flood ? 1 : 0);
+  if (p.state) b.PutU8(IFLA_BRPORT_STATE, *p.state);
+  if (p.flush) b.PutFlag(IFLA_BRPORT_FLUSH);
   b.EndNest(sd);
   b.EndNest(li);
 }

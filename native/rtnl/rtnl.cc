@@ -2,6 +2,7 @@
 // JS values become plain structs (types.h) and are encoded on the main thread; the worker only
 // does socket I/O (exec.cc); results become JS objects back on the main thread.
 #include <linux/if.h>
+#include <linux/if_bridge.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -151,6 +152,13 @@ LinkSetReq ParseLinkSet(const Napi::Object& o, const NsCtx& ctx, BoundOp* b) {
   r.port.hairpin = OptBool(o, "hairpin");
   r.port.isolated = OptBool(o, "isolated");
   r.port.learning = OptBool(o, "learning");
+  r.port.locked = OptBool(o, "locked");
+  r.port.unicast_flood = OptBool(o, "unicastFlood");
+  r.port.mcast_flood = OptBool(o, "mcastFlood");
+  r.port.bcast_flood = OptBool(o, "bcastFlood");
+  r.port.state = OptNamedU8(o, "portState", PortStateName);
+  r.port.flush = GetBoolOr(o, "fdbFlush", false);
+  if (r.port.state && *r.port.state > BR_STATE_BLOCKING) ThrowType(o.Env(), "portState out of range");
   return r;
 }
 
@@ -306,6 +314,11 @@ Napi::Object LinkToJs(Napi::Env env, const LinkMsg& m) {
     SetBool(o, "hairpin", m.port->hairpin);
     SetBool(o, "isolated", m.port->isolated);
     SetBool(o, "learning", m.port->learning);
+    SetBool(o, "locked", m.port->locked);
+    SetBool(o, "unicastFlood", m.port->unicast_flood);
+    SetBool(o, "mcastFlood", m.port->mcast_flood);
+    SetBool(o, "bcastFlood", m.port->bcast_flood);
+    if (m.port->state) o.Set("portState", PortStateName(*m.port->state));
   }
   if (m.bridge) {
     Napi::Object br = Napi::Object::New(env);

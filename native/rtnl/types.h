@@ -62,8 +62,12 @@ struct BridgeOpts {
 
 // Bridge-port flags (IFLA_BRPORT_*).
 struct PortOpts {
-  Opt<bool> hairpin, isolated, learning;
-  bool any() const { return hairpin || isolated || learning; }
+  Opt<bool> hairpin, isolated, learning, locked, unicast_flood, mcast_flood, bcast_flood;
+  Opt<uint8_t> state;  // BR_STATE_* (IFLA_BRPORT_STATE)
+  bool flush = false;  // IFLA_BRPORT_FLUSH: forget the MAC addresses learned on the port
+  bool any() const {
+    return hairpin || isolated || learning || locked || unicast_flood || mcast_flood || bcast_flood || state || flush;
+  }
 };
 
 struct LinkAddReq {

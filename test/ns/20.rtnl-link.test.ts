@@ -60,6 +60,20 @@ describe('20 rtnl links', () => {
       await linkSet(v, { hairpin: false, learning: true });
       sd = ipLink(v).linkinfo.info_slave_data;
       assert.deepEqual([sd.hairpin, sd.isolated, sd.learning], [false, true, true]);
+      // Cutting a port off without leaving the bridge: STP state, lock, no learning, no flooding,
+      // learned MACs forgotten (what a disconnect does); linkGet reads them back. A port state
+      // needs a port with a carrier: ENETDOWN before the peer is up.
+      await assert.rejects(linkSet(v, { portState: 'listening' }), (e: NetlinkError) => e.code === 'ENETDOWN');
+      await linkSet(`${v}p`, { up: true });
+      await waitUntil(() => ipLink(v).operstate === 'UP');
+      await linkSet(v, { portState: 'listening', locked: true, learning: false, unicastFlood: false, mcastFlood: false, bcastFlood: false, fdbFlush: true });
+      sd = ipLink(v).linkinfo.info_slave_data;
+      assert.deepEqual([sd.state, sd.locked, sd.learning, sd.flood, sd.mcast_flood, sd.bcast_flood], ['listening', true, false, false, false, false]);
+      const got = await linkGet(v);
+      assert.deepEqual([got.portState, got.locked, got.learning, got.unicastFlood, got.mcastFlood, got.bcastFlood], ['listening', true, false, false, false, false]);
+      await linkSet(v, { portState: 'forwarding', locked: false, unicastFlood: true });
+      assert.deepEqual([(await linkGet(v)).portState, (await linkGet(v)).locked, (await linkGet(v)).unicastFlood], ['forwarding', false, true]);
+      await assert.rejects(linkSet(v, { portState: 'off' as any }), (e: ConfigError) => e.code === 'EINVAL' && e.field === 'portState');
       await linkSet(v, { master: null });
       assert.equal(ipLink(v).master, undefined);
       // A new master and port flags in one call: two requests, flags after the master change.

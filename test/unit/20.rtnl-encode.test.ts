@@ -140,6 +140,12 @@ describe('20 rtnl encoding (no root)', () => {
       assert.equal(two[0].link!.master, 2);
       assert.equal(two[0].link!.isolated, undefined);
       assert.equal(two[1].link!.isolated, true);
+      const cut = roundTrip([toNative({ op: 'linkSet', link: 5, portState: 'listening', locked: true, unicastFlood: false, mcastFlood: false, bcastFlood: false, fdbFlush: true })]);
+      assert.equal(cut.length, 1);
+      assert.deepEqual(
+        [cut[0].link!.portState, cut[0].link!.locked, cut[0].link!.unicastFlood, cut[0].link!.mcastFlood, cut[0].link!.bcastFlood],
+        ['listening', true, false, false, false],
+      );
       const nomaster = roundTrip([toNative({ op: 'linkSet', link: 'eth1', master: null })]);
       assert.equal(nomaster[0].link!.name, 'eth1', 'by name: the kernel looks it up');
       assert.equal(nomaster[0].link!.index, 0);
