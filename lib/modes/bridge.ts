@@ -87,6 +87,11 @@ function portFile(p: { protocol: string; hostPort: number; hostIp: string }): st
 function portDir(protocol: string, port: number): string {
   return path.join(store.stateDir(), 'ports', protocol, String(port));
 }
+/** The op that undoes a reserve op (owner-checked unless undefined). */
+function releaseOp(op: store.FsOp, owner: string | undefined): store.FsOp {
+  const file = (op as { file: string }).file;
+  return owner === undefined ? { op: 'remove', file } : { op: 'release', file, owner };
+}
 
 // ---------------------------------------------------------------------------------------------
 // The reaper: detached veths wait in REAP_GROUP; one request deletes them all.
@@ -498,17 +503,24 @@ export class BridgeNetwork {
   // -------------------------------------------------------------------------------------------
   // Address and port reservations.
 
-  private async allocateIp(owner: string, want: string | undefined, v6: boolean): Promise<string> {
+  /**
+   * An address for a connect, chosen in memory: `want` (ConfigError outside the subnet or the
+   * gateway, EADDRINUSE when this process knows it taken) or the pool's next free one
+   * (EPOOLEXHAUSTED). The caller claims it in the store, where another process may hold it.
+   */
+  private pickIp(want: string | undefined, v6: boolean): string {
     const pool: AddressPool = v6 ? this.pool6! : this.pool;
     const field = v6 ? 'ipv6' : 'ip';
-    if (want !== undefined) {
-      const canon = v6 ? parseIP(want, field).address : parseIPv4(want, field);
-      if (v6 && !canon.includes(':')) throw new ConfigError('must be an IPv6 address', field);
-      pool.reserve(canon); // ConfigError outside the subnet / gateway; EADDRINUSE when ours
-      if (!(await store.reserve(this.ipFile(canon), owner)))
-        throw new NetmodesError('EADDRINUSE', `${canon} is already in use on network ${this.name}`);
-      return canon;
-    }
+    if (want === undefined) return pool.allocate();
+    const canon = v6 ? parseIP(want, field).address : parseIPv4(want, field);
+    if (v6 && !canon.includes(':')) throw new ConfigError('must be an IPv6 address', field);
+    pool.reserve(canon);
+    return canon;
+  }
+
+  /** A free address claimed in the store, after the first candidate turned out to be another process's. */
+  private async allocateIp(owner: string, v6: boolean): Promise<string> {
+    const pool: AddressPool = v6 ? this.pool6! : this.pool;
     // Other processes may hold addresses this one has not seen: the O_EXCL file decides.
     for (let tries = 0; tries <= pool.size; tries++) {
       const ip = pool.allocate(); // EPOOLEXHAUSTED when everything is taken
@@ -522,48 +534,45 @@ export class BridgeNetwork {
     (ip.includes(':') ? this.pool6 : this.pool)?.release(ip);
   }
 
+  /** The host address a mapping publishes on (the network's hostIp stands in for 0.0.0.0). */
+  private hostIpFor(m: PortMapping): string {
+    return m.hostIp === '0.0.0.0' && this.rec.hostIp !== '0.0.0.0' ? this.rec.hostIp : m.hostIp;
+  }
+
+  /** The fixed host ports of `maps` (undefined where a dynamic one is to be found), validated. */
+  private resolvePorts(maps: PortMapping[], field: string): Array<PublishedPort | undefined> {
+    return maps.map((m, i) => {
+      const hostIp = this.hostIpFor(m);
+      if (hostIp.includes(':') && !this.ipv6) throw new ConfigError('IPv6 host address on a network without IPv6', `${field}[${i}].hostIp`);
+      return m.hostPort !== 0 ? { protocol: m.protocol, hostIp, hostPort: m.hostPort, containerPort: m.containerPort } : undefined;
+    });
+  }
+
   /** Claims one host port: lock-free, exact across processes and networks (see store.ts). */
   private async claimPort(m: PublishedPort, owner: string): Promise<boolean> {
-    if (!(await store.reserve(portFile(m), owner))) return false;
+    const [mine, others] = await store.batch([
+      { op: 'reserve', file: portFile(m), data: owner },
+      { op: 'list', dir: portDir(m.protocol, m.hostPort) },
+    ]);
+    if (!mine) return false;
     // 0.0.0.0 conflicts with every specific address on the same port, and the reverse.
-    for (const other of await store.listDir(portDir(m.protocol, m.hostPort))) {
-      if (other !== m.hostIp && hostIpsConflict(other, m.hostIp)) {
-        await store.release(portFile(m), owner);
-        return false;
-      }
+    if ((others as string[]).some((o) => o !== m.hostIp && hostIpsConflict(o, m.hostIp))) {
+      await store.release(portFile(m), owner);
+      return false;
     }
     return true;
   }
 
-  private async claimPorts(maps: PortMapping[], owner: string, field: string): Promise<PublishedPort[]> {
-    const out: PublishedPort[] = [];
-    try {
-      for (const [i, m] of maps.entries()) {
-        const hostIp = m.hostIp === '0.0.0.0' && this.rec.hostIp !== '0.0.0.0' ? this.rec.hostIp : m.hostIp;
-        if (hostIp.includes(':') && !this.ipv6) throw new ConfigError('IPv6 host address on a network without IPv6', `${field}[${i}].hostIp`);
-        if (m.hostPort !== 0) {
-          const p = { protocol: m.protocol, hostIp, hostPort: m.hostPort, containerPort: m.containerPort };
-          if (!(await this.claimPort(p, owner)))
-            throw new NetmodesError('EPORTINUSE', `${m.protocol} port ${hostIp}:${m.hostPort} is already published`);
-          out.push(p);
-          continue;
-        }
-        const [lo, hi] = m.hostPortRange ?? EPHEMERAL_PORT_RANGE;
-        const span = hi - lo + 1;
-        const start = Math.floor(Math.random() * span);
-        let got: PublishedPort | undefined;
-        for (let k = 0; k < span && !got; k++) {
-          const p = { protocol: m.protocol, hostIp, hostPort: lo + ((start + k) % span), containerPort: m.containerPort };
-          if (await this.claimPort(p, owner)) got = p;
-        }
-        if (!got) throw new NetmodesError('EPORTINUSE', `no free ${m.protocol} host port in ${lo}-${hi}`);
-        out.push(got);
-      }
-      return out;
-    } catch (err) {
-      await this.releasePorts(out, owner);
-      throw err;
+  /** A free host port from the mapping's range (or the ephemeral range), claimed. */
+  private async claimDynamicPort(m: PortMapping, hostIp: string, owner: string): Promise<PublishedPort> {
+    const [lo, hi] = m.hostPortRange ?? EPHEMERAL_PORT_RANGE;
+    const span = hi - lo + 1;
+    const start = Math.floor(Math.random() * span);
+    for (let k = 0; k < span; k++) {
+      const p = { protocol: m.protocol, hostIp, hostPort: lo + ((start + k) % span), containerPort: m.containerPort };
+      if (await this.claimPort(p, owner)) return p;
     }
+    throw new NetmodesError('EPORTINUSE', `no free ${m.protocol} host port in ${lo}-${hi}`);
   }
 
   private async releasePorts(ports: PublishedPort[], owner: string): Promise<void> {
@@ -636,66 +645,148 @@ export class BridgeNetwork {
     links: EndpointLink[],
     opts: ConnectOptions,
   ): Promise<Endpoint> {
+    if (this.eps.size >= MAX_BRIDGE_PORTS)
+      throw new NetmodesError('EBRIDGEFULL', `bridge ${this.bridge} already has ${MAX_BRIDGE_PORTS} ports (the kernel's limit)`);
     const owner = `${this.id.slice(0, 12)}:${id}`;
     const epFile = this.epFile(id);
-    if (!(await store.reserve(epFile, JSON.stringify({ id, state: 'creating', pid: process.pid }))))
-      throw new NetmodesError('EENDPOINTEXISTS', `endpoint ${JSON.stringify(id)} already exists on network ${this.name}`);
-    const undo: Array<() => Promise<unknown>> = [async () => store.removeFile(epFile)];
+    // Candidates chosen in memory (ConfigError / EADDRINUSE for what this process knows is taken),
+    // then made ours with one batch of file operations: the endpoint's record, its address(es)
+    // and its fixed host ports, each an O_EXCL claim (store.ts). Dynamic host ports and an
+    // address another process took meanwhile are claimed after, one at a time.
+    const picked: string[] = []; // marked used in this process's pools
+    const pick = (want: string | undefined, v6: boolean): string => {
+      const ip = this.pickIp(want, v6);
+      picked.push(ip);
+      return ip;
+    };
+    const undo: Array<() => Promise<unknown>> = [];
+    const fsUndo: store.FsOp[] = [];
+    const rollback = async (): Promise<void> => {
+      for (const u of undo.reverse()) await u().catch(() => undefined);
+      if (fsUndo.length) await store.batch(fsUndo.reverse()).catch(() => undefined);
+      for (const ip of picked) (ip.includes(':') ? this.pool6 : this.pool)?.release(ip);
+    };
     try {
-      if (this.eps.size >= MAX_BRIDGE_PORTS)
-        throw new NetmodesError('EBRIDGEFULL', `bridge ${this.bridge} already has ${MAX_BRIDGE_PORTS} ports (the kernel's limit)`);
-      // The address(es) and the host ports are independent claims: make them at once.
-      const claims = await Promise.allSettled([
-        this.allocateIp(owner, opts.ip, false),
-        this.ipv6 ? this.allocateIp(owner, opts.ipv6, true) : Promise.resolve(undefined),
-        this.claimPorts(maps, owner, 'ports'),
-      ] as const);
-      const [c4, c6, cp] = claims;
-      if (c4.status === 'fulfilled') undo.push(() => this.releaseIp(c4.value, owner));
-      if (c6.status === 'fulfilled' && c6.value) undo.push(() => this.releaseIp(c6.value!, owner));
-      if (cp.status === 'fulfilled') undo.push(() => this.releasePorts(cp.value, owner));
-      for (const c of claims) if (c.status === 'rejected') throw c.reason;
-      const ip = (c4 as PromiseFulfilledResult<string>).value;
-      const ipv6 = (c6 as PromiseFulfilledResult<string | undefined>).value;
-      const ports = (cp as PromiseFulfilledResult<PublishedPort[]>).value;
-      fault('connect:after-reserve');
+      const ports = this.resolvePorts(maps, 'ports');
+      let ip = pick(opts.ip, false);
+      let ipv6 = this.ipv6 ? pick(opts.ipv6, true) : undefined;
       const mac = opts.mac !== undefined ? parseMac(opts.mac, 'mac') : macFromIPv4(ip);
-      const rec: EndpointRecord = {
+      const makeRecord = (): EndpointRecord => ({
         id,
         network: this.name,
         namespace: ns.path,
         ifname,
         ip,
         ipv6,
-        mac,
-        hostVeth: `veth${hex(11)}`,
-        ports,
+        mac: opts.mac !== undefined ? mac : macFromIPv4(ip),
+        hostVeth,
+        ports: ports.filter((p): p is PublishedPort => p !== undefined),
         links,
         hostname,
-        resolvConf: buildResolvConf(await hostResolvConf(), opts.dns ?? {}),
-        hosts: buildHosts({
-          hostname,
-          ip,
-          ipv6,
-          links: links.map((l) => ({ name: l.name, alias: l.alias, ip: l.ip })),
-        }),
-        created: new Date().toISOString(),
-      };
-      await store.writeJson(epFile, rec);
+        resolvConf,
+        hosts: buildHosts({ hostname, ip, ipv6, links: links.map((l) => ({ name: l.name, alias: l.alias, ip: l.ip })) }),
+        created,
+      });
+      const hostVeth = `veth${hex(11)}`;
+      const resolvConf = buildResolvConf(await hostResolvConf(), opts.dns ?? {});
+      const created = new Date().toISOString();
+      let rec = makeRecord();
+      const fixed = ports.filter((p): p is PublishedPort => p !== undefined);
+      const ops: store.FsOp[] = [
+        // The record goes in as the endpoint's claim (complete when nothing below changes it);
+        // until the veth carries its final alias, reconcile() takes it for half-made.
+        { op: 'reserve', file: epFile, data: JSON.stringify(rec) },
+        { op: 'reserve', file: this.ipFile(ip), data: owner },
+      ];
+      if (ipv6) ops.push({ op: 'reserve', file: this.ipFile(ipv6), data: owner });
+      for (const p of fixed) ops.push({ op: 'reserve', file: portFile(p), data: owner }, { op: 'list', dir: portDir(p.protocol, p.hostPort) });
+      let res: Array<boolean | string | string[] | null>;
+      try {
+        res = await store.batch(ops);
+      } catch (err) {
+        // An I/O error part way: undo the claims that were made.
+        const done = ((err as { results?: unknown[] }).results ?? []) as unknown[];
+        for (const [i, r] of done.entries()) if (r === true && ops[i].op === 'reserve') fsUndo.push(releaseOp(ops[i], i === 0 ? undefined : owner));
+        throw err;
+      }
+      const epMine = res[0] === true;
+      if (epMine) fsUndo.push({ op: 'remove', file: epFile });
+      if (res[1] === true) fsUndo.push({ op: 'release', file: this.ipFile(ip), owner });
+      let k = 2;
+      const ip6Mine = ipv6 ? res[k++] === true : true;
+      if (ipv6 && ip6Mine) fsUndo.push({ op: 'release', file: this.ipFile(ipv6), owner });
+      let portBusy: PublishedPort | undefined;
+      for (const p of fixed) {
+        const mine = res[k++] === true;
+        const others = res[k++] as string[];
+        if (mine) fsUndo.push({ op: 'release', file: portFile(p), owner });
+        // 0.0.0.0 conflicts with every specific address on the same port, and the reverse.
+        if (!mine || others.some((o) => o !== p.hostIp && hostIpsConflict(o, p.hostIp))) portBusy ??= p;
+      }
+      if (!epMine) throw new NetmodesError('EENDPOINTEXISTS', `endpoint ${JSON.stringify(id)} already exists on network ${this.name}`);
+      if (portBusy) throw new NetmodesError('EPORTINUSE', `${portBusy.protocol} port ${portBusy.hostIp}:${portBusy.hostPort} is already published`);
+      let changed = false;
+      if (res[1] !== true) {
+        // Another process holds it (or the address asked for).
+        if (opts.ip !== undefined) throw new NetmodesError('EADDRINUSE', `${ip} is already in use on network ${this.name}`);
+        ip = await this.allocateIp(owner, false);
+        undo.push(() => this.releaseIp(ip, owner));
+        changed = true;
+      }
+      if (ipv6 && !ip6Mine) {
+        if (opts.ipv6 !== undefined) throw new NetmodesError('EADDRINUSE', `${ipv6} is already in use on network ${this.name}`);
+        ipv6 = await this.allocateIp(owner, true);
+        const v6 = ipv6;
+        undo.push(() => this.releaseIp(v6, owner));
+        changed = true;
+      }
+      for (const [i, m] of maps.entries()) {
+        if (ports[i] !== undefined) continue;
+        const p = await this.claimDynamicPort(m, this.hostIpFor(m), owner);
+        undo.push(() => this.releasePorts([p], owner));
+        ports[i] = p;
+        changed = true;
+      }
+      if (changed) {
+        rec = makeRecord();
+        await store.writeJson(epFile, rec);
+      }
+      fault('connect:after-reserve');
       fault('connect:after-record');
-      // Elements first: an icc=false port is isolated before it is ever up on the bridge, and a
-      // DNAT element for an address that does not answer yet is harmless.
-      await firewall.addEndpoint(toFw(this.rec), epToFw(rec), this.host);
-      undo.push(() => firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host));
-      fault('connect:after-elements');
-      await this.plumb(ns, rec);
-      undo.push(() => this.unplumb(rec, true));
+      await this.attachKernel(ns, rec);
       this.eps.set(id, rec);
       return this.toEndpoint(rec);
     } catch (err) {
-      for (const u of undo.reverse()) await u().catch(() => undefined);
+      await rollback();
       throw err;
     }
+  }
+
+  /**
+   * The kernel side of a connect: the firewall elements (one nf_tables transaction) and the veth
+   * (one rtnetlink worker call). On a network with icc=false the elements go first (the port is
+   * isolated before it is ever up on the bridge); elsewhere both go at once, each on its own
+   * thread (a DNAT element for an address that does not answer yet is harmless).
+   */
+  private async attachKernel(ns: Namespace, rec: EndpointRecord): Promise<void> {
+    const fw = () => firewall.addEndpoint(toFw(this.rec), epToFw(rec), this.host);
+    const unFw = () => firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host).catch(() => undefined);
+    if (!this.rec.icc || process.env.NETMODES_FAULT) {
+      await fw();
+      fault('connect:after-elements');
+      try {
+        await this.plumb(ns, rec);
+      } catch (err) {
+        await unFw();
+        throw err;
+      }
+      return;
+    }
+    const [f, k] = await Promise.allSettled([fw(), this.plumb(ns, rec)]);
+    if (f.status === 'fulfilled' && k.status === 'fulfilled') return;
+    if (f.status === 'fulfilled') await unFw();
+    if (k.status === 'fulfilled') await this.unplumb(rec, true).catch(() => undefined);
+    throw f.status === 'rejected' ? f.reason : (k as PromiseRejectedResult).reason;
   }
 
   /** The kernel side of a connect: one worker call, one message per step. */
@@ -753,9 +844,9 @@ export class BridgeNetwork {
         // keeps it; the steps after the refused route still go in.
         return this.finish(rec, ops.slice(idx + 1));
       }
-      if (idx === 0 && e.code === 'EEXIST' && !retried) {
+      if (idx === 0 && (e.code === 'EEXIST' || e.code === 'EXFULL' || e.code === 'ENOSPC') && !retried) {
         // The container still has the interface of a detached, not yet reaped veth (this or
-        // another process's): reap the group, retry.
+        // another process's), or detached veths still fill the bridge's ports: reap, retry.
         await reaper.flush(true);
         return this.plumb(ns, rec, true);
       }
@@ -788,21 +879,30 @@ export class BridgeNetwork {
    */
   private async unplumb(rec: EndpointRecord, now = false): Promise<void> {
     const neigh: nl.BatchOp = { op: 'neighDel', ns: this.host, link: this.rec.bridge, address: rec.ip };
-    await nl.batch([neigh]).catch((e) => {
-      if (!isNotFound(e)) throw e;
-    });
-    if (now) {
-      await nl.linkDel(rec.hostVeth, this.host).catch((e) => {
-        if (!isNotFound(e)) throw e;
-      });
-      return;
-    }
-    try {
+    const veth: nl.BatchOp = now
+      ? { op: 'linkDel', ns: this.host, link: rec.hostVeth }
+      : // The port stops forwarding at once (STP state listening) and forgets the MACs it learned;
+        // locked, not learning and flooded nothing, it stays cut off even if the container's
+        // carrier flapping made the bridge re-enable it. Leaving the bridge and going down (two
+        // RCU grace periods) are left to the reaper's one bulk delete.
+        {
+          op: 'linkSet', ns: this.host, link: rec.hostVeth, group: REAP_GROUP, alias: '',
+          portState: 'listening', fdbFlush: true, locked: true, learning: false, unicastFlood: false, mcastFlood: false, bcastFlood: false,
+        };
+    // One worker call, both messages sent whatever the first one's answer (a missing neighbour
+    // entry or a veth already gone with its namespace is what we want anyway).
+    const [n, v] = await nl.batch([neigh, veth], { pipelined: true });
+    if (n.status === 'rejected' && !isNotFound(n.reason)) throw n.reason;
+    if (v.status === 'rejected' && (v.reason as NetlinkError).code === 'ENETDOWN' && !now) {
+      // The container set its end down (no carrier): the bridge takes a port state only from an
+      // operational port, and would put it back to forwarding when the carrier returns. Take
+      // it off the bridge and down instead.
       await nl.linkSet(rec.hostVeth, { master: null, up: false, group: REAP_GROUP, alias: '' }, this.host);
-      reaper.add();
-    } catch (e) {
-      if (!isNotFound(e)) throw e; // already gone with its namespace
+    } else if (v.status === 'rejected') {
+      if (!isNotFound(v.reason)) throw v.reason;
+      return; // already gone with its namespace
     }
+    if (!now) reaper.add();
   }
 
   private toEndpoint(rec: EndpointRecord): Endpoint {
@@ -855,15 +955,32 @@ export class BridgeNetwork {
 
   private async detach(rec: EndpointRecord): Promise<void> {
     const owner = `${this.id.slice(0, 12)}:${rec.id}`;
-    await firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host);
-    fault('disconnect:after-elements');
-    await this.unplumb(rec);
-    fault('disconnect:after-detach');
-    await this.releasePorts(rec.ports, owner);
-    await this.releaseIp(rec.ip, owner);
-    if (rec.ipv6) await this.releaseIp(rec.ipv6, owner);
-    fault('disconnect:after-release');
-    await store.removeFile(this.epFile(rec.id));
+    // Elements and veth at once, each on its own thread (a process killed between or during
+    // leaves what reconcile() finishes: a record whose veth lost its alias is removed with its
+    // elements; a record whose veth is still marked keeps or regains its elements).
+    if (process.env.NETMODES_FAULT) {
+      await firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host);
+      fault('disconnect:after-elements');
+      await this.unplumb(rec);
+      fault('disconnect:after-detach');
+    } else {
+      const [f, k] = await Promise.allSettled([firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host), this.unplumb(rec)]);
+      if (f.status === 'rejected') throw f.reason;
+      if (k.status === 'rejected') throw k.reason;
+    }
+    // Claims and record in one batch, the record last (it explains the claims until then).
+    const ops: store.FsOp[] = rec.ports.map((p) => ({ op: 'release', file: portFile(p), owner }));
+    ops.push({ op: 'release', file: this.ipFile(rec.ip), owner });
+    if (rec.ipv6) ops.push({ op: 'release', file: this.ipFile(rec.ipv6), owner });
+    if (process.env.NETMODES_FAULT) {
+      await store.batch(ops);
+      fault('disconnect:after-release');
+      ops.length = 0;
+    }
+    ops.push({ op: 'remove', file: this.epFile(rec.id) });
+    await store.batch(ops);
+    this.pool.release(rec.ip);
+    if (rec.ipv6) this.pool6?.release(rec.ipv6);
     this.eps.delete(rec.id);
   }
 

@@ -53,9 +53,10 @@ describe('53 bridge mode: lifecycle', function () {
     try {
       const eps = await Promise.all(nss.map((ns) => net.connect(ns)));
       for (const e of eps) await e.disconnect();
-      // Immediately after (the reaper waits 100 ms or 64 veths), all three are detached and down.
+      // Immediately after (the reaper waits 100 ms or 64 veths), all three wait in the reap group,
+      // unmarked, their bridge ports no longer forwarding (STP state listening).
       const waiting = (await linkList()).filter((l) => eps.some((e) => e.hostVeth === l.name));
-      assert.deepEqual(waiting.map((l) => [l.group, l.master ?? null, l.up]), eps.map(() => [REAP_GROUP, null, false]));
+      assert.deepEqual(waiting.map((l) => [l.group, l.alias ?? null, l.portState]), eps.map(() => [REAP_GROUP, null, 'listening']));
       await reapDetached();
       assert.deepEqual(hostVeths(), []);
       await net.remove();
@@ -68,15 +69,22 @@ describe('53 bridge mode: lifecycle', function () {
   it('a disconnected veth is detached at once, then reaped in one request', async () => {
     const net = await createBridgeNetwork({ name: 'reap', subnet: '10.62.0.0/24' });
     const ns = await createNamespace(uniq('r'));
+    const other = await createNamespace(uniq('r'));
     try {
       const ep = await net.connect(ns);
+      const ep0 = await net.connect(other);
+      assert.ok(ping(ep.ip, other.name!) && ping(ep0.ip, ns.name!), 'both ways before');
+      const learned = () => JSON.parse(sh('bridge', ['-j', 'fdb', 'show', 'br', net.bridge])).filter((e: any) => e.ifname === ep.hostVeth && e.state !== 'permanent' && !(e.flags ?? []).includes('self'));
+      assert.ok(learned().length > 0, 'the bridge learned its MAC');
       await ep.disconnect();
       const left = ipj(['-d', 'link', 'show', 'type', 'veth']).filter((l: any) => l.ifname === ep.hostVeth);
-      if (left.length) {
-        assert.equal(left[0].master, undefined, 'off the bridge');
-        assert.ok(!left[0].flags.includes('UP'));
-      }
-      assert.ok(!ping(ep.ip, undefined), 'the address no longer answers');
+      assert.equal(left.length, 1, 'waits for the reaper');
+      assert.equal(left[0].linkinfo.info_slave_data.state, 'listening', 'the port no longer forwards');
+      assert.deepEqual(learned(), [], 'the MACs it taught the bridge are forgotten');
+      assert.ok(!ping(ep.ip, undefined), 'the address no longer answers the host');
+      assert.ok(!ping(ep.ip, other.name!), 'nor the other container');
+      assert.ok(!ping(ep0.ip, ns.name!), 'and the detached one reaches nobody');
+      await ep0.disconnect();
       // Reconnecting the same namespace (eth0 of the detached pair may still exist) works.
       const ep2 = await net.connect(ns);
       assert.equal(ipj(['link', 'show', 'eth0'], ns.name).length, 1);
@@ -84,6 +92,62 @@ describe('53 bridge mode: lifecycle', function () {
       await net.remove();
       assert.deepEqual(hostVeths(), []);
     } finally {
+      await net.remove({ force: true });
+      await Promise.all([ns.delete(), other.delete()]);
+    }
+  });
+
+  it('a detached port stays cut off when its process dies before reaping and the container flaps its eth0', async () => {
+    const net = await createBridgeNetwork({ name: 'flap', subnet: '10.67.0.0/24' });
+    const ns = await createNamespace(uniq('f'));
+    const other = await createNamespace(uniq('f'));
+    try {
+      const ep = await net.connect(ns, { id: 'flapper' });
+      const ep0 = await net.connect(other);
+      assert.ok(ping(ep0.ip, ns.name!));
+      // Another process disconnects it and dies at once: nobody reaps the veth.
+      const script = `
+        const m = require(${JSON.stringify(path.join(root, 'dist/lib'))});
+        m.openBridgeNetwork('flap').then((n) => n.disconnect('flapper')).then(() => process.kill(process.pid, 'SIGKILL'));`;
+      assert.throws(() => execFileSync(process.execPath, ['-e', script]), /SIGKILL/);
+      const port = () => ipj(['-d', 'link', 'show', 'dev', ep.hostVeth])[0];
+      assert.equal(port().linkinfo.info_slave_data.state, 'listening');
+      // The container takes its carrier away and back: the bridge re-enables the port.
+      ip(['link', 'set', 'eth0', 'down'], ns.name!);
+      ip(['link', 'set', 'eth0', 'up'], ns.name!);
+      for (let i = 0; i < 100 && port().linkinfo.info_slave_data.state !== 'forwarding'; i++) await new Promise((r) => setTimeout(r, 20));
+      const d = port().linkinfo.info_slave_data;
+      assert.deepEqual([d.state, d.locked, d.learning, d.flood, d.mcast_flood, d.bcast_flood], ['forwarding', true, false, false, false, false]);
+      assert.ok(!ping(ep0.ip, ns.name!), 'the detached container reaches nobody');
+      assert.ok(!ping(ep.ip, other.name!), 'nobody reaches it');
+      assert.ok(!ping(ep.ip, undefined), 'not even the host');
+      await net.reconcile(); // reaps what the dead process detached
+      assert.ok(!ipj(['link', 'show', 'type', 'veth']).some((l: any) => l.ifname === ep.hostVeth));
+      await ep0.disconnect();
+      await net.remove();
+    } finally {
+      await net.remove({ force: true });
+      await Promise.all([ns.delete(), other.delete()]);
+    }
+  });
+
+  it('disconnect works when the container set its eth0 down (no carrier on the bridge port)', async () => {
+    const net = await createBridgeNetwork({ name: 'nocarrier', subnet: '10.68.0.0/24' });
+    const ns = await createNamespace(uniq('d'));
+    try {
+      const ep = await net.connect(ns);
+      ip(['link', 'set', 'eth0', 'down'], ns.name!);
+      await ep.disconnect();
+      const left = ipj(['-d', 'link', 'show', 'type', 'veth']).filter((l: any) => l.ifname === ep.hostVeth);
+      // Taken off the bridge and down, waiting for the reaper (100 ms).
+      assert.deepEqual(left.map((l: any) => [l.master, l.flags.includes('UP'), Number(l.group)]), [[undefined, false, REAP_GROUP]]);
+      ip(['link', 'set', 'eth0', 'up'], ns.name!); // the carrier returns: still detached
+      assert.ok(!ping(ep.ip, undefined));
+      await reapDetached();
+      assert.deepEqual(hostVeths(), []);
+      await net.remove();
+    } finally {
+      await net.remove({ force: true });
       await ns.delete();
     }
   });
