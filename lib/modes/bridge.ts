@@ -806,9 +806,6 @@ export class BridgeNetwork {
         noIpv6: !r.ipv6,
         peer: { name: rec.ifname, ns, mac: rec.mac, mtu: r.mtu, up: true },
       },
-      // bridge link set dev vethX hairpin on: with br_netfilter, a container reaching its own
-      // published port is DNATed back out the port it came in on, which needs hairpin mode.
-      { op: 'linkSet', ns: this.host, link: rec.hostVeth, hairpin: true },
       // ip neigh add IP lladdr MAC dev BR nud permanent (no ARP broadcast to find the container)
       { op: 'neighAdd', ns: this.host, link: r.bridge, address: rec.ip, lladdr: rec.mac },
       { op: 'linkSet', ns, link: 'lo', up: true },
@@ -825,7 +822,9 @@ export class BridgeNetwork {
     // complete and reconcile() keeps it (rtnetlink has no transactions).
     const first = ops.length;
     ops.push(...routes);
-    ops.push({ op: 'linkSet', ns: this.host, link: rec.hostVeth, alias: this.alias(rec.id) });
+    // With the commit mark, hairpin mode (bridge link set dev vethX hairpin on): with br_netfilter,
+    // a container reaching its own published port is DNATed back out the port it came in on.
+    ops.push({ op: 'linkSet', ns: this.host, link: rec.hostVeth, alias: this.alias(rec.id), hairpin: true });
     // The test-only fault hook needs the steps apart; otherwise they go as one call.
     const parts = process.env.NETMODES_FAULT ? [ops.slice(0, first), ops.slice(first, -1), ops.slice(-1)] : [ops];
     let base = 0;
