@@ -33,7 +33,7 @@ function parseArgs(argv) {
     ? { n: 100, midN: 50, slowN: 30, repeat: 1, fastPeerScale: [10], conc: [8, 64], scale: [10, 1000], peerScale: [10], scaleExtra: 20, portsScale: true,
       churn: { small: 200, large: 1000 }, datapath: { seconds: 1, runs: 1, ports: [10, 10000], netavarkPorts: [10, 300] } }
     : { n: 500, midN: 200, slowN: 100, repeat: 3, fastPeerScale: [10, 1000], conc: [8, 64], scale: [10, 1000, 5000], peerScale: [10, 250], scaleExtra: 20, portsScale: true,
-      churn: { small: 500, large: 5000 }, datapath: { seconds: 3, runs: 3, ports: [10, 10000], netavarkPorts: [10, 1000] } };
+      churn: { small: 500, large: 5000, long: 20000 }, datapath: { seconds: 3, runs: 3, ports: [10, 10000], netavarkPorts: [10, 1000] } };
   o.quick = quick; o.peers = [...ALL_PEERS]; o.out = null;
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
   for (let k = 0; k < argv.length; k++) {
@@ -193,7 +193,7 @@ function rss() {
     require('vm').runInNewContext('gc')();
   } catch { /* no gc: figures include garbage */ }
   const m = process.memoryUsage();
-  return { rssMiB: r3(m.rss / 2 ** 20), heapUsedMiB: r3(m.heapUsed / 2 ** 20), rssBeforeGcMiB: r3(before / 2 ** 20) };
+  return { rssMiB: r3(m.rss / 2 ** 20), heapUsedMiB: r3(m.heapUsed / 2 ** 20), heapTotalMiB: r3(m.heapTotal / 2 ** 20), rssBeforeGcMiB: r3(before / 2 ** 20) };
 }
 
 /** A 1 ms timer's delay (ms beyond the 1 ms asked) sampled while it runs. */
@@ -329,10 +329,13 @@ async function scalingAll(opts, log, keep) {
 // --- 4: event-loop lag and RSS over long churn -----------------------------------------------------
 
 async function churnMemory(opts, log, keep) {
-  const { small, large } = opts.churn;
+  // RSS at `small` and `large` cycles (what the issue compares), and at `long` to show where it settles.
+  const { small, large, long } = opts.churn;
+  const marks = [small, large, ...(long ? [long] : [])];
+  const total = marks[marks.length - 1];
   const pool = 100; const inFlight = 8;
   const list = range(0, pool);
-  log(`churn: ${large} connect/disconnect cycles over ${pool} namespaces, ${inFlight} in flight (RSS at ${small} and ${large})`);
+  log(`churn: ${total} connect/disconnect cycles over ${pool} namespaces, ${inFlight} in flight (RSS at ${marks.join(', ')})`);
   for (const i of list) sb.netnsAdd(c.nsName(i));
   const peer = netmodesPeer();
   await peer.init();
@@ -341,15 +344,17 @@ async function churnMemory(opts, log, keep) {
   const mon = lagMonitor();
   const t0 = process.hrtime.bigint();
   try {
-    while (done < large) {
-      const batch = list.slice(0, Math.min(pool, large - done));
+    while (done < total) {
+      const batch = list.slice(0, Math.min(pool, total - done));
       await prun.runPool(batch, inFlight, (i) => peer.setupAsync(i));
       await prun.runPool(batch, inFlight, (i) => peer.teardownAsync(i));
       const before = done; done += batch.length;
-      if (before < small && done >= small) { res.cycles[small] = rss(); log(`  after ${done}: RSS ${res.cycles[small].rssMiB} MiB`); }
+      for (const m of marks)
+        if (before < m && done >= m) {
+          res.cycles[m] = rss();
+          log(`  after ${done}: RSS ${res.cycles[m].rssMiB} MiB (V8 heap committed ${res.cycles[m].heapTotalMiB} MiB, live ${res.cycles[m].heapUsedMiB} MiB)`);
+        }
     }
-    res.cycles[large] = rss();
-    log(`  after ${done}: RSS ${res.cycles[large].rssMiB} MiB`);
   } finally {
     res.eventLoopLag = mon.stop();
     res.wallMs = r3(c.hrms(t0));
@@ -359,6 +364,7 @@ async function churnMemory(opts, log, keep) {
     res.leftover = await prun.cleanSandbox(keep);
   }
   res.rssGrowthMiB = r3(res.cycles[large].rssMiB - res.cycles[small].rssMiB);
+  if (long) res.rssGrowthAfterLargeMiB = r3(res.cycles[long].rssMiB - res.cycles[large].rssMiB);
   return res;
 }
 
@@ -583,7 +589,9 @@ function report(R) {
     out.push(`netmodes long churn (${x.inFlight} in flight over ${x.pool} namespaces): ${fmt(x.cyclesPerSecond, 0)} cycles/s; ` +
       `event-loop lag of a 1 ms timer: p99 ${fmt(x.eventLoopLag.p99, 2)} ms, max ${fmt(x.eventLoopLag.max, 2)} ms; ` +
       `RSS after a full GC ${ks.map((k) => `${fmt(x.cycles[k].rssMiB, 1)} MiB after ${k}`).join(', ')} (growth ${fmt(x.rssGrowthMiB, 1)} MiB; ` +
-      `JS heap ${ks.map((k) => fmt(x.cycles[k].heapUsedMiB, 1)).join(' -> ')} MiB)`);
+      `live JS heap ${ks.map((k) => fmt(x.cycles[k].heapUsedMiB, 1)).join(' -> ')} MiB, V8 heap committed ` +
+      `${ks.map((k) => fmt(x.cycles[k].heapTotalMiB, 1)).join(' -> ')} MiB)` +
+      (x.rssGrowthAfterLargeMiB !== undefined ? `; from ${ks[1]} to ${ks[2]} cycles RSS changed by ${fmt(x.rssGrowthAfterLargeMiB, 1)} MiB` : ''));
   }
   if (R.datapath && R.datapath.length) {
     out.push('');
