@@ -11,7 +11,8 @@
 // runtime drives them, one ip/nft process per operation (`ip`), and the floors: `ipbatch` (one
 // `ip -batch` + one `nft -f` for all containers), `floorgroup` (the same, veths deleted as one link
 // group), and the C floor `cfloor`/`cfloorgroup` (benchmarks/floor/floor.c: the same requests over raw
-// netlink from one process, each acknowledged; veths deleted one by one / as a group). netmodes runs in
+// netlink from one process, each acknowledged; veths deleted one by one / as a group; `cfloorv4`: as a
+// group, and IPv6 off on the veths as netmodes has it on an IPv4 network). netmodes runs in
 // this process (connect/disconnect through the public API; concurrency = promises in flight), the
 // peers as child processes.
 //
@@ -27,7 +28,7 @@ const sb = require('./peers/sandbox');
 const prun = require('./peers/run');
 const c = require('./peers/common');
 
-const ALL_PEERS = ['netmodes', 'cfloor', 'cfloorgroup', 'ipbatch', 'floorgroup', 'ip', 'netavark', 'cni'];
+const ALL_PEERS = ['netmodes', 'cfloor', 'cfloorgroup', 'cfloorv4', 'ipbatch', 'floorgroup', 'ip', 'netavark', 'cni'];
 const SLOW = new Set(['netavark', 'cni']);
 
 function parseArgs(argv) {
@@ -534,6 +535,7 @@ function table(rows, header) {
 
 const LABEL = {
   netmodes: 'netmodes', cfloor: 'C floor (raw netlink, one process)', cfloorgroup: 'C floor, bulk delete (group)',
+  cfloorv4: 'C floor, bulk delete, no IPv6',
   ipbatch: 'floor (ip -batch + nft -f)', floorgroup: 'floor, bulk delete (+ del group)', ip: 'ip/nft per operation',
   netavark: 'netavark 1.4', cni: 'CNI bridge+host-local+portmap',
 };
@@ -632,7 +634,7 @@ async function main() {
   const v = require('./peers/verify');
   // netmodes, and the C floor (new netlink code of its own), must do the work they are timed for.
   R.verifyPeers = {};
-  for (const name of ['netmodes', 'cfloor', 'cfloorgroup'].filter((p) => opts.peers.includes(p))) {
+  for (const name of ['netmodes', 'cfloor', 'cfloorgroup', 'cfloorv4'].filter((p) => opts.peers.includes(p))) {
     log(`verify: ${name} attach gives eth0, address, default route, and an outside connection reaches the container`);
     const res = await v.verifyPeer(peerFor(name), { log: () => {} });
     v.removeOutside();

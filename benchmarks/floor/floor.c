@@ -7,6 +7,7 @@
 //   floor detach-group  OPTIONS < LINES    (each veth into --group, then one RTM_DELLINK for the group)
 //
 //   OPTIONS: --bridge pbbr0 --gateway 10.88.0.1 --prefix 16 --table pbench --map pfwd --port 80 --group 4242
+//            --no-ipv6 (attach: both veth ends with IPv6 address generation off, as netmodes does)
 //   LINES:   one container per line: "<netns path> <host veth> <ipv4> <published port>"
 //
 // Per container, the same kernel work as the ip/ipbatch peers (benchmarks/peers/iproute.js):
@@ -18,6 +19,11 @@
 //   detach:                   one transaction deleting the element, then RTM_DELLINK <veth> (its peer
 //                             goes with it) or, with detach-group, RTM_NEWLINK <veth> group G; after
 //                             the last container one RTM_DELLINK with IFLA_GROUP G deletes them all.
+// With --no-ipv6 the veth is created down, eth0 gets addrgenmode none in its up message, and the
+// host end gets addrgenmode none and then goes up (two more host requests): no fe80:: address on
+// either end, so no DAD, router solicitation or MLD work. IFLA_AF_SPEC in the creating RTM_NEWLINK
+// fails (EAFNOSUPPORT), and IFF_UP is applied before IFLA_AF_SPEC in one message, so the host end
+// must not come up before its own addrgenmode is set (see native/rtnl/encode.cc).
 // Every request carries NLM_F_ACK and the program waits for that ACK before the next one (a failure
 // stops the run with the kernel's error and extended-ack message, exit status 1).
 // The namespace socket is opened per container: open the namespace file, setns() into it, socket(),
@@ -114,6 +120,7 @@ static void put(struct buf *b, uint16_t type, const void *val, size_t len) {
 }
 static void put_str(struct buf *b, uint16_t type, const char *s) { put(b, type, s, strlen(s) + 1); }
 static void put_u32(struct buf *b, uint16_t type, uint32_t v) { put(b, type, &v, sizeof v); }
+static void put_u8(struct buf *b, uint16_t type, uint8_t v) { put(b, type, &v, sizeof v); }
 
 static size_t nest_begin(struct buf *b, uint16_t type) {
   size_t at = b->len;
@@ -199,7 +206,7 @@ static struct sock nl_open_in(int nsfd, int home, int proto) {
 
 struct opts {
   const char *bridge, *gateway, *table, *map;
-  int prefix, port;
+  int prefix, port, ipv6;
   uint32_t group;
 };
 
@@ -213,10 +220,10 @@ static void link_msg(struct buf *b, struct sock *s, uint16_t type, uint16_t flag
   msg_begin(b, type, NLM_F_ACK | flags, ++s->seq, &ifi, sizeof ifi);
 }
 
-/** ip link add VETH master BRIDGE up type veth peer name eth0 netns NS */
-static void veth_add(struct sock *s, const struct container *c, int nsfd, int bridge) {
+/** ip link add VETH master BRIDGE [up] type veth peer name eth0 netns NS */
+static void veth_add(struct sock *s, const struct container *c, int nsfd, int bridge, unsigned up) {
   struct buf b = {0};
-  link_msg(&b, s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, IFF_UP);
+  link_msg(&b, s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, up);
   put_str(&b, IFLA_IFNAME, c->veth);
   put_u32(&b, IFLA_MASTER, (uint32_t)bridge);
   size_t info = nest_begin(&b, IFLA_LINKINFO);
@@ -239,6 +246,19 @@ static void link_up(struct sock *s, const char *name) {
   link_msg(&b, s, RTM_NEWLINK, 0, 0, IFF_UP);
   put_str(&b, IFLA_IFNAME, name);
   exchange(s, &b, s->seq, "link up", NULL, NULL);
+}
+
+/** ip link set NAME addrgenmode none [up] */
+static void no_ipv6(struct sock *s, const char *name, unsigned up) {
+  struct buf b = {0};
+  link_msg(&b, s, RTM_NEWLINK, 0, 0, up);
+  put_str(&b, IFLA_IFNAME, name);
+  size_t spec = nest_begin(&b, IFLA_AF_SPEC);
+  size_t in6 = nest_begin(&b, AF_INET6);
+  put_u8(&b, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
+  nest_end(&b, in6);
+  nest_end(&b, spec);
+  exchange(s, &b, s->seq, "addrgenmode none", NULL, NULL);
 }
 
 static void take_index(const struct nlmsghdr *h, void *arg) {
@@ -354,11 +374,17 @@ static void attach(const struct opts *o, const struct container *c, struct sock 
                    int home, int bridge) {
   int nsfd = open(c->ns, O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) die("open %s: %s", c->ns, strerror(errno));
-  veth_add(host, c, nsfd, bridge);
+  veth_add(host, c, nsfd, bridge, o->ipv6 ? IFF_UP : 0);
   struct sock in = nl_open_in(nsfd, home, NETLINK_ROUTE);
   addr_add(&in, link_index(&in, "eth0"), c->ip, o->prefix);
   link_up(&in, "lo");
-  link_up(&in, "eth0");
+  if (o->ipv6) {
+    link_up(&in, "eth0");
+  } else {
+    no_ipv6(&in, "eth0", IFF_UP); // the host end is still down: no carrier, no fe80:: meanwhile
+    no_ipv6(host, c->veth, 0);
+    link_up(host, c->veth);
+  }
   default_route(&in, o->gateway);
   close(in.fd);
   close(nsfd);
@@ -375,7 +401,7 @@ static void detach(const struct opts *o, const struct container *c, struct sock 
 
 static void usage(void) {
   fprintf(stderr, "usage: floor attach|detach|detach-group [--bridge B] [--gateway IP] [--prefix N] [--table T] [--map M]\n"
-                  "             [--port P] [--group G] < lines of \"netns-path veth ipv4 port\"\n");
+                  "             [--port P] [--group G] [--no-ipv6] < lines of \"netns-path veth ipv4 port\"\n");
   exit(2);
 }
 
@@ -403,8 +429,12 @@ int main(int argc, char **argv) {
   const char *mode = argv[1];
   int attaching = !strcmp(mode, "attach"), grouped = !strcmp(mode, "detach-group");
   if (!attaching && !grouped && strcmp(mode, "detach")) usage();
-  struct opts o = {.bridge = "pbbr0", .gateway = "10.88.0.1", .table = "pbench", .map = "pfwd", .prefix = 16, .port = 80, .group = 4242};
+  struct opts o = {.bridge = "pbbr0", .gateway = "10.88.0.1", .table = "pbench", .map = "pfwd", .prefix = 16, .port = 80, .group = 4242, .ipv6 = 1};
   for (int k = 2; k < argc; k++) {
+    if (!strcmp(argv[k], "--no-ipv6")) {
+      o.ipv6 = 0;
+      continue;
+    }
     if (k + 1 >= argc) usage();
     const char *a = argv[k], *v = argv[++k];
     if (!strcmp(a, "--bridge")) o.bridge = v;

@@ -1,5 +1,5 @@
 'use strict';
-// Peers `cfloor` and `cfloorgroup`: the C floor. benchmarks/floor/floor.c, compiled here with `cc -O2`
+// Peers `cfloor`, `cfloorgroup` and `cfloorv4`: the C floor. benchmarks/floor/floor.c, compiled here with `cc -O2`
 // into the sandbox's work directory, does each container's kernel work (the same as the ip/ipbatch
 // peers: veth with its peer straight into the namespace, on pbbr0 and up; in the namespace the
 // address, lo and eth0 up, the default route; one element in the ipbatch peer's map) over raw
@@ -11,6 +11,11 @@
 //                period per veth, as the ipbatch floor pays)
 //   cfloorgroup: detach = per container: delete the element, move the veth into link group 4242;
 //                then one RTM_DELLINK for the group (as the floorgroup peer and netmodes' reaper)
+//   cfloorv4:    cfloorgroup with IPv6 address generation off on both veth ends (addrgenmode none,
+//                2 more requests per container), as netmodes does on an IPv4-only network. The
+//                other peers leave IPv6 on: each veth then gets a fe80:: address, DAD, router
+//                solicitations and MLD reports, kernel work (much of it under the RTNL lock, and
+//                flooded over the bridge) that grows with the containers attached.
 //
 // The bridge and the table are made by the ipbatch peer's init() (not timed). Batch peers: the runner
 // times setupAll/teardownAll over the wall clock (one exec included) and takes p50/p99 from the
@@ -44,10 +49,10 @@ function lines(list) {
   return list.map((i) => `${c.nsPath(i)} ${c.vethName(i)} ${c.ipFor(i)} ${c.portFor(i)}\n`).join('');
 }
 
-/** Runs `floor MODE` for the containers of `list`; returns its JSON report. */
-function run(mode, list) {
+/** Runs `floor MODE` for the containers of `list` (`extra`: more options); returns its JSON report. */
+function run(mode, list, extra = []) {
   sb.assertSandboxed();
-  const args = [mode, '--bridge', c.BRIDGE, '--gateway', c.GATEWAY, '--prefix', String(c.PREFIX), '--table', iproute.TABLE,
+  const args = [mode, ...extra, '--bridge', c.BRIDGE, '--gateway', c.GATEWAY, '--prefix', String(c.PREFIX), '--table', iproute.TABLE,
     '--map', iproute.MAP, '--port', String(c.CONTAINER_PORT), '--group', String(c.LINK_GROUP)];
   const r = JSON.parse(sb.sh(compile(), args, { input: lines(list) }));
   if (r.count !== list.length || r.ms.length !== list.length) throw new Error(`cfloor ${mode}: ${r.count} of ${list.length} containers`);
@@ -60,12 +65,12 @@ function parts(r) {
   return p;
 }
 
-function peer(name, detachMode) {
-  const setupAll = (list) => parts(run('attach', list));
+function peer(name, detachMode, { ipv6 = true } = {}) {
+  const setupAll = (list) => parts(run('attach', list, ipv6 ? [] : ['--no-ipv6']));
   const teardownAll = (list) => parts(run(detachMode, list));
   return {
     name, batch: true, selfTimed: true, setupAll, teardownAll,
-    init() { compile(); return { ...iproute.init(), compiler, detach: detachMode }; },
+    init() { compile(); return { ...iproute.init(), compiler, detach: detachMode, ipv6 }; },
     fini: iproute.fini,
     // Single-container forms (verify, or a caller that wants them): one process each.
     setup: (i) => { setupAll([i]); },
@@ -74,4 +79,7 @@ function peer(name, detachMode) {
   };
 }
 
-module.exports = { compile, run, peers: { cfloor: peer('cfloor', 'detach'), cfloorgroup: peer('cfloorgroup', 'detach-group') } };
+module.exports = {
+  compile, run,
+  peers: { cfloor: peer('cfloor', 'detach'), cfloorgroup: peer('cfloorgroup', 'detach-group'), cfloorv4: peer('cfloorv4', 'detach-group', { ipv6: false }) },
+};

@@ -36,8 +36,11 @@ function containerId(i) {
 }
 const NETWORK_ID = crypto.createHash('sha256').update('netmodes-peer-bench-network').digest('hex');
 
-/** The batch floors: the C program (veths deleted one by one / as a group), ip -batch + nft -f (the same two ways). */
-const FLOORS = ['cfloor', 'cfloorgroup', 'ipbatch', 'floorgroup'];
+/**
+ * The batch floors: the C program (veths deleted one by one / as a group / as a group and no IPv6 on
+ * the veths), ip -batch + nft -f (veths deleted one by one / as a group).
+ */
+const FLOORS = ['cfloor', 'cfloorgroup', 'cfloorv4', 'ipbatch', 'floorgroup'];
 /** The cheapest floor of a run's summary ({ name: { cycleMs } }) by attach + detach: { name, cycleMs } or null. */
 function cheapestFloor(summary) {
   const found = FLOORS.filter((n) => summary[n] && Number.isFinite(summary[n].cycleMs));

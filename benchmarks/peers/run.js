@@ -28,9 +28,10 @@ const PEER_MODULES = {
   ipbatch: () => require('./iproute').peers.ipbatch,
   cfloor: () => require('./cfloor').peers.cfloor,
   cfloorgroup: () => require('./cfloor').peers.cfloorgroup,
+  cfloorv4: () => require('./cfloor').peers.cfloorv4,
 };
 const DEFAULTS = {
-  n: 200, peers: ['netavark', 'cni', 'ip', 'ipbatch', 'cfloor', 'cfloorgroup'], conc: [8, 64], scale: [10, 1000], scaleExtra: 20,
+  n: 200, peers: ['netavark', 'cni', 'ip', 'ipbatch', 'cfloor', 'cfloorgroup', 'cfloorv4'], conc: [8, 64], scale: [10, 1000], scaleExtra: 20,
   scalePrefill: 'seq', scaleOnly: false, verify: false, out: null, quiet: false,
 };
 
