@@ -5,12 +5,15 @@
 
 const fs = require('fs');
 const path = require('path');
+const { cheapestFloor } = require('./peers/common');
 
 const LABEL = {
-  netmodes: '**netmodes**', ipbatch: 'floor: `ip -batch` + `nft -f` (total / N)', floorgroup: 'floor, bulk delete: + `ip link del group` (total / N)',
+  netmodes: '**netmodes**', cfloor: 'C floor: raw netlink, one process (total / N)',
+  cfloorgroup: 'C floor, bulk delete: one `RTM_DELLINK` per group (total / N)',
+  cfloorv4: 'C floor, bulk delete, IPv6 off on the veths (as netmodes) (total / N)', ipbatch: 'floor: `ip -batch` + `nft -f` (total / N)', floorgroup: 'floor, bulk delete: + `ip link del group` (total / N)',
   ip: '`ip`/`nft`, one process per operation', netavark: 'netavark 1.4 (iptables-nft)', cni: 'CNI bridge + host-local + portmap',
 };
-const ORDER = ['netmodes', 'floorgroup', 'ipbatch', 'ip', 'netavark', 'cni'];
+const ORDER = ['netmodes', 'cfloorv4', 'cfloorgroup', 'cfloor', 'floorgroup', 'ipbatch', 'ip', 'netavark', 'cni'];
 
 function f(x, d) {
   if (x === null || x === undefined || !Number.isFinite(Number(x))) return '';
@@ -25,8 +28,8 @@ function markdown(R) {
   const S = (R.churn && R.churn.summary) || {};
   const names = ORDER.filter((n) => S[n]);
   const ours = S.netmodes;
-  const floors = ['ipbatch', 'floorgroup'].filter((n) => S[n]).map((n) => S[n].cycleMs);
-  const floor = floors.length ? Math.min(...floors) : null;
+  const cheapest = cheapestFloor(S);
+  const floor = cheapest ? cheapest.cycleMs : null;
   out.push(`| sequential, ms per container | N | attach (p50 / p99) | detach (p50 / p99) | attach + detach | cycles/s | vs floor | vs netmodes |`);
   out.push('|---|---|---|---|---|---|---|---|');
   for (const n of names) {
@@ -34,6 +37,7 @@ function markdown(R) {
     const pp = (o) => (o.p50 === null ? f(o.ms) : `${f(o.ms)} (${f(o.p50)} / ${f(o.p99)})`);
     out.push(`| ${LABEL[n] || n} | ${s.n} | ${pp(s.attach)} | ${pp(s.detach)} | ${n === 'netmodes' ? `**${f(s.cycleMs)}**` : f(s.cycleMs)} | ${f(s.cyclesPerSecond, 0)} | ${x(s.cycleMs, floor)} | ${n === 'netmodes' ? '1x' : x(s.cycleMs, ours && ours.cycleMs)} |`);
   }
+  if (cheapest) out.push('', `"vs floor" is relative to the cheapest floor measured: ${LABEL[cheapest.name].replace(/ \(total \/ N\)$/, '')}.`);
   const levels = [...new Set(names.flatMap((n) => S[n].concurrent.map((c) => c.inFlight)))].sort((a, b) => a - b);
   const cn = names.filter((n) => S[n].concurrent.length);
   if (levels.length) {

@@ -2,15 +2,19 @@
 'use strict';
 // netmodes against its peers, side by side, in one run (`npm run bench`).
 //
-//   node benchmarks/run.js [--quick] [--peers netmodes,netavark,cni,ip,ipbatch] [--n 500] [--ip-n 200] [--slow-n 100]
+//   node benchmarks/run.js [--quick] [--peers netmodes,cfloor,netavark,cni,ip,ipbatch] [--n 500] [--ip-n 200] [--slow-n 100]
 //        [--repeat 3] [--conc 8,64] [--scale 10,1000,5000] [--peer-scale 10,250] [--no-scale] [--no-datapath]
 //        [--no-churn] [--out FILE]
 //
 // Per container: namespace exists -> attached to a bridge with an address, a default route and one
 // published TCP port -> detached. Peers (benchmarks/peers/): netavark 1.4 and the CNI plugins as a
-// runtime drives them, one ip/nft process per operation (`ip`), and the floor (`ipbatch`: one
-// `ip -batch` + one `nft -f` for all containers). netmodes runs in this process (connect/disconnect
-// through the public API; concurrency = promises in flight), the peers as child processes.
+// runtime drives them, one ip/nft process per operation (`ip`), and the floors: `ipbatch` (one
+// `ip -batch` + one `nft -f` for all containers), `floorgroup` (the same, veths deleted as one link
+// group), and the C floor `cfloor`/`cfloorgroup` (benchmarks/floor/floor.c: the same requests over raw
+// netlink from one process, each acknowledged; veths deleted one by one / as a group; `cfloorv4`: as a
+// group, and IPv6 off on the veths as netmodes has it on an IPv4 network). netmodes runs in
+// this process (connect/disconnect through the public API; concurrency = promises in flight), the
+// peers as child processes.
 //
 // Everything runs inside one sandbox (benchmarks/peers/sandbox.js): the script re-executes itself under
 // `unshare --net --mount`, refuses unless both namespaces are new, and mounts tmpfs on /run/netns and
@@ -24,7 +28,7 @@ const sb = require('./peers/sandbox');
 const prun = require('./peers/run');
 const c = require('./peers/common');
 
-const ALL_PEERS = ['netmodes', 'ipbatch', 'floorgroup', 'ip', 'netavark', 'cni'];
+const ALL_PEERS = ['netmodes', 'cfloor', 'cfloorgroup', 'cfloorv4', 'ipbatch', 'floorgroup', 'ip', 'netavark', 'cni'];
 const SLOW = new Set(['netavark', 'cni']);
 
 function parseArgs(argv) {
@@ -141,7 +145,7 @@ function netmodesPeer({ networks = 1, portsOf = null } = {}) {
  */
 function floorGroupPeer() {
   const base = require('./peers/iproute').peers.ipbatch;
-  const GROUP = 4242;
+  const GROUP = c.LINK_GROUP;
   function teardownAll(list) {
     sb.assertSandboxed();
     const dir = sb.workPath('floorgroup');
@@ -310,7 +314,8 @@ async function scalingAll(opts, log, keep) {
     log(`  one more attach: p50 ${res.setup.p50} ms (mean ${res.setup.msPerContainer}), detach p50 ${res.teardown.p50} ms; prefill ${res.prefill.msPerContainer} ms/c` +
       (res.kernelProbe ? `; bare veth add p50 ${res.kernelProbe.vethAddP50} ms` : ''));
   };
-  for (const name of opts.peers.filter((p) => p !== 'floorgroup')) { // floorgroup attaches as ipbatch does
+  // floorgroup attaches as ipbatch does, cfloorgroup as cfloor does.
+  for (const name of opts.peers.filter((p) => p !== 'floorgroup' && p !== 'cfloorgroup')) {
     // netmodes: every K; ip/ipbatch: the K a single bridge holds; netavark/CNI: --peer-scale (slow to prefill).
     let ks;
     if (name === 'netmodes') ks = opts.scale;
@@ -535,7 +540,9 @@ function table(rows, header) {
 }
 
 const LABEL = {
-  netmodes: 'netmodes', ipbatch: 'floor (ip -batch + nft -f)', floorgroup: 'floor, bulk delete (+ del group)', ip: 'ip/nft per operation',
+  netmodes: 'netmodes', cfloor: 'C floor (raw netlink, one process)', cfloorgroup: 'C floor, bulk delete (group)',
+  cfloorv4: 'C floor, bulk delete, no IPv6',
+  ipbatch: 'floor (ip -batch + nft -f)', floorgroup: 'floor, bulk delete (+ del group)', ip: 'ip/nft per operation',
   netavark: 'netavark 1.4', cni: 'CNI bridge+host-local+portmap',
 };
 
@@ -549,12 +556,13 @@ function report(R) {
     out.push('');
     out.push(`namespace creation (ip netns add; NOT in the figures below): ${names.map((n) => `${n} run ${fmt(S[n].nsCreateMs, 2)} ms`).join(', ')}; deletion ${fmt(median(names.map((n) => S[n].nsDeleteMs)), 2)} ms`);
     out.push('');
-    // The floor: the cheaper of the two batch floors (ipbatch deletes veths one by one; floorgroup in one request).
-    const floors = ['ipbatch', 'floorgroup'].filter((n) => S[n]).map((n) => S[n].cycleMs);
-    const floor = floors.length ? Math.min(...floors) : null;
+    // The floor: the cheapest batch floor measured (C or ip -batch; veths deleted one by one or as a group).
+    const cheapest = c.cheapestFloor(S);
+    const floor = cheapest ? cheapest.cycleMs : null;
     const ours = S.netmodes ? S.netmodes.cycleMs : null;
-    out.push(`sequential attach + detach (ms per container; median of ${R.options.repeat} run(s); p50/p99 of single operations; batch floors: total / N;`);
-    out.push('"vs floor": to the cheaper of the two batch floors; "vs netmodes": how many times netmodes\' time the implementation takes):');
+    out.push(`sequential attach + detach (ms per container; median of ${R.options.repeat} run(s); p50/p99 of single operations; batch floors: total / N,`);
+    out.push('the C floor\'s p50/p99 as it timed each container (for its bulk delete without the one group delete);');
+    out.push(`"vs floor": to the cheapest floor measured, ${cheapest ? LABEL[cheapest.name] : 'none'}; "vs netmodes": how many times netmodes' time the implementation takes):`);
     out.push(table(names.map((n) => {
       const s = S[n];
       return [LABEL[n] || n, s.n, fmt(s.attach.ms, 2), `${fmt(s.attach.p50, 2)} / ${fmt(s.attach.p99, 2)}`, fmt(s.detach.ms, 2),
@@ -613,7 +621,7 @@ async function main() {
     console.log(report(JSON.parse(fs.readFileSync(opts.report, 'utf8'))));
     return;
   }
-  if (!opts.peers.includes('netmodes')) throw new Error('netmodes must be among --peers');
+  // Without netmodes in --peers: the peers alone (no netmodes column, no churn and no netmodes data path).
   const dist = path.join(__dirname, '..', 'dist', 'lib', 'index.js');
   if (!fs.existsSync(dist)) throw new Error('dist/lib is missing: run `npm install && npx tsc -p .` first');
   const sandbox = sb.ensureSandbox(); // outside: installs missing peers (apt-get), re-executes under unshare, never returns
@@ -632,18 +640,24 @@ async function main() {
   log(`machine: ${R.machine.cpus} cores, kernel ${R.machine.kernel}; peers ${opts.peers.join(', ')}; ${opts.quick ? 'quick' : 'full'} run`);
   R.spawnFloor = await prun.spawnFloor(100);
   const v = require('./peers/verify');
-  log('verify: netmodes attach gives eth0, address, default route, and an outside connection reaches the container');
-  R.verify = await v.verifyPeer(netmodesPeer(), { log: () => {} });
-  v.removeOutside();
-  await prun.cleanSandbox(keep);
-  log(`  ${R.verify.ok ? 'ok' : 'FAILED'} (${R.verify.checks.filter((x) => x.ok).length}/${R.verify.checks.length} checks)`);
-  if (!R.verify.ok) throw new Error(`netmodes failed its check: ${JSON.stringify(R.verify.checks.filter((x) => !x.ok))}`);
+  // netmodes, and the C floor (new netlink code of its own), must do the work they are timed for.
+  R.verifyPeers = {};
+  for (const name of ['netmodes', 'cfloor', 'cfloorgroup', 'cfloorv4'].filter((p) => opts.peers.includes(p))) {
+    log(`verify: ${name} attach gives eth0, address, default route, and an outside connection reaches the container`);
+    const res = await v.verifyPeer(peerFor(name), { log: () => {} });
+    v.removeOutside();
+    await prun.cleanSandbox(keep);
+    log(`  ${res.ok ? 'ok' : 'FAILED'} (${res.checks.filter((x) => x.ok).length}/${res.checks.length} checks)`);
+    if (!res.ok) throw new Error(`${name} failed its check: ${JSON.stringify(res.checks.filter((x) => !x.ok))}`);
+    R.verifyPeers[name] = res;
+  }
+  R.verify = R.verifyPeers.netmodes;
 
   R.churn = await churnAll(opts, log, keep);
   for (const [name, runs] of Object.entries(R.churn.runs)) R.versions[name] = runs[0].info;
   if (opts.scale.length || opts.peerScale.length || opts.portsScale) R.scaling = await scalingAll(opts, log, keep);
-  if (opts.churn) R.churnMemory = await churnMemory(opts, log, keep);
-  if (opts.datapath) R.datapath = await datapathAll(opts, log);
+  if (opts.churn && opts.peers.includes('netmodes')) R.churnMemory = await churnMemory(opts, log, keep);
+  if (opts.datapath && opts.peers.some((p) => p === 'netmodes' || p === 'netavark')) R.datapath = await datapathAll(opts, log);
   R.wallSeconds = Math.round((Date.now() - started) / 1000);
 
   const dir = path.join(__dirname, 'results');

@@ -12,6 +12,8 @@ const GATEWAY = '10.88.0.1';
 const PORT_BASE = 10000;
 const CONTAINER_PORT = 80;
 const MAX_CONTAINERS = 254 * 200;
+/** Link group the bulk-delete floors move veths into before one RTM_DELLINK for the group. */
+const LINK_GROUP = 4242;
 
 function checkIndex(i) {
   if (!Number.isInteger(i) || i < 0 || i >= MAX_CONTAINERS) throw new RangeError(`container index out of range: ${i}`);
@@ -33,6 +35,19 @@ function containerId(i) {
   return crypto.createHash('sha256').update(`netmodes-peer-bench-container-${checkIndex(i)}`).digest('hex');
 }
 const NETWORK_ID = crypto.createHash('sha256').update('netmodes-peer-bench-network').digest('hex');
+
+/**
+ * The batch floors: the C program (veths deleted one by one / as a group / as a group and no IPv6 on
+ * the veths), ip -batch + nft -f (veths deleted one by one / as a group).
+ */
+const FLOORS = ['cfloor', 'cfloorgroup', 'cfloorv4', 'ipbatch', 'floorgroup'];
+/** The cheapest floor of a run's summary ({ name: { cycleMs } }) by attach + detach: { name, cycleMs } or null. */
+function cheapestFloor(summary) {
+  const found = FLOORS.filter((n) => summary[n] && Number.isFinite(summary[n].cycleMs));
+  if (!found.length) return null;
+  const name = found.reduce((a, b) => (summary[b].cycleMs < summary[a].cycleMs ? b : a));
+  return { name, cycleMs: summary[name].cycleMs };
+}
 
 function hrms(start) { return Number(process.hrtime.bigint() - start) / 1e6; }
 
@@ -61,6 +76,6 @@ function summarize(latencies, totalMs, count) {
 }
 
 module.exports = {
-  BRIDGE, NETWORK, SUBNET, PREFIX, GATEWAY, PORT_BASE, CONTAINER_PORT, NETWORK_ID, MAX_CONTAINERS,
-  nsName, nsPath, ipFor, portFor, vethName, containerId, hrms, percentile, summarize,
+  BRIDGE, NETWORK, SUBNET, PREFIX, GATEWAY, PORT_BASE, CONTAINER_PORT, NETWORK_ID, MAX_CONTAINERS, LINK_GROUP,
+  FLOORS, nsName, nsPath, ipFor, portFor, vethName, containerId, cheapestFloor, hrms, percentile, summarize,
 };

@@ -154,5 +154,5 @@ const ipbatch = {
 
 module.exports = {
   name: 'ip', init, fini, setup, teardown, setupAsync, teardownAsync, setupAll, teardownAll,
-  tableScript, peers: { ip, ipbatch },
+  tableScript, TABLE, MAP, peers: { ip, ipbatch },
 };

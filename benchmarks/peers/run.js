@@ -26,9 +26,12 @@ const PEER_MODULES = {
   cni: () => require('./cni'),
   ip: () => require('./iproute').peers.ip,
   ipbatch: () => require('./iproute').peers.ipbatch,
+  cfloor: () => require('./cfloor').peers.cfloor,
+  cfloorgroup: () => require('./cfloor').peers.cfloorgroup,
+  cfloorv4: () => require('./cfloor').peers.cfloorv4,
 };
 const DEFAULTS = {
-  n: 200, peers: ['netavark', 'cni', 'ip', 'ipbatch'], conc: [8, 64], scale: [10, 1000], scaleExtra: 20,
+  n: 200, peers: ['netavark', 'cni', 'ip', 'ipbatch', 'cfloor', 'cfloorgroup', 'cfloorv4'], conc: [8, 64], scale: [10, 1000], scaleExtra: 20,
   scalePrefill: 'seq', scaleOnly: false, verify: false, out: null, quiet: false,
 };
 
@@ -110,6 +113,15 @@ function summary(r, count) {
   return s;
 }
 
+/**
+ * A batch peer's figures: the wall clock over N (total / N); p50/p99 from the per-container times
+ * when the peer measured them itself (`parts.latencies`, the C floor), kept out of the stored parts.
+ */
+function batchSummary(parts, wallMs, n) {
+  const { latencies = [], ...rest } = parts || {};
+  return { ...c.summarize(latencies, wallMs, n), parts: rest };
+}
+
 /** Creates the namespaces pbc<i> with one `ip netns add` each; timed. */
 async function createNamespaces(list) { return summary(await timeSeq(list, (i) => sb.netnsAdd(c.nsName(i)))); }
 /** Deletes them with one `ip netns del` each; timed. */
@@ -168,11 +180,10 @@ async function benchPeer(peer, { n = 200, conc = [8, 64], keep = [], log = conso
       log(`[${peer.name}] batch setup of ${n}`);
       let t = process.hrtime.bigint();
       const parts = await peer.setupAll(list);
-      res.setup = { ...c.summarize([], c.hrms(t), n), parts };
+      res.setup = batchSummary(parts, c.hrms(t), n);
       log(`[${peer.name}] batch teardown of ${n}`);
       t = process.hrtime.bigint();
-      const tparts = await peer.teardownAll(list);
-      res.teardown = { ...c.summarize([], c.hrms(t), n), parts: tparts };
+      res.teardown = batchSummary(await peer.teardownAll(list), c.hrms(t), n);
     } else {
       log(`[${peer.name}] sequential setup of ${n}`);
       res.setup = summary(await timeSeq(list, (i) => peer.setup(i)));
@@ -229,9 +240,18 @@ async function benchScaling(peer, { k, extra = 20, prefill = 'seq', keep = [], l
       }
     }
     res.prefill = { how: peer.setupAll ? 'batch' : prefill, ms: Math.round(c.hrms(t)), msPerContainer: k ? Math.round((c.hrms(t) / k) * 1000) / 1000 : null };
-    // ipbatch: each extra container is its own small batch (ip -batch + ip -n -batch + nft -f).
-    res.setup = summary(await timeSeq(more, (i) => peer.setup(i)));
-    res.teardown = summary(await timeSeq(more, (i) => peer.teardown(i)));
+    if (peer.selfTimed) {
+      // The C floor: the extra containers in one process each way, p50/p99 from its own per-container
+      // times (one process per container would time the exec, not the kernel).
+      let t0 = process.hrtime.bigint();
+      res.setup = batchSummary(await peer.setupAll(more), c.hrms(t0), more.length);
+      t0 = process.hrtime.bigint();
+      res.teardown = batchSummary(await peer.teardownAll(more), c.hrms(t0), more.length);
+    } else {
+      // ipbatch: each extra container is its own small batch (ip -batch + ip -n -batch + nft -f).
+      res.setup = summary(await timeSeq(more, (i) => peer.setup(i)));
+      res.teardown = summary(await timeSeq(more, (i) => peer.teardown(i)));
+    }
   } finally {
     await peer.fini();
     for (const i of [...base, ...more]) sb.netnsDel(c.nsName(i));
@@ -283,6 +303,11 @@ function report(results) {
     for (const r of batch) {
       const p = r.setup.parts; const q = r.teardown.parts;
       out.push('');
+      if (p.programMs !== undefined) {
+        out.push(`${r.peer}: one process each way; attach ${fmt(p.programMs)} ms in the program, detach ${fmt(q.programMs)} ms` +
+          (q.bulkDeleteMs !== undefined ? ` (of which the group delete ${fmt(q.bulkDeleteMs)} ms)` : ''));
+        continue;
+      }
       out.push(`${r.peer} parts: setup ip -batch ${fmt(p.hostBatchMs)} ms + ${r.n}x ip -n -batch ${fmt(p.nsBatchMs)} ms + nft -f ${fmt(p.nftMs)} ms; ` +
         `teardown nft -f ${fmt(q.nftMs)} ms + ip -batch ${fmt(q.hostBatchMs)} ms`);
     }
@@ -349,7 +374,7 @@ async function main(argv = process.argv.slice(2)) {
 
 module.exports = {
   PEER_MODULES, getPeer, parseArgs, timeSeq, runPool, summary, createNamespaces, deleteNamespaces,
-  settle, cleanSandbox, spawnFloor, benchPeer, benchScaling, report, main,
+  settle, cleanSandbox, spawnFloor, batchSummary, benchPeer, benchScaling, report, main,
 };
 
 if (require.main === module) {

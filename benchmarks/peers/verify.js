@@ -2,7 +2,8 @@
 // Correctness check of one peer, inside the sandbox: after setup, each container has eth0 with its
 // address and a default route via the gateway, and a TCP connection from a separate "outside"
 // namespace to the sandbox host's published port reaches a listener in the container; after
-// teardown, the container's eth0 is gone and the port is closed again.
+// teardown, the container's eth0 is gone, no container link is left on the host, the port is closed
+// again and no nftables element names the containers' addresses.
 //
 // Outside namespace `pbout`: veth pbout0 (sandbox host, 198.18.0.1/24) <-> eth0 (pbout, 198.18.0.2/24),
 // default route via 198.18.0.1. Only addresses inside namespaces made here are ever contacted.
@@ -115,6 +116,8 @@ async function verifyPeer(peer, { list = [0, 1], log = console.error } = {}) {
       const r = await connectFromOutside(c.portFor(i));
       check(`port ${c.portFor(i)} closed after teardown`, !r.ok, r);
     }
+    const links = sb.sandboxLinks().filter((l) => l !== 'lo' && l !== c.BRIDGE && l !== OUTSIDE_LINK);
+    check('no container link left on the host after teardown', !links.length, links);
     const rules = sb.sh('nft', ['list', 'ruleset']);
     const addrs = list.map((i) => expected.get(i).split('/')[0]);
     const stale = addrs.filter((a) => new RegExp(`\\b${a.replace(/\./g, '\\.')}\\b`).test(rules));

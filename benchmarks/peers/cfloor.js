@@ -1,0 +1,85 @@
+'use strict';
+// Peers `cfloor`, `cfloorgroup` and `cfloorv4`: the C floor. benchmarks/floor/floor.c, compiled here with `cc -O2`
+// into the sandbox's work directory, does each container's kernel work (the same as the ip/ipbatch
+// peers: veth with its peer straight into the namespace, on pbbr0 and up; in the namespace the
+// address, lo and eth0 up, the default route; one element in the ipbatch peer's map) over raw
+// rtnetlink and nf_tables sockets, one acknowledged request at a time, and times every container
+// itself (CLOCK_MONOTONIC). One process attaches all containers and one detaches them, so there is
+// no per-container process, library or state: what is left approximates the kernel's own cost.
+//
+//   cfloor:      detach = per container: delete the element, RTM_DELLINK the veth (one RCU grace
+//                period per veth, as the ipbatch floor pays)
+//   cfloorgroup: detach = per container: delete the element, move the veth into link group 4242;
+//                then one RTM_DELLINK for the group (as the floorgroup peer and netmodes' reaper)
+//   cfloorv4:    cfloorgroup with IPv6 address generation off on both veth ends (addrgenmode none,
+//                2 more requests per container), as netmodes does on an IPv4-only network. The
+//                other peers leave IPv6 on: each veth then gets a fe80:: address, DAD, router
+//                solicitations and MLD reports, kernel work (much of it under the RTNL lock, and
+//                flooded over the bridge) that grows with the containers attached.
+//
+// The bridge and the table are made by the ipbatch peer's init() (not timed). Batch peers: the runner
+// times setupAll/teardownAll over the wall clock (one exec included) and takes p50/p99 from the
+// per-container times the program reports (`latencies`).
+
+const path = require('path');
+const sb = require('./sandbox');
+const c = require('./common');
+const iproute = require('./iproute');
+
+const SOURCE = path.join(__dirname, '..', 'floor', 'floor.c');
+let binary = null; // compiled once per sandbox (its work directory lives as long as the sandbox)
+let compiler = null;
+
+/** Compiles floor.c with `cc -O2`; throws a clear error without a C compiler. */
+function compile() {
+  sb.assertSandboxed();
+  if (binary) return binary;
+  const version = sb.sh('cc', ['--version'], { allowFail: true });
+  if (version === null) {
+    throw new Error('cfloor: no C compiler: `cc --version` failed. Install one (Debian: apt-get install build-essential) or leave cfloor/cfloorgroup out of --peers');
+  }
+  const out = path.join(sb.workPath('cfloor'), 'floor');
+  sb.sh('cc', ['-O2', '-Wall', '-o', out, SOURCE]);
+  compiler = version.split('\n')[0].trim();
+  binary = out;
+  return binary;
+}
+
+function lines(list) {
+  return list.map((i) => `${c.nsPath(i)} ${c.vethName(i)} ${c.ipFor(i)} ${c.portFor(i)}\n`).join('');
+}
+
+/** Runs `floor MODE` for the containers of `list` (`extra`: more options); returns its JSON report. */
+function run(mode, list, extra = []) {
+  sb.assertSandboxed();
+  const args = [mode, ...extra, '--bridge', c.BRIDGE, '--gateway', c.GATEWAY, '--prefix', String(c.PREFIX), '--table', iproute.TABLE,
+    '--map', iproute.MAP, '--port', String(c.CONTAINER_PORT), '--group', String(c.LINK_GROUP)];
+  const r = JSON.parse(sb.sh(compile(), args, { input: lines(list) }));
+  if (r.count !== list.length || r.ms.length !== list.length) throw new Error(`cfloor ${mode}: ${r.count} of ${list.length} containers`);
+  return r;
+}
+
+function parts(r) {
+  const p = { programMs: r.totalMs, latencies: r.ms, processes: 1 };
+  if (r.bulkDeleteMs !== undefined) p.bulkDeleteMs = r.bulkDeleteMs;
+  return p;
+}
+
+function peer(name, detachMode, { ipv6 = true } = {}) {
+  const setupAll = (list) => parts(run('attach', list, ipv6 ? [] : ['--no-ipv6']));
+  const teardownAll = (list) => parts(run(detachMode, list));
+  return {
+    name, batch: true, selfTimed: true, setupAll, teardownAll,
+    init() { compile(); return { ...iproute.init(), compiler, detach: detachMode, ipv6 }; },
+    fini: iproute.fini,
+    // Single-container forms (verify, or a caller that wants them): one process each.
+    setup: (i) => { setupAll([i]); },
+    teardown: (i) => { teardownAll([i]); },
+    info: () => ({ processesPerSetupOfN: 1, processesPerTeardownOfN: 1, compiler }),
+  };
+}
+
+module.exports = {
+  compile, run,
+  peers: { cfloor: peer('cfloor', 'detach'), cfloorgroup: peer('cfloorgroup', 'detach-group'), cfloorv4: peer('cfloorv4', 'detach-group', { ipv6: false }) },
+};
