@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <deque>
 #include <thread>
 
 namespace nm {
@@ -16,27 +18,97 @@ namespace nm {
 namespace {
 [[noreturn]] void Fail(int err, const char* op, const std::string& msg = "") { NlFail(err, op, msg); }
 
-// Runs fn on a new std::thread after setns(fd); errors are carried back to the caller.
-void OnThreadIn(int fd, int flags, const std::function<void()>& fn) {
-  bool have_err = false;
-  NlError err;
-  std::thread t([&] {
-    try {
-      if (setns(fd, flags) < 0) Fail(errno, "setns");
-      fn();
-    } catch (const NlError& e) {
-      err = e;
-      have_err = true;
-    } catch (const std::exception& e) {
-      err.err = EIO;
-      err.op = "thread";
-      err.message = e.what();
-      have_err = true;
+// One long-lived thread that enters namespaces for short jobs (opening a socket, a sysctl) and
+// returns to its own namespace after each: the cost of two setns() calls instead of creating and
+// joining a thread per namespace. Jobs queue; the caller (a libuv pool thread, which never changes
+// namespace itself) waits for its job. Should the way back ever fail, that thread ends and the
+// next job starts a fresh one.
+class NsEntryThread {
+ public:
+  static NsEntryThread& Get() {
+    static NsEntryThread* t = new NsEntryThread();  // lives as long as the process
+    return *t;
+  }
+
+  void Run(int fd, const std::function<void()>& fn) {
+    Job job;
+    job.fd = fd;
+    job.fn = &fn;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      queue_.push_back(&job);
+      if (!running_) {
+        running_ = true;
+        std::thread(&NsEntryThread::Loop, this).detach();
+      }
     }
-  });
-  t.join();
-  if (have_err) throw err;
-}
+    cv_.notify_one();
+    std::unique_lock<std::mutex> g(job.mu);
+    job.cv.wait(g, [&] { return job.done; });
+    if (job.have_err) throw job.err;
+  }
+
+ private:
+  struct Job {
+    int fd = -1;
+    const std::function<void()>* fn = nullptr;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false, have_err = false;
+    NlError err;
+  };
+
+  void Loop() {
+    int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    for (;;) {
+      Job* j;
+      {
+        std::unique_lock<std::mutex> g(mu_);
+        cv_.wait(g, [&] { return !queue_.empty(); });
+        j = queue_.front();
+        queue_.pop_front();
+      }
+      bool home_again = true;
+      bool have_err = false;
+      NlError err;
+      try {
+        if (home < 0) Fail(EIO, "netns", "cannot open the thread's own namespace");
+        if (setns(j->fd, CLONE_NEWNET) < 0) Fail(errno, "setns");
+        try {
+          (*j->fn)();
+        } catch (...) {
+          home_again = setns(home, CLONE_NEWNET) == 0;
+          throw;
+        }
+        home_again = setns(home, CLONE_NEWNET) == 0;
+      } catch (const NlError& e) {
+        err = e, have_err = true;
+      } catch (const std::exception& e) {
+        err.err = EIO, err.op = "thread", err.message = e.what(), have_err = true;
+      }
+      {
+        std::lock_guard<std::mutex> g(j->mu);
+        j->err = err;
+        j->have_err = have_err;
+        j->done = true;
+      }
+      j->cv.notify_one();
+      if (!home_again) {
+        // Stuck in another namespace: never run another job here.
+        std::lock_guard<std::mutex> g(mu_);
+        running_ = !queue_.empty();
+        if (running_) std::thread(&NsEntryThread::Loop, this).detach();
+        if (home >= 0) close(home);
+        return;
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job*> queue_;
+  bool running_ = false;
+};
 }  // namespace
 
 NsState::~NsState() {
@@ -82,7 +154,7 @@ void NsState::RunInside(const std::function<void()>& fn) {
     return;
   }
   try {
-    OnThreadIn(fd, CLONE_NEWNET, fn);
+    NsEntryThread::Get().Run(fd, fn);
   } catch (...) {
     close(fd);
     throw;

@@ -1,5 +1,6 @@
-// Network namespaces: create/open/delete like `ip netns`, and sockets opened inside a namespace on
-// a short-lived thread (never a libuv pool thread), then pooled per namespace handle.
+// Network namespaces: create/open/delete like `ip netns`, and sockets opened inside a namespace by
+// a dedicated thread that enters it and comes back (never a libuv pool thread), then pooled per
+// namespace handle.
 #pragma once
 #include <sys/types.h>
 
@@ -40,7 +41,8 @@ class NsState : public std::enable_shared_from_this<NsState> {
   };
   // Throws NlError.
   Lease Acquire(int protocol);
-  // Runs fn on a fresh thread that has entered this namespace; the thread exits afterwards.
+  // Runs fn on the namespace-entry thread while it is inside this namespace (it returns to its own
+  // namespace afterwards).
   // For the process's own namespace, runs fn on the calling thread. Throws NlError.
   void RunInside(const std::function<void()>& fn);
   // Closes pooled sockets and the namespace fd; in-flight leases finish and are dropped.

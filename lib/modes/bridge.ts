@@ -409,6 +409,7 @@ export class BridgeNetwork {
 
   /** @internal The bridge, its addresses, forwarding, firewall. `repair`: tolerate what exists. */
   async setupKernel(repair: boolean): Promise<string[]> {
+    this.bridgeIdx = undefined;
     const done: string[] = [];
     const r = this.rec;
     let exists = false;
@@ -789,9 +790,19 @@ export class BridgeNetwork {
     throw f.status === 'rejected' ? f.reason : (k as PromiseRejectedResult).reason;
   }
 
+  /**
+   * The bridge's ifindex, looked up once: requests that name the bridge by index spare the
+   * executor a lookup per connect and disconnect. A bridge rebuilt meanwhile (reconcile, another
+   * process) has another index: the request fails (EINVAL/ENODEV) and is retried by name.
+   */
+  private bridgeIdx: number | undefined;
+
   /** The kernel side of a connect: one worker call, one message per step. */
-  private async plumb(ns: Namespace, rec: EndpointRecord, retried = false): Promise<void> {
+  private async plumb(ns: Namespace, rec: EndpointRecord, retried = false, byName = false): Promise<void> {
     const r = this.rec;
+    if (this.bridgeIdx === undefined && !byName)
+      this.bridgeIdx = await nl.linkGet(r.bridge, this.host).then((l) => l.index, () => undefined);
+    const br = byName ? r.bridge : (this.bridgeIdx ?? r.bridge);
     const ops: nl.BatchOp[] = [
       // ip link add vethX mtu M master BR group G alias A up type veth peer name eth0 netns NS address MAC mtu M up
       {
@@ -800,14 +811,14 @@ export class BridgeNetwork {
         name: rec.hostVeth,
         kind: 'veth',
         mtu: r.mtu,
-        master: r.bridge,
+        master: br,
         up: true,
         alias: this.pendingAlias(rec.id),
         noIpv6: !r.ipv6,
         peer: { name: rec.ifname, ns, mac: rec.mac, mtu: r.mtu, up: true },
       },
       // ip neigh add IP lladdr MAC dev BR nud permanent (no ARP broadcast to find the container)
-      { op: 'neighAdd', ns: this.host, link: r.bridge, address: rec.ip, lladdr: rec.mac },
+      { op: 'neighAdd', ns: this.host, link: br, address: rec.ip, lladdr: rec.mac },
       { op: 'linkSet', ns, link: 'lo', up: true },
       { op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ip}/${this.prefix}` },
       // ip neigh add GW lladdr BRMAC dev eth0 nud permanent
@@ -843,11 +854,16 @@ export class BridgeNetwork {
         // keeps it; the steps after the refused route still go in.
         return this.finish(rec, ops.slice(idx + 1));
       }
+      if (idx === 0 && typeof br === 'number' && (e.code === 'EINVAL' || e.code === 'ENODEV')) {
+        // The bridge was rebuilt since its index was learned: by name again.
+        this.bridgeIdx = undefined;
+        return this.plumb(ns, rec, retried, true);
+      }
       if (idx === 0 && (e.code === 'EEXIST' || e.code === 'EXFULL' || e.code === 'ENOSPC') && !retried) {
         // The container still has the interface of a detached, not yet reaped veth (this or
         // another process's), or detached veths still fill the bridge's ports: reap, retry.
         await reaper.flush(true);
-        return this.plumb(ns, rec, true);
+        return this.plumb(ns, rec, true, byName);
       }
       if (idx === 0 && e.code === 'EEXIST')
         throw new ConfigError(`the namespace already has an interface named ${rec.ifname}`, 'ifname', 'EEXIST');
@@ -877,7 +893,8 @@ export class BridgeNetwork {
    * neighbour entry; `now` deletes it instead (rollback paths).
    */
   private async unplumb(rec: EndpointRecord, now = false): Promise<void> {
-    const neigh: nl.BatchOp = { op: 'neighDel', ns: this.host, link: this.rec.bridge, address: rec.ip };
+    const br = this.bridgeIdx ?? this.rec.bridge;
+    const neigh: nl.BatchOp = { op: 'neighDel', ns: this.host, link: br, address: rec.ip };
     const veth: nl.BatchOp = now
       ? { op: 'linkDel', ns: this.host, link: rec.hostVeth }
       : // The port stops forwarding at once (STP state listening) and forgets the MACs it learned;
@@ -891,7 +908,13 @@ export class BridgeNetwork {
     // One worker call, both messages sent whatever the first one's answer (a missing neighbour
     // entry or a veth already gone with its namespace is what we want anyway).
     const [n, v] = await nl.batch([neigh, veth], { pipelined: true });
-    if (n.status === 'rejected' && !isNotFound(n.reason)) throw n.reason;
+    if (n.status === 'rejected' && isNotFound(n.reason) && typeof br === 'number') {
+      // Perhaps no such entry, perhaps a bridge rebuilt since its index was learned: by name.
+      this.bridgeIdx = undefined;
+      await nl.neighDel({ link: this.rec.bridge, address: rec.ip }, this.host).catch((e) => {
+        if (!isNotFound(e)) throw e;
+      });
+    } else if (n.status === 'rejected' && !isNotFound(n.reason)) throw n.reason;
     if (v.status === 'rejected' && (v.reason as NetlinkError).code === 'ENETDOWN' && !now) {
       // The container set its end down (no carrier): the bridge takes a port state only from an
       // operational port, and would put it back to forwarding when the carrier returns. Take

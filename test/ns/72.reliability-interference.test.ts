@@ -5,8 +5,8 @@
  * with elements) is present throughout and is never changed.
  */
 import { strict as assert } from 'node:assert';
-import { createBridgeNetwork, createNamespace, BridgeNetwork, Namespace, NetmodesError, NetlinkError, reapDetached } from '../../lib';
-import { sandboxed, ping, uniq, ip, sh, tryRun } from '../helpers/kernel';
+import { createBridgeNetwork, createNamespace, BridgeNetwork, Namespace, NetmodesError, NetlinkError, reapDetached, openBridgeNetwork } from '../../lib';
+import { sandboxed, ping, uniq, ip, ipj, sh, tryRun } from '../helpers/kernel';
 import { inconsistencies } from '../helpers/reliability';
 
 const FOREIGN = `
@@ -86,6 +86,22 @@ describe('72 reliability: external interference', function () {
     assert.ok(ping(e.ip));
     const eb = await net.connect(b);
     assert.ok(ping(eb.ip, a.name!));
+  });
+
+  it('bridge rebuilt by another handle: this one finds it by name again (connect and disconnect)', async () => {
+    const a = await mk();
+    const b = await mk();
+    const e = await net.connect(a); // this handle now knows the bridge's ifindex
+    ip(['link', 'del', net.bridge]);
+    const other = await openBridgeNetwork(net.name);
+    await other.reconcile(); // a new bridge, with another ifindex
+    const eb = await net.connect(b);
+    assert.ok(ping(eb.ip, a.name!) && ping(e.ip, b.name!));
+    await eb.disconnect();
+    // Its neighbour entry went from the new bridge (the stale index named nothing).
+    assert.ok(!ipj(['neigh', 'show', 'dev', net.bridge]).some((n: any) => n.dst === eb.ip), 'neighbour entry removed');
+    await reapDetached();
+    consistent();
   });
 
   it('our nftables tables flushed, then deleted: connect/disconnect fail typed or work; reconcile restores', async () => {
