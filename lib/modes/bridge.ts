@@ -628,11 +628,9 @@ export class BridgeNetwork {
     } else {
       throw new ConfigError('must be a Namespace or a namespace path', 'ns');
     }
-    const lock = await store.FileLock.acquire(this.lockFile, false);
     try {
       return await this.connectLocked(ns, id, ifname, hostname, maps, links, opts);
     } finally {
-      lock.release();
       if (opened) ns.close();
     }
   }
@@ -662,6 +660,7 @@ export class BridgeNetwork {
     };
     const undo: Array<() => Promise<unknown>> = [];
     const fsUndo: store.FsOp[] = [];
+    let lock: store.FileLock | undefined;
     const rollback = async (): Promise<void> => {
       for (const u of undo.reverse()) await u().catch(() => undefined);
       if (fsUndo.length) await store.batch(fsUndo.reverse()).catch(() => undefined);
@@ -701,9 +700,11 @@ export class BridgeNetwork {
       ];
       if (ipv6) ops.push({ op: 'reserve', file: this.ipFile(ipv6), data: owner });
       for (const p of fixed) ops.push({ op: 'reserve', file: portFile(p), data: owner }, { op: 'list', dir: portDir(p.protocol, p.hostPort) });
-      let res: Array<boolean | string | string[] | null>;
+      let res: store.FsResult[];
       try {
-        res = await store.batch(ops);
+        // The network's lock (shared: connects and disconnects run side by side; reconcile and
+        // remove take it exclusively), then the claims: one trip to the thread pool.
+        ({ lock, results: res } = await store.FileLock.acquireWith(this.lockFile, false, ops));
       } catch (err) {
         // An I/O error part way: undo the claims that were made.
         const done = ((err as { results?: unknown[] }).results ?? []) as unknown[];
@@ -760,6 +761,8 @@ export class BridgeNetwork {
     } catch (err) {
       await rollback();
       throw err;
+    } finally {
+      lock?.release();
     }
   }
 
@@ -961,10 +964,11 @@ export class BridgeNetwork {
       throw new ConfigError('must be an Endpoint, its id or a Namespace', 'target');
     }
     assertId(id, 'id');
-    const lock = await store.FileLock.acquire(this.lockFile, false);
+    // The lock and the record (the store's, not the cache's: another process may have
+    // disconnected it already) in one trip to the thread pool.
+    const { lock, results } = await store.FileLock.acquireWith(this.lockFile, false, [{ op: 'read', file: this.epFile(id) }]);
     try {
-      // The store, not the cache: another process may have disconnected it already.
-      const rec = await store.readJson<EndpointRecord>(this.epFile(id));
+      const rec = store.parseRecord<EndpointRecord>(results[0]);
       if (!rec || !rec.ip) {
         this.eps.delete(id);
         return;

@@ -63,18 +63,21 @@ export type FsOp =
   | { op: 'write'; file: string; data: string; sync?: boolean }
   | { op: 'remove'; file: string }
   | { op: 'read'; file: string }
-  | { op: 'list'; dir: string };
+  | { op: 'list'; dir: string }
+  | { op: 'lock'; file: string; exclusive?: boolean };
 
 /**
  * Runs file operations in order in one trip to the thread pool. Results, by op: reserve → true
  * (now ours) or false (somebody's already); release → true (removed) or false (absent or another
  * owner's); write → true; remove → true or false (absent); read → the text or null (absent);
- * list → names without the dot files ([] when the directory is absent). The first unexpected
+ * list → names without the dot files ([] when the directory is absent); lock → the fd holding
+ * the flock, or false when it would have to wait (the batch stops there). The first unexpected
  * error stops the batch: it rejects with that error, `index` naming the op and `results` holding
  * the results of the ops before it. Missing directories are made (0700) for reserve and write.
  */
-export async function batch(ops: FsOp[]): Promise<Array<boolean | string | string[] | null>> {
-  return native<{ fsBatch(ops: FsOp[]): Promise<Array<boolean | string | string[] | null>> }>().fsBatch(ops);
+export type FsResult = boolean | string | string[] | number | null;
+export async function batch(ops: FsOp[]): Promise<FsResult[]> {
+  return native<{ fsBatch(ops: FsOp[]): Promise<FsResult[]> }>().fsBatch(ops);
 }
 
 /** The write op for a JSON record: fsync'd unless the directory is on tmpfs (see isVolatile). */
@@ -179,6 +182,37 @@ export class FileLock {
       return new FileLock(await mine);
     } finally {
       if (lockQueues.get(file) === mine) lockQueues.delete(file);
+    }
+  }
+  /**
+   * Takes the lock and runs `ops` after it, in one trip to the thread pool when the lock is free
+   * (flock without waiting, first op of the batch); otherwise waits in this process's queue as
+   * acquire() does, then runs the ops. Errors of the ops arrive as from batch() (the lock is
+   * released then).
+   */
+  static async acquireWith(file: string, exclusive: boolean, ops: FsOp[]): Promise<{ lock: FileLock; results: FsResult[] }> {
+    if (!lockQueues.has(file)) {
+      let res: FsResult[];
+      try {
+        res = await batch([{ op: 'lock', file, exclusive }, ...ops]);
+      } catch (err) {
+        const e = err as { index?: number; results?: FsResult[] };
+        if (e.index !== undefined && e.index > 0) {
+          e.index -= 1;
+          e.results = e.results?.slice(1);
+        } else if (e.index === 0) {
+          delete e.results; // the lock itself failed: nothing ran
+        }
+        throw err;
+      }
+      if (typeof res[0] === 'number') return { lock: new FileLock(res[0]), results: res.slice(1) };
+    }
+    const lock = await FileLock.acquire(file, exclusive);
+    try {
+      return { lock, results: ops.length ? await batch(ops) : [] };
+    } catch (err) {
+      lock.release();
+      throw err;
     }
   }
   release(): void {

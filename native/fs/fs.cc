@@ -13,10 +13,16 @@
 //   { op: 'remove', file }            -> true when removed, false when absent
 //   { op: 'read', file }              -> the content, or null when absent
 //   { op: 'list', dir }               -> names not starting with '.', [] when dir is absent
+//   { op: 'lock', file, exclusive }   -> the fd holding flock(LOCK_SH or LOCK_EX) on file (made
+//                                        0600), or false when another holder is in the way: then
+//                                        the batch stops there (it never waits; the caller takes the
+//                                        lock the waiting way and runs the rest). A batch that fails
+//                                        later closes the fds it locked (their results read null).
 // Missing parent directories are made (mode 0700) for reserve and write; files are mode 0600.
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -36,18 +42,18 @@ namespace nm {
 namespace fsb {
 namespace {
 
-enum class Kind { Reserve, Release, Write, Remove, Read, List };
+enum class Kind { Reserve, Release, Write, Remove, Read, List, Lock };
 
 struct Op {
   Kind kind;
   std::string file;  // the directory for List
   std::string data;  // content (Reserve, Write) or owner (Release)
   bool has_owner = false;
-  bool sync = false;
+  bool sync = false;  // Write: fsync; Lock: exclusive
 };
 
-// null (absent) | bool | string | names
-using Result = std::variant<std::monostate, bool, std::string, std::vector<std::string>>;
+// null (absent) | bool | string | names | fd
+using Result = std::variant<std::monostate, bool, std::string, std::vector<std::string>, int>;
 
 struct Outcome {
   std::vector<Result> results;
@@ -200,6 +206,22 @@ Result RunOne(const Op& op) {
       if (!ReadFile(op.file, &s)) return std::monostate{};
       return s;
     }
+    case Kind::Lock: {
+      int fd = open(op.file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (fd < 0 && errno == ENOENT) {
+        MakeDirs(DirOf(op.file));
+        fd = open(op.file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      }
+      if (fd < 0) Fail(errno, "open", op.file);
+      while (flock(fd, (op.sync ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK) return false;
+        Fail(e, "flock", op.file);
+      }
+      return fd;
+    }
     case Kind::List: {
       std::vector<std::string> names;
       DIR* d = opendir(op.file.c_str());
@@ -226,8 +248,14 @@ Outcome RunAll(const std::vector<Op>& ops) {
       e.index = static_cast<int>(i);
       out.failed = true;
       out.err = e;
+      for (Result& r : out.results)
+        if (std::holds_alternative<int>(r)) {
+          close(std::get<int>(r));
+          r = std::monostate{};
+        }
       break;
     }
+    if (ops[i].kind == Kind::Lock && std::holds_alternative<bool>(out.results.back())) break;  // busy
   }
   return out;
 }
@@ -235,6 +263,7 @@ Outcome RunAll(const std::vector<Op>& ops) {
 Napi::Value ResultToJs(Napi::Env env, const Result& r) {
   if (std::holds_alternative<bool>(r)) return Napi::Boolean::New(env, std::get<bool>(r));
   if (std::holds_alternative<std::string>(r)) return Napi::String::New(env, std::get<std::string>(r));
+  if (std::holds_alternative<int>(r)) return Napi::Number::New(env, std::get<int>(r));
   if (std::holds_alternative<std::vector<std::string>>(r)) {
     const auto& v = std::get<std::vector<std::string>>(r);
     Napi::Array a = Napi::Array::New(env, v.size());
@@ -251,6 +280,7 @@ Kind KindOf(Napi::Env env, const std::string& s) {
   if (s == "remove") return Kind::Remove;
   if (s == "read") return Kind::Read;
   if (s == "list") return Kind::List;
+  if (s == "lock") return Kind::Lock;
   ThrowType(env, "fsBatch: unknown op " + s);
 }
 
@@ -273,7 +303,7 @@ Napi::Value JsFsBatch(const Napi::CallbackInfo& info) {
       op.data = GetStr(o, "owner");
       op.has_owner = true;
     }
-    op.sync = GetBoolOr(o, "sync", false);
+    op.sync = GetBoolOr(o, op.kind == Kind::Lock ? "exclusive" : "sync", false);
     ops->push_back(std::move(op));
   }
   return PromiseWorker<Outcome>::Run(

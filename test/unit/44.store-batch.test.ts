@@ -69,6 +69,35 @@ describe('44 state store: file batches', () => {
     assert.deepEqual(dots(dir), []);
   });
 
+  it('lock: shared locks coexist; one that would wait says false and stops the batch; a failed batch lets go', async () => {
+    const lf = path.join(dir, 'net', 'lock'); // the directory is made
+    const [a] = await store.batch([{ op: 'lock', file: lf }]);
+    const [b] = await store.batch([{ op: 'lock', file: lf, exclusive: false }]);
+    assert.ok(typeof a === 'number' && typeof b === 'number' && a !== b);
+    assert.equal(fs.statSync(lf).mode & 0o777, 0o600);
+    const marker = path.join(dir, 'ran');
+    assert.deepEqual(await store.batch([{ op: 'lock', file: lf, exclusive: true }, { op: 'reserve', file: marker, data: 'x' }]), [false]);
+    assert.ok(!fs.existsSync(marker), 'nothing after a busy lock ran');
+    fs.closeSync(a as number);
+    fs.closeSync(b as number);
+    // A batch that fails after taking the lock closes it: the exclusive lock is free afterwards.
+    fs.writeFileSync(path.join(dir, 'plain'), '');
+    await assert.rejects(
+      store.batch([{ op: 'lock', file: lf, exclusive: true }, { op: 'read', file: path.join(dir, 'plain', 'x') }]),
+      (e: NetlinkError & { results?: unknown[] }) => e.code === 'ENOTDIR' && e.index === 1 && e.results![0] === null,
+    );
+    const [c] = await store.batch([{ op: 'lock', file: lf, exclusive: true }]);
+    assert.equal(typeof c, 'number');
+    // acquireWith: the lock and the ops in one batch when free; the waiting way when not.
+    const got = store.FileLock.acquireWith(lf, false, [{ op: 'reserve', file: marker, data: 'y' }]);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!fs.existsSync(marker), 'waits while the exclusive lock is held');
+    fs.closeSync(c as number);
+    const { lock, results } = await got;
+    assert.deepEqual(results, [true]);
+    lock.release();
+  });
+
   it('the single-op helpers: writeJson/readJson, reserve/release, listDir, removeFile', async () => {
     const f = path.join(dir, 'n', 'rec.json');
     await store.writeJson(f, { id: 'a', n: [1, 2] });
