@@ -19,6 +19,8 @@ export interface NativeCore {
   nsOpen(path: string): Promise<NsHandle>;
   nsCreate(dir: string, name: string): Promise<NsHandle>;
   nsDelete(path: string): Promise<void>;
+  /** Fills the handle's socket pool with one socket of `protocol` (NETLINK_ROUTE = 0, NETLINK_NETFILTER = 12). */
+  nsPrepare(ns: NsHandle, protocol: number): Promise<void>;
   sysctlGet(ns: NsHandle | null, key: string): Promise<string>;
   sysctlSet(ns: NsHandle | null, key: string, value: string): Promise<void>;
   /** Takes an flock on path (created 0600); resolves with the fd that holds it. */

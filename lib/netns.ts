@@ -101,6 +101,12 @@ export async function createNamespace(name: string, opts: { dir?: string } = {})
  * EINVAL when the file is not a network namespace.
  */
 export async function openNamespace(target: string | number): Promise<Namespace> {
+  const { p, name } = namespacePath(target);
+  return new Namespace(await native().nsOpen(p), p, name);
+}
+
+/** @internal The file openNamespace(target) opens, and the namespace's name when it is under /run/netns. */
+export function namespacePath(target: string | number): { p: string; name?: string } {
   let p: string;
   let name: string | undefined;
   if (typeof target === 'number') {
@@ -115,7 +121,18 @@ export async function openNamespace(target: string | number): Promise<Namespace>
     p = path.join(NETNS_DIR, target);
     name = target;
   }
-  return new Namespace(await native().nsOpen(p), p, name);
+  return { p, name };
+}
+
+/**
+ * @internal Opens a socket inside the namespace ahead of time (it waits in the handle's pool), so
+ * that the first request there does not wait for it; best effort.
+ */
+export async function prepareNamespace(ns: Namespace): Promise<Namespace> {
+  await native()
+    .nsPrepare(ns.handle, 0 /* NETLINK_ROUTE */)
+    .catch(() => undefined);
+  return ns;
 }
 
 /** Names of the namespaces under /run/netns. Equivalent to: `ip netns list` */

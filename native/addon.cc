@@ -110,6 +110,21 @@ Napi::Value JsNsCreate(const Napi::CallbackInfo& info) {
   return PromiseWorker<NsPtr>::Run(info.Env(), [dir, name] { return CreateNamedNs(dir, name); }, WrapNs);
 }
 
+// nsPrepare(handle, protocol): makes sure the handle's pool holds a socket of that protocol, so
+// that a later call in this namespace does not wait for one to be opened inside it (callers start
+// it beside other work).
+Napi::Value JsNsPrepare(const Napi::CallbackInfo& info) {
+  NsPtr ns = NsArg(info[0]);
+  int protocol = info[1].As<Napi::Number>().Int32Value();
+  return PromiseWorker<Unit>::Run(
+      info.Env(),
+      [ns, protocol] {
+        ns->Acquire(protocol);  // the lease goes back to the pool at once
+        return Unit{};
+      },
+      Undef);
+}
+
 Napi::Value JsNsDelete(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
   return PromiseWorker<Unit>::Run(info.Env(), [path] { DeleteNamedNs(path); return Unit{}; }, Undef);
@@ -170,6 +185,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nsOpen", Napi::Function::New(env, JsNsOpen));
   exports.Set("nsCreate", Napi::Function::New(env, JsNsCreate));
   exports.Set("nsDelete", Napi::Function::New(env, JsNsDelete));
+  exports.Set("nsPrepare", Napi::Function::New(env, JsNsPrepare));
   exports.Set("sysctlGet", Napi::Function::New(env, JsSysctlGet));
   exports.Set("sysctlSet", Napi::Function::New(env, JsSysctlSet));
   exports.Set("lock", Napi::Function::New(env, JsLock));
