@@ -229,14 +229,29 @@ export interface SetSpec {
   timeout: boolean;
 }
 
+// Parsed specs of the sets seen lately, by everything that goes into one: a connect's elements
+// name the same few sets every time, and parsing their types dominated encoding them.
+const specCache = new Map<string, SetSpec>();
+
 export function setSpec(s: NftSet, field = 'set'): SetSpec {
   assertObject(s, field);
+  const ck =
+    typeof s.type === 'string' && (s.dataType === undefined || typeof s.dataType === 'string') && (s.flags === undefined || Array.isArray(s.flags))
+      ? `${s.family}\0${s.table}\0${s.name}\0${s.type}\0${s.dataType ?? ''}\0${(s.flags ?? []).join(',')}`
+      : undefined;
+  const hit = ck === undefined ? undefined : specCache.get(ck);
+  if (hit) return hit;
   checkChainRef({ family: s.family, table: s.table, name: s.name }, field);
   const key = parseType(s.type, `${field}.type`);
   if (key.parts.some((p) => p.keyable === false)) throw new ConfigError(`${key.text} cannot key a set`, `${field}.type`);
   const data = s.dataType === undefined ? undefined : s.dataType === 'verdict' ? 'verdict' : parseType(s.dataType, `${field}.dataType`);
   const flags = flagsOf(s.flags, ['constant', 'interval', 'timeout', 'dynamic', 'anonymous'] as const, `${field}.flags`) ?? [];
-  return { ref: { family: s.family, table: s.table, name: s.name }, key, data, interval: flags.includes('interval'), timeout: flags.includes('timeout') };
+  const spec: SetSpec = { ref: { family: s.family, table: s.table, name: s.name }, key, data, interval: flags.includes('interval'), timeout: flags.includes('timeout') };
+  if (ck !== undefined) {
+    if (specCache.size >= 256) specCache.clear();
+    specCache.set(ck, spec);
+  }
+  return spec;
 }
 
 export function setMsg(s: NftSet, msg: NftMsgName): NftMsg {
