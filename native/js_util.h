@@ -14,46 +14,56 @@ namespace nm {
 
 [[noreturn]] inline void ThrowType(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
 
-inline bool Has(const Napi::Object& o, const char* k) {
+template <class O>
+inline bool Has(const O& o, const char* k) {
   if (!o.Has(k)) return false;
   Napi::Value v = o.Get(k);
   return !v.IsUndefined() && !v.IsNull();
 }
-inline std::string GetStr(const Napi::Object& o, const char* k) {
+template <class O>
+inline std::string GetStr(const O& o, const char* k) {
   Napi::Value v = o.Get(k);
   if (!v.IsString()) ThrowType(o.Env(), std::string(k) + " must be a string");
   return v.As<Napi::String>().Utf8Value();
 }
-inline std::string GetStrOr(const Napi::Object& o, const char* k, const std::string& d) {
+template <class O>
+inline std::string GetStrOr(const O& o, const char* k, const std::string& d) {
   return Has(o, k) ? GetStr(o, k) : d;
 }
-inline int64_t GetInt(const Napi::Object& o, const char* k) {
+template <class O>
+inline int64_t GetInt(const O& o, const char* k) {
   Napi::Value v = o.Get(k);
   if (!v.IsNumber()) ThrowType(o.Env(), std::string(k) + " must be a number");
   return v.As<Napi::Number>().Int64Value();
 }
-inline int64_t GetIntOr(const Napi::Object& o, const char* k, int64_t d) { return Has(o, k) ? GetInt(o, k) : d; }
-inline uint32_t GetU32(const Napi::Object& o, const char* k, uint32_t max = UINT32_MAX) {
+template <class O>
+inline int64_t GetIntOr(const O& o, const char* k, int64_t d) { return Has(o, k) ? GetInt(o, k) : d; }
+template <class O>
+inline uint32_t GetU32(const O& o, const char* k, uint32_t max = UINT32_MAX) {
   int64_t v = GetInt(o, k);
   if (v < 0 || v > static_cast<int64_t>(max)) ThrowType(o.Env(), std::string(k) + " out of range");
   return static_cast<uint32_t>(v);
 }
-inline bool GetBoolOr(const Napi::Object& o, const char* k, bool d) {
+template <class O>
+inline bool GetBoolOr(const O& o, const char* k, bool d) {
   if (!Has(o, k)) return d;
   return o.Get(k).ToBoolean().Value();
 }
-inline std::vector<uint8_t> GetBuf(const Napi::Object& o, const char* k) {
+template <class O>
+inline std::vector<uint8_t> GetBuf(const O& o, const char* k) {
   Napi::Value v = o.Get(k);
   if (!v.IsBuffer()) ThrowType(o.Env(), std::string(k) + " must be a Buffer");
   auto b = v.As<Napi::Buffer<uint8_t>>();
   return std::vector<uint8_t>(b.Data(), b.Data() + b.Length());
 }
-inline Napi::Object GetObj(const Napi::Object& o, const char* k) {
+template <class O>
+inline Napi::Object GetObj(const O& o, const char* k) {
   Napi::Value v = o.Get(k);
   if (!v.IsObject()) ThrowType(o.Env(), std::string(k) + " must be an object");
   return v.As<Napi::Object>();
 }
-inline Napi::Array GetArr(const Napi::Object& o, const char* k) {
+template <class O>
+inline Napi::Array GetArr(const O& o, const char* k) {
   Napi::Value v = o.Get(k);
   if (!v.IsArray()) ThrowType(o.Env(), std::string(k) + " must be an array");
   return v.As<Napi::Array>();
@@ -61,6 +71,40 @@ inline Napi::Array GetArr(const Napi::Object& o, const char* k) {
 inline Napi::Buffer<uint8_t> ToBuf(Napi::Env env, const std::vector<uint8_t>& v) {
   return Napi::Buffer<uint8_t>::Copy(env, v.data(), v.size());
 }
+
+// An object's own properties read once (one napi_get_property_names, then one lookup per key
+// present), for parsers that ask for many optional keys: asking the object itself costs a property
+// lookup (and a key string made from C) per question, present or not.
+class Props {
+ public:
+  explicit Props(const Napi::Object& o) : obj_(o) {
+    Napi::Array names = o.GetPropertyNames();
+    uint32_t n = names.Length();
+    keys_.reserve(n);
+    vals_.reserve(n);
+    for (uint32_t i = 0; i < n; i++) {
+      Napi::Value k = names.Get(i);
+      keys_.push_back(k.As<Napi::String>().Utf8Value());
+      vals_.push_back(o.Get(k));
+    }
+  }
+  Napi::Env Env() const { return obj_.Env(); }
+  bool Has(const char* k) const { return Find(k) >= 0; }
+  Napi::Value Get(const char* k) const {
+    int i = Find(k);
+    return i >= 0 ? vals_[static_cast<size_t>(i)] : Env().Undefined();
+  }
+
+ private:
+  int Find(const char* k) const {
+    for (size_t i = 0; i < keys_.size(); i++)
+      if (keys_[i] == k) return static_cast<int>(i);
+    return -1;
+  }
+  Napi::Object obj_;
+  std::vector<std::string> keys_;
+  std::vector<Napi::Value> vals_;
+};
 
 // The namespace a request targets: an NsHandle object, or undefined/null for the process's own.
 std::shared_ptr<NsState> NsArg(Napi::Value v);

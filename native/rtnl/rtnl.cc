@@ -45,7 +45,8 @@ struct NsCtx {
   }
 };
 
-LinkRef GetLink(const Napi::Object& o, const char* k) {
+template <class O>
+LinkRef GetLink(const O& o, const char* k) {
   Napi::Value v = o.Get(k);
   LinkRef r;
   if (v.IsNumber()) {
@@ -61,36 +62,43 @@ LinkRef GetLink(const Napi::Object& o, const char* k) {
   return r;
 }
 
-Opt<uint32_t> OptU32(const Napi::Object& o, const char* k, uint32_t max = UINT32_MAX) {
+template <class O>
+Opt<uint32_t> OptU32(const O& o, const char* k, uint32_t max = UINT32_MAX) {
   if (!Has(o, k)) return std::nullopt;
   return GetU32(o, k, max);
 }
-Opt<bool> OptBool(const Napi::Object& o, const char* k) {
+template <class O>
+Opt<bool> OptBool(const O& o, const char* k) {
   if (!Has(o, k)) return std::nullopt;
   return o.Get(k).ToBoolean().Value();
 }
-Opt<std::string> OptStr(const Napi::Object& o, const char* k) {
+template <class O>
+Opt<std::string> OptStr(const O& o, const char* k) {
   if (!Has(o, k)) return std::nullopt;
   return GetStr(o, k);
 }
-Opt<Bytes> OptHw(const Napi::Object& o, const char* k) {
+template <class O>
+Opt<Bytes> OptHw(const O& o, const char* k) {
   if (!Has(o, k)) return std::nullopt;
   Bytes b;
   if (!ParseHw(GetStr(o, k), &b)) ThrowType(o.Env(), std::string(k) + ": bad hardware address");
   return b;
 }
-IpAddr GetIp(const Napi::Object& o, const char* k) {
+template <class O>
+IpAddr GetIp(const O& o, const char* k) {
   IpAddr ip;
   if (!ParseIp(GetStr(o, k), &ip)) ThrowType(o.Env(), std::string(k) + ": bad IP address");
   return ip;
 }
-Opt<IpAddr> OptIp(const Napi::Object& o, const char* k) {
+template <class O>
+Opt<IpAddr> OptIp(const O& o, const char* k) {
   if (!Has(o, k)) return std::nullopt;
   return GetIp(o, k);
 }
 
 // A u8 given as a number or as the name ScopeName/ProtocolName/RouteTypeName prints.
-Opt<uint8_t> OptNamedU8(const Napi::Object& o, const char* k, std::string (*name)(uint8_t)) {
+template <class O>
+Opt<uint8_t> OptNamedU8(const O& o, const char* k, std::string (*name)(uint8_t)) {
   if (!Has(o, k)) return std::nullopt;
   Napi::Value v = o.Get(k);
   if (v.IsNumber()) return static_cast<uint8_t>(GetU32(o, k, 255));
@@ -100,7 +108,7 @@ Opt<uint8_t> OptNamedU8(const Napi::Object& o, const char* k, std::string (*name
   ThrowType(o.Env(), std::string(k) + ": unknown name " + s);
 }
 
-LinkAddReq ParseLinkAdd(const Napi::Object& o, const NsCtx& ctx, BoundOp* b) {
+LinkAddReq ParseLinkAdd(const Props& o, const NsCtx& ctx, BoundOp* b) {
   LinkAddReq r;
   r.name = GetStr(o, "name");
   r.kind = GetStr(o, "kind");
@@ -114,7 +122,7 @@ LinkAddReq ParseLinkAdd(const Napi::Object& o, const NsCtx& ctx, BoundOp* b) {
   r.no_ipv6 = GetBoolOr(o, "noIpv6", false);
   r.netns = ctx.Target(o.Get("netns"), &b->ns[int(Role::kLink)]);
   if (Has(o, "peer")) {
-    Napi::Object p = GetObj(o, "peer");
+    Props p(GetObj(o, "peer"));
     VethPeer peer;
     peer.name = GetStr(p, "name");
     peer.ns = ctx.Target(p.Get("ns"), &b->ns[int(Role::kPeer)]);
@@ -124,7 +132,7 @@ LinkAddReq ParseLinkAdd(const Napi::Object& o, const NsCtx& ctx, BoundOp* b) {
     r.peer = peer;
   }
   if (Has(o, "bridge")) {
-    Napi::Object p = GetObj(o, "bridge");
+    Props p(GetObj(o, "bridge"));
     BridgeOpts br;
     br.stp = OptBool(p, "stp");
     br.forward_delay = OptU32(p, "forwardDelay");
@@ -135,7 +143,7 @@ LinkAddReq ParseLinkAdd(const Napi::Object& o, const NsCtx& ctx, BoundOp* b) {
   return r;
 }
 
-LinkSetReq ParseLinkSet(const Napi::Object& o, const NsCtx& ctx, BoundOp* b) {
+LinkSetReq ParseLinkSet(const Props& o, const NsCtx& ctx, BoundOp* b) {
   LinkSetReq r;
   r.link = GetLink(o, "link");
   r.up = OptBool(o, "up");
@@ -162,7 +170,7 @@ LinkSetReq ParseLinkSet(const Napi::Object& o, const NsCtx& ctx, BoundOp* b) {
   return r;
 }
 
-AddrReq ParseAddr(const Napi::Object& o) {
+AddrReq ParseAddr(const Props& o) {
   AddrReq r;
   r.link = GetLink(o, "link");
   r.address = GetIp(o, "address");
@@ -175,7 +183,7 @@ AddrReq ParseAddr(const Napi::Object& o) {
   return r;
 }
 
-RouteReq ParseRoute(const Napi::Object& o) {
+RouteReq ParseRoute(const Props& o) {
   RouteReq r;
   r.gateway = OptIp(o, "gateway");
   r.src = OptIp(o, "src");
@@ -214,7 +222,7 @@ RouteReq ParseRoute(const Napi::Object& o) {
   return r;
 }
 
-NeighReq ParseNeigh(const Napi::Object& o) {
+NeighReq ParseNeigh(const Props& o) {
   NeighReq r;
   r.link = GetLink(o, "link");
   r.address = GetIp(o, "address");
@@ -223,7 +231,7 @@ NeighReq ParseNeigh(const Napi::Object& o) {
   return r;
 }
 
-Op ParseOp(const Napi::Object& o, const NsCtx& ctx, BoundOp* b) {
+Op ParseOp(const Props& o, const NsCtx& ctx, BoundOp* b) {
   Op op;
   std::string name = GetStr(o, "op");
   if (!OpKindFromName(name, &op.kind)) ThrowType(o.Env(), "unknown op " + name);
@@ -250,7 +258,7 @@ std::vector<BoundOp> BuildOps(const Napi::Array& arr, const NsCtx& ctx) {
   for (uint32_t i = 0; i < arr.Length(); i++) {
     Napi::Value v = arr.Get(i);
     if (!v.IsObject()) ThrowType(arr.Env(), "ops[" + std::to_string(i) + "] must be an object");
-    Napi::Object o = v.As<Napi::Object>();
+    Props o(v.As<Napi::Object>());
     BoundOp& b = ops[i];
     if (!ctx.encode_only) b.ns[int(Role::kOp)] = NsArg(o.Get("ns"));
     try {
