@@ -668,7 +668,9 @@ async function main() {
   console.log(`\n${R.wallSeconds} s; raw results: ${path.relative(process.cwd(), file)}`);
   try {
     const chart = require('./chart');
-    const svgFile = path.join(dir, opts.quick ? 'chart-quick.svg' : 'chart.svg');
+    // Only a full run (every peer, every section) replaces the chart the README shows.
+    const full = !opts.quick && ALL_PEERS.every((p) => opts.peers.includes(p)) && opts.conc.length && opts.scale.length && opts.churn && opts.datapath;
+    const svgFile = path.join(dir, full ? 'chart.svg' : 'chart-quick.svg');
     chart.writeChart(R, svgFile);
     console.log(`chart: ${path.relative(process.cwd(), svgFile)}`);
   } catch (e) { if (e.code !== 'MODULE_NOT_FOUND') throw e; }
