@@ -65,20 +65,8 @@ export interface DummySpec extends LinkSpecBase {
 }
 export type LinkSpec = VethSpec | BridgeSpec | DummySpec;
 
-export interface LinkChanges {
-  up?: boolean;
-  mtu?: number;
-  /** A bridge to enslave to, or null to release from the current one. */
-  master?: LinkRef | null;
-  /** New name. */
-  name?: string;
-  mac?: string;
-  /** '' clears. */
-  alias?: string;
-  /** Move the link to this namespace. */
-  netns?: Namespace;
-  group?: number;
-  /** Bridge-port flags (the link must be a bridge port). */
+/** A bridge port's options: set by linkSet (the link must be a bridge port), read back by linkGet/linkList. */
+export interface BridgePortOptions {
   hairpin?: boolean;
   isolated?: boolean;
   learning?: boolean;
@@ -96,6 +84,21 @@ export interface LinkChanges {
    * a carrier (ENETDOWN) unless the state is 'disabled'.
    */
   portState?: PortState;
+}
+
+export interface LinkChanges extends BridgePortOptions {
+  up?: boolean;
+  mtu?: number;
+  /** A bridge to enslave to, or null to release from the current one. */
+  master?: LinkRef | null;
+  /** New name. */
+  name?: string;
+  mac?: string;
+  /** '' clears. */
+  alias?: string;
+  /** Move the link to this namespace. */
+  netns?: Namespace;
+  group?: number;
   /** Forgets the MAC addresses the bridge learned on this port (`ip link set dev X type bridge_slave flush`). */
   fdbFlush?: boolean;
 }
@@ -109,7 +112,7 @@ export interface LinkAddResult {
   peerIndex?: number;
 }
 
-export interface Link {
+export interface Link extends BridgePortOptions {
   index: number;
   name: string;
   /** IFLA_INFO_KIND: 'veth', 'bridge', ... (absent for lo and physical devices). */
@@ -134,14 +137,6 @@ export interface Link {
   addrGenMode?: string;
   /** For ports: the master's kind ('bridge'). */
   slaveKind?: string;
-  hairpin?: boolean;
-  isolated?: boolean;
-  learning?: boolean;
-  locked?: boolean;
-  unicastFlood?: boolean;
-  mcastFlood?: boolean;
-  bcastFlood?: boolean;
-  portState?: PortState;
   bridge?: BridgeOptions;
 }
 
