@@ -87,8 +87,7 @@ export async function writeOp(file: string, data: unknown): Promise<FsOp> {
 
 /** Atomically replaces `file` with `data` as JSON (0600): temp file, fsync, rename, fsync the directory. */
 export async function writeJson(file: string, data: unknown): Promise<void> {
-  await ensureDir(path.dirname(file));
-  await batch([await writeOp(file, data)]);
+  await batch([await writeOp(file, data)]); // makes missing directories (0700)
 }
 
 /** Parses a record read by a batch: a torn or foreign file reads as undefined. */
