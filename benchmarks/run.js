@@ -144,27 +144,9 @@ function netmodesPeer({ networks = 1, portsOf = null } = {}) {
  * veth). Same kernel work as netmodes' reaper; the fairest floor for detach.
  */
 function floorGroupPeer() {
-  const base = require('./peers/iproute').peers.ipbatch;
-  const GROUP = c.LINK_GROUP;
-  function teardownAll(list) {
-    sb.assertSandboxed();
-    const dir = sb.workPath('floorgroup');
-    const nftFile = path.join(dir, 'teardown.nft');
-    const hostFile = path.join(dir, 'group.batch');
-    fs.writeFileSync(nftFile, `delete element inet pbench pfwd { ${list.map((i) => c.portFor(i)).join(', ')} }\n`);
-    fs.writeFileSync(hostFile, list.map((i) => `link set ${c.vethName(i)} group ${GROUP}\n`).join(''));
-    let t = process.hrtime.bigint();
-    sb.sh('nft', ['-f', nftFile]);
-    const nftMs = c.hrms(t);
-    t = process.hrtime.bigint();
-    sb.sh('ip', ['-batch', hostFile]);
-    const hostBatchMs = c.hrms(t);
-    t = process.hrtime.bigint();
-    sb.sh('ip', ['link', 'del', 'group', String(GROUP)]);
-    const delGroupMs = c.hrms(t);
-    fs.rmSync(dir, { recursive: true, force: true });
-    return { nftMs, hostBatchMs, delGroupMs, processes: 3 };
-  }
+  const iproute = require('./peers/iproute');
+  const base = iproute.peers.ipbatch;
+  const teardownAll = (list) => iproute.teardownAll(list, { group: c.LINK_GROUP });
   return {
     ...base, name: 'floorgroup', teardownAll,
     teardown: (i) => { teardownAll([i]); },
