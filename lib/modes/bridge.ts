@@ -30,6 +30,7 @@ import { randomBytes, createHash } from 'node:crypto';
 import { ConfigError, NetmodesError, NetlinkError, isNotFound } from '../errors';
 import { Namespace, currentNamespace, openNamespace, assertNamespaceName, sysctlSet, sysctlKey, namespacePath, prepareNamespace } from '../netns';
 import * as nl from '../netlink';
+import { batchTrusted } from '../netlink/batch';
 import { parseCidr, parseIP, parseIPv4, assertIfname, parseMac, macFromIPv4, randomMac, cidrOverlaps } from '../net/addr';
 import { Ipv4Pool, Ipv6Pool, AddressPool } from '../ipam/allocator';
 import { chooseSubnet, checkSubnetFree, defaultGateway, validateGateway } from '../ipam/subnets';
@@ -399,17 +400,22 @@ export class BridgeNetwork {
     }
   }
 
+  /** The network's state directory, made once per state root (tests change the root). */
+  private dirOf?: { root: string; dir: string };
   private get dir(): string {
-    return path.join(networksDir(), this.name);
+    const root = store.stateDir();
+    if (this.dirOf?.root !== root) this.dirOf = { root, dir: path.join(networksDir(), this.name) };
+    return this.dirOf.dir;
   }
   private get lockFile(): string {
-    return path.join(this.dir, 'lock');
+    return `${this.dir}/lock`;
   }
+  // Ids and addresses are checked (assertId, the pools) before they name a file.
   private epFile(id: string): string {
-    return path.join(this.dir, 'endpoints', `${id}.json`);
+    return `${this.dir}/endpoints/${id}.json`;
   }
   private ipFile(ip: string): string {
-    return path.join(this.dir, 'ip', ip);
+    return `${this.dir}/ip/${ip}`;
   }
   private alias(epId: string): string {
     return `${ALIAS_PREFIX}${this.id.slice(0, 12)}:${epId}`;
@@ -802,7 +808,9 @@ export class BridgeNetwork {
       }
       return;
     }
-    const [f, k] = await Promise.allSettled([fw(), this.plumb(ns, rec)]);
+    // The veth's call first: it is the longer one, so its worker starts before the firewall's
+    // messages are encoded on this thread.
+    const [k, f] = await Promise.allSettled([this.plumb(ns, rec), fw()]);
     if (f.status === 'fulfilled' && k.status === 'fulfilled') return;
     if (f.status === 'fulfilled') await unFw();
     if (k.status === 'fulfilled') await this.unplumb(rec, true).catch(() => undefined);
@@ -860,7 +868,7 @@ export class BridgeNetwork {
     let base = 0;
     try {
       for (const [i, part] of parts.entries()) {
-        await nl.batch(part);
+        await batchTrusted(part);
         base += part.length;
         if (parts.length > 1 && i === 0) fault('connect:after-veth');
         if (parts.length > 1 && i === 1) fault('connect:after-routes');
@@ -926,7 +934,7 @@ export class BridgeNetwork {
         };
     // One worker call, both messages sent whatever the first one's answer (a missing neighbour
     // entry or a veth already gone with its namespace is what we want anyway).
-    const [n, v] = await nl.batch([neigh, veth], { pipelined: true });
+    const [n, v] = await batchTrusted([neigh, veth], { pipelined: true });
     if (n.status === 'rejected' && isNotFound(n.reason) && typeof br === 'number') {
       // Perhaps no such entry, perhaps a bridge rebuilt since its index was learned: by name.
       this.bridgeIdx = undefined;

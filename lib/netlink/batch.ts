@@ -3,7 +3,7 @@
  */
 import { ConfigError } from '../errors';
 import { exec } from './native';
-import { toNative } from './ops';
+import { toNative, trustedNative } from './ops';
 import type { BatchOp, BatchOptions, BatchResult } from './types';
 
 type Results<T extends readonly BatchOp[]> = { -readonly [K in keyof T]: BatchResult<T[K]> };
@@ -31,4 +31,14 @@ export async function batch(ops: readonly BatchOp[], opts: BatchOptions = {}): P
   const native = ops.map((op, i) => toNative(op, `ops[${i}]`));
   if (native.length === 0) return [];
   return exec(native, { pipelined: opts.pipelined === true });
+}
+
+/**
+ * @internal batch() for ops this library built itself from checked values (the bridge's connect
+ * and disconnect): converted by trustedNative(), without batch()'s checks on the main thread.
+ */
+export function batchTrusted<const T extends readonly BatchOp[]>(ops: T, opts?: { pipelined?: false }): Promise<Results<T>>;
+export function batchTrusted<const T extends readonly BatchOp[]>(ops: T, opts: { pipelined: true }): Promise<Settled<T>>;
+export async function batchTrusted(ops: readonly BatchOp[], opts: { pipelined?: boolean } = {}): Promise<unknown[]> {
+  return ops.length === 0 ? [] : exec(ops.map(trustedNative), { pipelined: opts.pipelined === true });
 }

@@ -98,9 +98,17 @@ export interface ParsedIp {
   ip: ipaddr.IPv4 | ipaddr.IPv6;
 }
 
+const IPV4_RE = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
+
 /** A plain IPv4 (four-part decimal) or IPv6 address, without prefix or zone. */
 export function ip(v: unknown, field: string): ParsedIp {
   if (typeof v === 'string') {
+    // The common case first: a canonical dotted quad (no leading zeros) is its own text form.
+    const m = IPV4_RE.exec(v);
+    if (m) {
+      const octets = [+m[1], +m[2], +m[3], +m[4]];
+      if (octets.every((o) => o <= 255)) return { family: 4, address: v, ip: new ipaddr.IPv4(octets) };
+    }
     if (ipaddr.IPv4.isValidFourPartDecimal(v)) {
       const a = ipaddr.IPv4.parse(v);
       return { family: 4, address: a.toString(), ip: a };

@@ -3,9 +3,9 @@
  * against the uapi structs), encode -> decode round trips, and TypeScript validation.
  */
 import { strict as assert } from 'node:assert';
-import { ConfigError } from '../../lib';
+import { ConfigError, currentNamespace } from '../../lib';
 import { rtnl, NativeOp, DecodedMsg } from '../../lib/netlink/native';
-import { toNative } from '../../lib/netlink/ops';
+import { toNative, trustedNative } from '../../lib/netlink/ops';
 import type { BatchOp } from '../../lib/netlink/types';
 
 /** Hex with whitespace and `# comments` stripped. */
@@ -261,6 +261,49 @@ describe('20 rtnl encoding (no root)', () => {
       assert.deepEqual(toNative({ op: 'addrAdd', link: 'eth0', cidr: 'FD00:0::0:2/64' }), { op: 'addrAdd', ns: null, link: 'eth0', address: 'fd00::2', prefix: 64 });
       assert.deepEqual(toNative({ op: 'addrAdd', link: 'eth0', cidr: '10.0.0.2' }), { op: 'addrAdd', ns: null, link: 'eth0', address: '10.0.0.2', prefix: 32 });
       assert.equal(toNative({ op: 'linkAdd', name: 'b', kind: 'bridge', mac: '02:AB:00:00:00:01' }).mac, '02:ab:00:00:00:01');
+    });
+  });
+
+  describe('trustedNative (the bridge\'s ops, converted without the checks)', () => {
+    const ns = currentNamespace();
+    // Every shape bridge connect and disconnect send, as they build them.
+    const shapes: BatchOp[] = [
+      {
+        op: 'linkAdd', ns, name: 'veth0123456789a', kind: 'veth', mtu: 1500, master: 4, up: true, alias: 'netmodes-pending:abc:def',
+        noIpv6: true, peer: { name: 'eth0', ns, mac: '02:42:AC:11:00:02', mtu: 1500, up: true },
+      },
+      { op: 'linkAdd', ns, name: 'veth0123456789b', kind: 'veth', master: 'br0', up: true, alias: undefined, peer: { name: 'eth1', ns, up: true } },
+      { op: 'neighAdd', ns, link: 4, address: '172.17.0.2', lladdr: '02:42:ac:11:00:02' },
+      { op: 'neighAdd', ns, link: 'eth0', address: 'fd00::1', lladdr: '02:42:AC:11:00:01' },
+      { op: 'neighDel', ns, link: 'docker0', address: '172.17.0.2' },
+      { op: 'linkSet', ns, link: 'lo', up: true },
+      { op: 'linkSet', ns, link: 'veth0123456789a', alias: 'netmodes:abc:def', hairpin: true },
+      {
+        op: 'linkSet', ns, link: 'veth0123456789a', group: 4242, alias: '', portState: 'listening', fdbFlush: true, locked: true,
+        learning: false, unicastFlood: false, mcastFlood: false, bcastFlood: false,
+      },
+      { op: 'addrAdd', ns, link: 'eth0', cidr: '172.17.0.2/16' },
+      { op: 'addrAdd', ns, link: 'eth0', cidr: 'fd00::2/64', noDad: true },
+      { op: 'routeAdd', ns, dst: 'default', gateway: '172.17.0.1', link: 'eth0' },
+      { op: 'routeAdd', ns, dst: 'default', gateway: 'fd00::1', link: 'eth0' },
+      { op: 'linkAdd', link: 'x' } as unknown as BatchOp, // not handled: toNative's checks
+    ];
+    for (const op of shapes.slice(0, -1)) {
+      it(`${op.op} ${JSON.stringify(op, (k, x) => (k === 'ns' ? undefined : x))} converts as toNative does`, () => {
+        assert.deepEqual(trustedNative(op), toNative(op));
+        // ... and encodes to the same bytes (namespaces as fd numbers for the encoder).
+        const fds = (o: NativeOp): NativeOp => JSON.parse(JSON.stringify(o, (k, x) => (k === 'ns' ? (x ? 7 : x) : x)));
+        if (!/"(link|master)":"/.test(JSON.stringify(op))) assert.deepEqual(encode([fds(trustedNative(op))]), encode([fds(toNative(op))]));
+      });
+    }
+    it('shapes it does not handle go through toNative (and its checks)', () => {
+      assert.throws(() => trustedNative(shapes[shapes.length - 1]), ConfigError);
+      const detach: BatchOp = { op: 'linkSet', ns, link: 'v', master: null, up: false };
+      assert.deepEqual(trustedNative(detach), toNative(detach));
+      const local: BatchOp = { op: 'addrAdd', ns, link: 'lo', cidr: '127.0.0.2/8' };
+      assert.deepEqual(trustedNative(local), toNative(local));
+      const routed: BatchOp = { op: 'routeAdd', ns, dst: '10.1.0.0/16', gateway: '172.17.0.1' };
+      assert.deepEqual(trustedNative(routed), toNative(routed));
     });
   });
 });
