@@ -16,7 +16,8 @@ export interface NsHandle {
 export interface NativeCore {
   init(errorClass: typeof NetlinkError): void;
   nsCurrent(): NsHandle;
-  nsOpen(path: string): Promise<NsHandle>;
+  /** `prepare`: a netlink protocol; a socket of it is made inside and waits in the handle's pool (best effort). */
+  nsOpen(path: string, prepare?: number): Promise<NsHandle>;
   nsCreate(dir: string, name: string): Promise<NsHandle>;
   nsDelete(path: string): Promise<void>;
   /** Fills the handle's socket pool with one socket of `protocol` (NETLINK_ROUTE = 0, NETLINK_NETFILTER = 12). */

@@ -124,6 +124,12 @@ export function namespacePath(target: string | number): { p: string; name?: stri
   return { p, name };
 }
 
+/** @internal openNamespace() and prepareNamespace() in one trip to the thread pool. */
+export async function openPrepared(target: string | number): Promise<Namespace> {
+  const { p, name } = namespacePath(target);
+  return new Namespace(await native().nsOpen(p, 0 /* NETLINK_ROUTE */), p, name);
+}
+
 /**
  * @internal Opens a socket inside the namespace ahead of time (it waits in the handle's pool), so
  * that the first request there does not wait for it; best effort.

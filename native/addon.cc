@@ -99,9 +99,25 @@ Napi::Value JsNsCurrent(const Napi::CallbackInfo& info) { return NsHandle::Wrap(
 
 Napi::Value WrapNs(Napi::Env env, NsPtr& s) { return NsHandle::Wrap(env, s); }
 
+// nsOpen(path, prepare?): opens the namespace; with `prepare` (a netlink protocol) it also fills
+// the handle's pool with a socket of that protocol, as nsPrepare does, in the same trip (best
+// effort: a socket that cannot be made now is made, or fails, at first use).
 Napi::Value JsNsOpen(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  return PromiseWorker<NsPtr>::Run(info.Env(), [path] { return OpenNsPath(path); }, WrapNs);
+  int prepare = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : -1;
+  return PromiseWorker<NsPtr>::Run(
+      info.Env(),
+      [path, prepare] {
+        NsPtr ns = OpenNsPath(path);
+        if (prepare >= 0) {
+          try {
+            ns->Acquire(prepare);
+          } catch (...) {
+          }
+        }
+        return ns;
+      },
+      WrapNs);
 }
 
 Napi::Value JsNsCreate(const Napi::CallbackInfo& info) {

@@ -28,7 +28,7 @@ import { promises as fsp, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
 import { ConfigError, NetmodesError, NetlinkError, isNotFound } from '../errors';
-import { Namespace, currentNamespace, openNamespace, assertNamespaceName, sysctlSet, sysctlKey, namespacePath, prepareNamespace } from '../netns';
+import { Namespace, currentNamespace, openNamespace, assertNamespaceName, sysctlSet, sysctlKey, namespacePath, prepareNamespace, openPrepared } from '../netns';
 import * as nl from '../netlink';
 import { batchTrusted } from '../netlink/batch';
 import { parseCidr, parseIP, parseIPv4, assertIfname, parseMac, macFromIPv4, randomMac, cidrOverlaps } from '../net/addr';
@@ -641,7 +641,7 @@ export class BridgeNetwork {
     let nsReady: Promise<Namespace>;
     if (typeof nsArg === 'string') {
       nsPath = namespacePath(nsArg).p;
-      nsReady = openNamespace(nsArg).then(prepareNamespace);
+      nsReady = openPrepared(nsArg);
     } else if (nsArg instanceof Namespace) {
       nsPath = nsArg.path;
       nsReady = prepareNamespace(nsArg);
