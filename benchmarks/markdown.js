@@ -84,7 +84,14 @@ function markdown(R) {
     const m = R.churnMemory; const ks = Object.keys(m.cycles);
     out.push('');
     out.push(`Long churn: ${ks[ks.length - 1]} cycles, ${m.inFlight} in flight, ${f(m.cyclesPerSecond, 0)} cycles/s; 1 ms timer late by ${f(m.eventLoopLag.p99)} ms at p99, ${f(m.eventLoopLag.max)} ms at most; ` +
-      `RSS${m.cycles[ks[0]].rssBeforeGcMiB !== undefined ? ' after a full GC' : ''} ${ks.map((k) => `${f(m.cycles[k].rssMiB, 1)} MiB after ${f(Number(k), 0)}`).join(', ')}.`);
+      `RSS${m.cycles[ks[0]].rssBeforeGcMiB !== undefined ? ' after a full GC' : ''} ${ks.map((k) => `${f(m.cycles[k].rssMiB, 1)} MiB after ${f(Number(k), 0)}`).join(', ')}` +
+      (ks.every((k) => m.cycles[k].youngMiB != null) ? ` (V8's young generation ${ks.map((k) => f(m.cycles[k].youngMiB, 0)).join(' → ')} MiB)` : '') + '.');
+    const y = m.youngFixed;
+    if (y) {
+      const ky = Object.keys(y.cycles);
+      out.push(`With the young generation at its final size from the start (\`node ${y.v8Flags.join(' ')}\`): RSS ${ky.map((k) => `${f(y.cycles[k].rssMiB, 1)} MiB after ${f(Number(k), 0)}`).join(', ')}; ` +
+        `live JS heap ${ky.map((k) => f(y.cycles[k].heapUsedMiB, 1)).join(' → ')} MiB.`);
+    }
   }
   return out.join('\n');
 }

@@ -171,7 +171,10 @@ const median = (a) => {
 const r3 = (x) => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const range = (from, count) => Array.from({ length: count }, (_, k) => from + k);
-/** RSS and heap after a full garbage collection (so garbage is not counted as growth). */
+/**
+ * RSS and heap after a full garbage collection (so garbage is not counted as growth), and the
+ * size of V8's young generation (new space), which V8 grows with the allocation rate.
+ */
 function rss() {
   const before = process.memoryUsage().rss;
   try {
@@ -179,19 +182,41 @@ function rss() {
     require('vm').runInNewContext('gc')();
   } catch { /* no gc: figures include garbage */ }
   const m = process.memoryUsage();
-  return { rssMiB: r3(m.rss / 2 ** 20), heapUsedMiB: r3(m.heapUsed / 2 ** 20), heapTotalMiB: r3(m.heapTotal / 2 ** 20), rssBeforeGcMiB: r3(before / 2 ** 20) };
+  const young = require('v8').getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+  const c = require(path.join(__dirname, '..', 'dist', 'lib', 'native.js')).native().mallocStats();
+  return {
+    rssMiB: r3(m.rss / 2 ** 20), heapUsedMiB: r3(m.heapUsed / 2 ** 20), heapTotalMiB: r3(m.heapTotal / 2 ** 20), rssBeforeGcMiB: r3(before / 2 ** 20),
+    youngMiB: young ? r3(young.space_size / 2 ** 20) : null,
+    // The C heap in use (Node, V8's own allocations, the addon): what a native leak would grow.
+    mallocInUseMiB: r3(c.inUse / 2 ** 20),
+  };
 }
 
-/** A 1 ms timer's delay (ms beyond the 1 ms asked) sampled while it runs. */
+/**
+ * A 1 ms timer's delay (ms beyond the 1 ms asked) sampled while it runs, counted in 10 us bins up
+ * to 100 ms (the max exactly): constant memory, so a long churn's samples do not show up as heap
+ * growth in section 4.
+ */
 function lagMonitor() {
-  const lags = [];
+  const BIN = 0.01; const hist = new Uint32Array(10001);
+  let count = 0; let max = 0;
   let last = process.hrtime.bigint();
   const t = setInterval(() => {
     const now = process.hrtime.bigint();
-    lags.push(Number(now - last) / 1e6 - 1);
+    const lag = Math.max(0, Number(now - last) / 1e6 - 1);
     last = now;
+    hist[Math.min(hist.length - 1, Math.floor(lag / BIN))]++;
+    count++;
+    if (lag > max) max = lag;
   }, 1);
-  return { stop() { clearInterval(t); return { samples: lags.length, max: r3(Math.max(0, ...lags)), p99: r3(c.percentile(lags, 99)), p50: r3(c.percentile(lags, 50)) }; } };
+  const pct = (p) => {
+    if (!count) return null;
+    const want = Math.ceil((p / 100) * count);
+    let seen = 0;
+    for (let i = 0; i < hist.length; i++) if ((seen += hist[i]) >= want) return i === hist.length - 1 ? max : (i + 0.5) * BIN;
+    return max;
+  };
+  return { stop() { clearInterval(t); return { samples: count, max: r3(max), p99: r3(pct(99)), p50: r3(pct(50)) }; } };
 }
 
 // --- 1 + 2: sequential and concurrent, repeated ---------------------------------------------------
@@ -315,9 +340,40 @@ async function scalingAll(opts, log, keep) {
 
 // --- 4: event-loop lag and RSS over long churn -----------------------------------------------------
 
-async function churnMemory(opts, log, keep) {
+// V8 grows its young generation (two semi-spaces, 1 -> 16 MiB each on 64-bit) as a process keeps
+// allocating: a one-time step in RSS that is V8's sizing, not retained memory. The second run
+// starts with the young generation at that final size, so RSS after `small` and after `large`
+// cycles compare like with like.
+const YOUNG_FIXED = ['--min-semi-space-size=16', '--max-semi-space-size=16'];
+
+/**
+ * The long churn, each time in a fresh child process (the netmodes process alone, nothing left
+ * from the other sections): with V8's default heap sizing, then with the young generation fixed.
+ */
+async function churnMemory(opts, log) {
+  const res = await churnChild(opts, [], log);
+  res.youngFixed = await churnChild(opts, YOUNG_FIXED, log);
+  res.youngFixed.v8Flags = YOUNG_FIXED;
+  return res;
+}
+
+function churnChild(opts, v8Flags, log) {
+  log(`churn child: node ${[...v8Flags, path.basename(__filename)].join(' ')} --churn-child`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...v8Flags, __filename, '--churn-child', JSON.stringify(opts.churn)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`churn child exited with status ${code}`));
+      try { resolve(JSON.parse(out)); } catch (e) { reject(new Error(`churn child printed no result: ${e.message}`)); }
+    });
+  });
+}
+
+async function churnLoop(churn, log, keep) {
   // RSS at `small` and `large` cycles (what the issue compares), and at `long` to show where it settles.
-  const { small, large, long } = opts.churn;
+  const { small, large, long } = churn;
   const marks = [small, large, ...(long ? [long] : [])];
   const total = marks[marks.length - 1];
   const pool = 100; const inFlight = 8;
@@ -339,7 +395,7 @@ async function churnMemory(opts, log, keep) {
       for (const m of marks)
         if (before < m && done >= m) {
           res.cycles[m] = rss();
-          log(`  after ${done}: RSS ${res.cycles[m].rssMiB} MiB (V8 heap committed ${res.cycles[m].heapTotalMiB} MiB, live ${res.cycles[m].heapUsedMiB} MiB)`);
+          log(`  after ${done}: RSS ${res.cycles[m].rssMiB} MiB (V8 heap committed ${res.cycles[m].heapTotalMiB} MiB, of it young generation ${res.cycles[m].youngMiB} MiB; live ${res.cycles[m].heapUsedMiB} MiB; C heap in use ${res.cycles[m].mallocInUseMiB} MiB)`);
         }
     }
   } finally {
@@ -351,6 +407,10 @@ async function churnMemory(opts, log, keep) {
     res.leftover = await prun.cleanSandbox(keep);
   }
   res.rssGrowthMiB = r3(res.cycles[large].rssMiB - res.cycles[small].rssMiB);
+  // What a leak would grow: the live JS heap plus the C heap in use (RSS also moves with V8's heap sizing).
+  const retained = (m) => res.cycles[m].heapUsedMiB + res.cycles[m].mallocInUseMiB;
+  res.retainedGrowthMiB = r3(retained(large) - retained(small));
+  if (long) res.retainedGrowthAfterLargeMiB = r3(retained(long) - retained(large));
   if (long) res.rssGrowthAfterLargeMiB = r3(res.cycles[long].rssMiB - res.cycles[large].rssMiB);
   return res;
 }
@@ -581,7 +641,21 @@ function report(R) {
       `RSS after a full GC ${ks.map((k) => `${fmt(x.cycles[k].rssMiB, 1)} MiB after ${k}`).join(', ')} (growth ${fmt(x.rssGrowthMiB, 1)} MiB; ` +
       `live JS heap ${ks.map((k) => fmt(x.cycles[k].heapUsedMiB, 1)).join(' -> ')} MiB, V8 heap committed ` +
       `${ks.map((k) => fmt(x.cycles[k].heapTotalMiB, 1)).join(' -> ')} MiB)` +
-      (x.rssGrowthAfterLargeMiB !== undefined ? `; from ${ks[1]} to ${ks[2]} cycles RSS changed by ${fmt(x.rssGrowthAfterLargeMiB, 1)} MiB` : ''));
+      (x.rssGrowthAfterLargeMiB !== undefined ? `; from ${ks[1]} to ${ks[2]} cycles RSS changed by ${fmt(x.rssGrowthAfterLargeMiB, 1)} MiB` : '') +
+      (ks.every((k) => x.cycles[k].youngMiB != null) ? `; V8 young generation ${ks.map((k) => fmt(x.cycles[k].youngMiB, 0)).join(' -> ')} MiB` : '') +
+      (ks.every((k) => x.cycles[k].mallocInUseMiB != null) ? `; C heap in use (malloc) ${ks.map((k) => fmt(x.cycles[k].mallocInUseMiB, 1)).join(' -> ')} MiB` : ''));
+    if (x.retainedGrowthMiB !== undefined)
+      out.push(`  retained memory (live JS heap + C heap in use): ${fmt(x.retainedGrowthMiB, 2)} MiB from ${ks[0]} to ${ks[1]} cycles` +
+        (x.retainedGrowthAfterLargeMiB !== undefined ? `, ${fmt(x.retainedGrowthAfterLargeMiB, 2)} MiB from ${ks[1]} to ${ks[2]}` : ''));
+    const y = x.youngFixed;
+    if (y) {
+      const ky = Object.keys(y.cycles);
+      out.push(`  the same with V8's young generation fixed at its final size (${y.v8Flags.join(' ')}): ${fmt(y.cyclesPerSecond, 0)} cycles/s; ` +
+        `RSS after a full GC ${ky.map((k) => `${fmt(y.cycles[k].rssMiB, 1)} MiB after ${k}`).join(', ')} (growth ${fmt(y.rssGrowthMiB, 1)} MiB, ` +
+        `${fmt((100 * y.rssGrowthMiB) / y.cycles[ky[0]].rssMiB, 1)}%; live JS heap ${ky.map((k) => fmt(y.cycles[k].heapUsedMiB, 1)).join(' -> ')} MiB, ` +
+        `V8 heap committed ${ky.map((k) => fmt(y.cycles[k].heapTotalMiB, 1)).join(' -> ')} MiB, C heap in use ${ky.map((k) => fmt(y.cycles[k].mallocInUseMiB, 1)).join(' -> ')} MiB)` +
+        (y.rssGrowthAfterLargeMiB !== undefined ? `; from ${ky[1]} to ${ky[2]} cycles ${fmt(y.rssGrowthAfterLargeMiB, 1)} MiB` : ''));
+    }
   }
   if (R.datapath && R.datapath.length) {
     out.push('');
@@ -597,6 +671,16 @@ function report(R) {
 // --- main -------------------------------------------------------------------------------------------
 
 async function main() {
+  if (process.argv[2] === '--churn-child') {
+    // Section 4 in a process of its own (churnMemory): inside the parent's sandbox, result on stdout.
+    sb.joinSandbox();
+    nm = require(path.join(__dirname, '..', 'dist', 'lib', 'index.js'));
+    const log = (msg) => console.error(`${new Date().toISOString().slice(11, 19)} ${msg}`);
+    const res = await churnLoop(JSON.parse(process.argv[3]), log, []);
+    res.node = { execArgv: process.execArgv };
+    process.stdout.write(`${JSON.stringify(res)}\n`);
+    return;
+  }
   const opts = parseArgs(process.argv.slice(2));
   if (opts.report) {
     // Prints the table of a results file again (and rewrites nothing).
@@ -638,7 +722,7 @@ async function main() {
   R.churn = await churnAll(opts, log, keep);
   for (const [name, runs] of Object.entries(R.churn.runs)) R.versions[name] = runs[0].info;
   if (opts.scale.length || opts.peerScale.length || opts.portsScale) R.scaling = await scalingAll(opts, log, keep);
-  if (opts.churn && opts.peers.includes('netmodes')) R.churnMemory = await churnMemory(opts, log, keep);
+  if (opts.churn && opts.peers.includes('netmodes')) R.churnMemory = await churnMemory(opts, log);
   if (opts.datapath && opts.peers.some((p) => p === 'netmodes' || p === 'netavark')) R.datapath = await datapathAll(opts, log);
   R.wallSeconds = Math.round((Date.now() - started) / 1000);
 

@@ -18,6 +18,8 @@ export interface NativeCore {
   nsCurrent(): NsHandle;
   /** `prepare`: a netlink protocol; a socket of it is made inside and waits in the handle's pool (best effort). */
   nsOpen(path: string, prepare?: number): Promise<NsHandle>;
+  /** The process's C heap (glibc mallinfo2, every arena): bytes in use, free in the arenas, in mmapped blocks. */
+  mallocStats(): { inUse: number; free: number; mapped: number };
   nsCreate(dir: string, name: string): Promise<NsHandle>;
   nsDelete(path: string): Promise<void>;
   /** Fills the handle's socket pool with one socket of `protocol` (NETLINK_ROUTE = 0, NETLINK_NETFILTER = 12). */

@@ -2,6 +2,7 @@
 // file locks, then lets each protocol module (rtnl, nft) add its functions.
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -161,6 +162,18 @@ Napi::Value JsSysctlSet(const Napi::CallbackInfo& info) {
   return PromiseWorker<Unit>::Run(info.Env(), [ns, key, value] { SysctlSet(*ns, key, value); return Unit{}; }, Undef);
 }
 
+// mallocStats() -> { inUse, free, mapped }: the C heap of the whole process (every arena, as
+// glibc's mallinfo2 sums them), in bytes. A diagnostic for the benchmarks' memory figures: RSS
+// also counts pages the allocator keeps after free, and V8's heap sizing.
+Napi::Value JsMallocStats(const Napi::CallbackInfo& info) {
+  struct mallinfo2 m = mallinfo2();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("inUse", Napi::Number::New(info.Env(), double(m.uordblks + m.hblkhd)));
+  o.Set("free", Napi::Number::New(info.Env(), double(m.fordblks)));
+  o.Set("mapped", Napi::Number::New(info.Env(), double(m.hblkhd)));
+  return o;
+}
+
 // flock(path, exclusive) -> fd: a cross-process lock, taken off the main thread since it may wait.
 Napi::Value JsLock(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
@@ -204,6 +217,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nsPrepare", Napi::Function::New(env, JsNsPrepare));
   exports.Set("sysctlGet", Napi::Function::New(env, JsSysctlGet));
   exports.Set("sysctlSet", Napi::Function::New(env, JsSysctlSet));
+  exports.Set("mallocStats", Napi::Function::New(env, JsMallocStats));
   exports.Set("lock", Napi::Function::New(env, JsLock));
   exports.Set("unlock", Napi::Function::New(env, JsUnlock));
   InitRtnl(env, exports);

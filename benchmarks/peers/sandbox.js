@@ -176,6 +176,21 @@ function ensureSandbox({ log = console.error } = {}) {
   return info();
 }
 
+/**
+ * For a child process of a sandboxed script (same namespaces): verifies it is inside and takes
+ * the parent's work directory, without mounting anything again.
+ */
+function joinSandbox() {
+  if (verified) return info();
+  if (process.env[ENV_MARK] !== '1') throw new Error('refusing: joinSandbox() outside a sandbox (run the parent script)');
+  delete process.env[ENV_FRESH];
+  verifyInside();
+  verified = true;
+  sandboxNetns = netnsInode();
+  workDir = process.env[ENV_WORK];
+  return info();
+}
+
 function info() {
   return { netnsInode: String(netnsInode()), hostInode: process.env[ENV_HOST_INO], workDir };
 }
@@ -269,6 +284,6 @@ function resetSandbox({ keep = [] } = {}) {
 }
 
 module.exports = {
-  ensureSandbox, ensurePackages, isSandboxed, assertSandboxed, workPath, findTool,
+  ensureSandbox, joinSandbox, ensurePackages, isSandboxed, assertSandboxed, workPath, findTool,
   sh, shAsync, netnsAdd, netnsDel, netnsAddAsync, netnsDelAsync, netnsList, sandboxLinks, resetSandbox,
 };
