@@ -831,7 +831,8 @@ export class BridgeNetwork {
       this.bridgeIdx = await nl.linkGet(r.bridge, this.host).then((l) => l.index, () => undefined);
     const br = byName ? r.bridge : (this.bridgeIdx ?? r.bridge);
     const ops: nl.BatchOp[] = [
-      // ip link add vethX mtu M master BR group G alias A up type veth peer name eth0 netns NS address MAC mtu M up
+      // ip link add vethX mtu M master BR alias A type veth peer name eth0 netns NS address MAC mtu M up
+      // (the host end comes up with the commit mark, below: one message fewer)
       {
         op: 'linkAdd',
         ns: this.host,
@@ -839,7 +840,6 @@ export class BridgeNetwork {
         kind: 'veth',
         mtu: r.mtu,
         master: br,
-        up: true,
         alias: this.pendingAlias(rec.id),
         noIpv6: !r.ipv6,
         peer: { name: rec.ifname, ns, mac: rec.mac, mtu: r.mtu, up: true },
@@ -860,9 +860,10 @@ export class BridgeNetwork {
     // complete and reconcile() keeps it (rtnetlink has no transactions).
     const first = ops.length;
     ops.push(...routes);
-    // With the commit mark, hairpin mode (bridge link set dev vethX hairpin on): with br_netfilter,
-    // a container reaching its own published port is DNATed back out the port it came in on.
-    ops.push({ op: 'linkSet', ns: this.host, link: rec.hostVeth, alias: this.alias(rec.id), hairpin: true });
+    // With the commit mark, the host end up (the container's eth0 gets its carrier only now) and
+    // hairpin mode (bridge link set dev vethX hairpin on): with br_netfilter, a container reaching
+    // its own published port is DNATed back out the port it came in on.
+    ops.push({ op: 'linkSet', ns: this.host, link: rec.hostVeth, alias: this.alias(rec.id), up: true, hairpin: true });
     // The test-only fault hook needs the steps apart; otherwise they go as one call.
     const parts = process.env.NETMODES_FAULT ? [ops.slice(0, first), ops.slice(first, -1), ops.slice(-1)] : [ops];
     let base = 0;
