@@ -36,7 +36,8 @@ function barPanel(R, x0, y0, w, h) {
   out.push(text(x0, y0 - 8, 'attach + detach, ms per container (sequential, log scale)', { size: 14, weight: 'bold' }));
   if (!names.length) return out.join('\n');
   const vals = names.map((n) => S[n].cycleMs);
-  const lo = 10 ** Math.floor(Math.log10(Math.min(...vals))); const hi = 10 ** Math.ceil(Math.log10(Math.max(...vals) * 1.6));
+  // The axis starts at least half a decade below the smallest bar, so that bar stays visible.
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...vals) / 3)); const hi = 10 ** Math.ceil(Math.log10(Math.max(...vals) * 1.6));
   const labelW = 170; const px = x0 + labelW; const pw = w - labelW - 10;
   const X = (v) => px + ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * pw;
   for (const t of logTicks(lo, hi)) {
