@@ -100,9 +100,14 @@ export async function createNamespace(name: string, opts: { dir?: string } = {})
  * `/proc/PID/ns/net`), or a process id. Throws NetlinkError ENOENT when it does not exist and
  * EINVAL when the file is not a network namespace.
  */
-export async function openNamespace(target: string | number): Promise<Namespace> {
+export function openNamespace(target: string | number): Promise<Namespace> {
+  return open(target);
+}
+
+/** `prepare`: a netlink protocol whose socket is made inside in the same trip (nsOpen). */
+async function open(target: string | number, prepare?: number): Promise<Namespace> {
   const { p, name } = namespacePath(target);
-  return new Namespace(await native().nsOpen(p), p, name);
+  return new Namespace(await native().nsOpen(p, prepare), p, name);
 }
 
 /** @internal The file openNamespace(target) opens, and the namespace's name when it is under /run/netns. */
@@ -125,9 +130,8 @@ export function namespacePath(target: string | number): { p: string; name?: stri
 }
 
 /** @internal openNamespace() and prepareNamespace() in one trip to the thread pool. */
-export async function openPrepared(target: string | number): Promise<Namespace> {
-  const { p, name } = namespacePath(target);
-  return new Namespace(await native().nsOpen(p, 0 /* NETLINK_ROUTE */), p, name);
+export function openPrepared(target: string | number): Promise<Namespace> {
+  return open(target, 0 /* NETLINK_ROUTE */);
 }
 
 /**
