@@ -11,7 +11,7 @@ const path = require('path');
 
 const COLORS = { netmodes: '#d6336c', cfloor: '#212529', cfloorgroup: '#adb5bd', cfloorv4: '#5f3dc4', ipbatch: '#495057', floorgroup: '#868e96', ip: '#1c7ed6', netavark: '#f59f00', cni: '#37b24d' };
 const LABEL = {
-  netmodes: 'netmodes', cfloor: 'C floor: raw netlink', cfloorgroup: 'C floor, bulk delete', cfloorv4: 'C floor, bulk, no IPv6', ipbatch: 'floor: ip -batch + nft -f', floorgroup: 'floor, bulk delete by group', ip: 'ip/nft, process per op',
+  netmodes: 'netmodes', cfloor: 'C floor: raw netlink', cfloorgroup: 'C floor, bulk delete', cfloorv4: 'C floor, bulk, no IPv6, 1 queue', ipbatch: 'floor: ip -batch + nft -f', floorgroup: 'floor, bulk delete by group', ip: 'ip/nft, process per op',
   netavark: 'netavark 1.4', cni: 'CNI bridge+portmap',
 };
 const ORDER = ['netmodes', 'cfloor', 'cfloorgroup', 'cfloorv4', 'ipbatch', 'floorgroup', 'ip', 'netavark', 'cni'];

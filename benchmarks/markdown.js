@@ -10,7 +10,7 @@ const { cheapestFloor } = require('./peers/common');
 const LABEL = {
   netmodes: '**netmodes**', cfloor: 'C floor: raw netlink, one process (total / N)',
   cfloorgroup: 'C floor, bulk delete: one `RTM_DELLINK` per group (total / N)',
-  cfloorv4: 'C floor, bulk delete, IPv6 off on the veths (as netmodes) (total / N)', ipbatch: 'floor: `ip -batch` + `nft -f` (total / N)', floorgroup: 'floor, bulk delete: + `ip link del group` (total / N)',
+  cfloorv4: 'C floor, bulk delete, IPv6 off and one queue pair on the veths (as netmodes) (total / N)', ipbatch: 'floor: `ip -batch` + `nft -f` (total / N)', floorgroup: 'floor, bulk delete: + `ip link del group` (total / N)',
   ip: '`ip`/`nft`, one process per operation', netavark: 'netavark 1.4 (iptables-nft)', cni: 'CNI bridge + host-local + portmap',
 };
 const ORDER = ['netmodes', 'cfloorv4', 'cfloorgroup', 'cfloor', 'floorgroup', 'ipbatch', 'ip', 'netavark', 'cni'];

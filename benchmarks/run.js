@@ -12,7 +12,7 @@
 // `ip -batch` + one `nft -f` for all containers), `floorgroup` (the same, veths deleted as one link
 // group), and the C floor `cfloor`/`cfloorgroup` (benchmarks/floor/floor.c: the same requests over raw
 // netlink from one process, each acknowledged; veths deleted one by one / as a group; `cfloorv4`: as a
-// group, and IPv6 off on the veths as netmodes has it on an IPv4 network). netmodes runs in
+// group, with IPv6 off and one queue pair on the veths as netmodes has them on an IPv4 network). netmodes runs in
 // this process (connect/disconnect through the public API; concurrency = promises in flight), the
 // peers as child processes.
 //
@@ -583,7 +583,7 @@ function table(rows, header) {
 
 const LABEL = {
   netmodes: 'netmodes', cfloor: 'C floor (raw netlink, one process)', cfloorgroup: 'C floor, bulk delete (group)',
-  cfloorv4: 'C floor, bulk delete, no IPv6',
+  cfloorv4: 'C floor, bulk delete, no IPv6, 1 queue',
   ipbatch: 'floor (ip -batch + nft -f)', floorgroup: 'floor, bulk delete (+ del group)', ip: 'ip/nft per operation',
   netavark: 'netavark 1.4', cni: 'CNI bridge+host-local+portmap',
 };

@@ -8,6 +8,8 @@
 //
 //   OPTIONS: --bridge pbbr0 --gateway 10.88.0.1 --prefix 16 --table pbench --map pfwd --port 80 --group 4242
 //            --no-ipv6 (attach: both veth ends with IPv6 address generation off, as netmodes does)
+//            --queues N (attach: N transmit and N receive queues on both veth ends, as netmodes'
+//            vethQueues; default: the kernel's, one per possible CPU)
 //   LINES:   one container per line: "<netns path> <host veth> <ipv4> <published port>"
 //
 // Per container, the same kernel work as the ip/ipbatch peers (benchmarks/peers/iproute.js):
@@ -207,7 +209,7 @@ static struct sock nl_open_in(int nsfd, int home, int proto) {
 struct opts {
   const char *bridge, *gateway, *table, *map;
   int prefix, port, ipv6;
-  uint32_t group;
+  uint32_t group, queues;
 };
 
 struct container {
@@ -220,11 +222,15 @@ static void link_msg(struct buf *b, struct sock *s, uint16_t type, uint16_t flag
   msg_begin(b, type, NLM_F_ACK | flags, ++s->seq, &ifi, sizeof ifi);
 }
 
-/** ip link add VETH master BRIDGE [up] type veth peer name eth0 netns NS */
-static void veth_add(struct sock *s, const struct container *c, int nsfd, int bridge, unsigned up) {
+/** ip link add VETH [numtxqueues Q numrxqueues Q] master BRIDGE [up] type veth peer name eth0 [Q queues] netns NS */
+static void veth_add(struct sock *s, const struct container *c, int nsfd, int bridge, unsigned up, uint32_t queues) {
   struct buf b = {0};
   link_msg(&b, s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, up);
   put_str(&b, IFLA_IFNAME, c->veth);
+  if (queues) {
+    put_u32(&b, IFLA_NUM_TX_QUEUES, queues);
+    put_u32(&b, IFLA_NUM_RX_QUEUES, queues);
+  }
   put_u32(&b, IFLA_MASTER, (uint32_t)bridge);
   size_t info = nest_begin(&b, IFLA_LINKINFO);
   put_str(&b, IFLA_INFO_KIND, "veth");
@@ -233,6 +239,10 @@ static void veth_add(struct sock *s, const struct container *c, int nsfd, int br
   struct ifinfomsg pifi = {.ifi_family = AF_UNSPEC};
   memcpy(reserve(&b, sizeof pifi), &pifi, sizeof pifi);
   put_str(&b, IFLA_IFNAME, "eth0");
+  if (queues) {
+    put_u32(&b, IFLA_NUM_TX_QUEUES, queues);
+    put_u32(&b, IFLA_NUM_RX_QUEUES, queues);
+  }
   put_u32(&b, IFLA_NET_NS_FD, (uint32_t)nsfd);
   nest_end(&b, peer);
   nest_end(&b, data);
@@ -374,7 +384,7 @@ static void attach(const struct opts *o, const struct container *c, struct sock 
                    int home, int bridge) {
   int nsfd = open(c->ns, O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) die("open %s: %s", c->ns, strerror(errno));
-  veth_add(host, c, nsfd, bridge, o->ipv6 ? IFF_UP : 0);
+  veth_add(host, c, nsfd, bridge, o->ipv6 ? IFF_UP : 0, o->queues);
   struct sock in = nl_open_in(nsfd, home, NETLINK_ROUTE);
   addr_add(&in, link_index(&in, "eth0"), c->ip, o->prefix);
   link_up(&in, "lo");
@@ -401,7 +411,7 @@ static void detach(const struct opts *o, const struct container *c, struct sock 
 
 static void usage(void) {
   fprintf(stderr, "usage: floor attach|detach|detach-group [--bridge B] [--gateway IP] [--prefix N] [--table T] [--map M]\n"
-                  "             [--port P] [--group G] [--no-ipv6] < lines of \"netns-path veth ipv4 port\"\n");
+                  "             [--port P] [--group G] [--no-ipv6] [--queues N] < lines of \"netns-path veth ipv4 port\"\n");
   exit(2);
 }
 
@@ -444,6 +454,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--prefix")) o.prefix = atoi(v);
     else if (!strcmp(a, "--port")) o.port = atoi(v);
     else if (!strcmp(a, "--group")) o.group = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--queues")) o.queues = (uint32_t)strtoul(v, NULL, 10);
     else usage();
   }
   if (o.prefix < 0 || o.prefix > 32 || o.port < 1 || o.port > 65535) usage();

@@ -65,12 +65,13 @@ function parts(r) {
   return p;
 }
 
-function peer(name, detachMode, { ipv6 = true } = {}) {
-  const setupAll = (list) => parts(run('attach', list, ipv6 ? [] : ['--no-ipv6']));
+function peer(name, detachMode, { ipv6 = true, queues } = {}) {
+  const flags = [...(ipv6 ? [] : ['--no-ipv6']), ...(queues ? ['--queues', String(queues)] : [])];
+  const setupAll = (list) => parts(run('attach', list, flags));
   const teardownAll = (list) => parts(run(detachMode, list));
   return {
     name, batch: true, selfTimed: true, setupAll, teardownAll,
-    init() { compile(); return { ...iproute.init(), compiler, detach: detachMode, ipv6 }; },
+    init() { compile(); return { ...iproute.init(), compiler, detach: detachMode, ipv6, queues: queues ?? 'kernel default' }; },
     fini: iproute.fini,
     // Single-container forms (verify, or a caller that wants them): one process each.
     setup: (i) => { setupAll([i]); },
@@ -81,5 +82,6 @@ function peer(name, detachMode, { ipv6 = true } = {}) {
 
 module.exports = {
   compile, run,
-  peers: { cfloor: peer('cfloor', 'detach'), cfloorgroup: peer('cfloorgroup', 'detach-group'), cfloorv4: peer('cfloorv4', 'detach-group', { ipv6: false }) },
+  peers: { cfloor: peer('cfloor', 'detach'), cfloorgroup: peer('cfloorgroup', 'detach-group'), // Like for like with netmodes' veths: no IPv6 address generation, one queue pair per end.
+    cfloorv4: peer('cfloorv4', 'detach-group', { ipv6: false, queues: 1 }) },
 };

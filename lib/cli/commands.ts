@@ -240,6 +240,7 @@ const networkCreate: Command = {
       { name: 'ip-range', type: 'string', value: 'CIDR', help: 'allocate sandbox addresses from this part of the subnet only' },
       { name: 'bridge', type: 'string', value: 'IFNAME', help: 'bridge device name (default: br- and 12 hex digits)' },
       { name: 'mtu', type: 'string', value: 'N', help: 'MTU of the bridge and its veths (default 1500)' },
+      { name: 'veth-queues', type: 'string', value: 'N', help: 'transmit and receive queues of each veth end (default 1)' },
       { name: 'host-ip', type: 'string', value: 'IP', help: 'default host address for published ports' },
       { name: 'internal', type: 'boolean', help: 'no route out, no published ports' },
       { name: 'no-icc', type: 'boolean', help: 'sandboxes on the network talk only through links' },
@@ -260,6 +261,10 @@ const networkCreate: Command = {
     if (opts.mtu !== undefined) {
       if (!/^\d{1,5}$/.test(str(opts.mtu)!)) throw new UsageError(`--mtu: expected a number, got ${JSON.stringify(opts.mtu)}`, networkCreate.spec);
       o.mtu = Number(opts.mtu);
+    }
+    if (opts['veth-queues'] !== undefined) {
+      if (!/^\d{1,4}$/.test(str(opts['veth-queues'])!)) throw new UsageError(`--veth-queues: expected a number, got ${JSON.stringify(opts['veth-queues'])}`, networkCreate.spec);
+      o.vethQueues = Number(opts['veth-queues']);
     }
     if (opts.internal) o.internal = true;
     if (opts['no-icc']) o.icc = false;

@@ -166,6 +166,8 @@ function checkNetworkOptions(o: BridgeNetworkOptions): void {
   if (o.bridge !== undefined) assertIfname(o.bridge, 'bridge');
   if (o.mtu !== undefined && (!Number.isInteger(o.mtu) || o.mtu < 68 || o.mtu > 65535))
     throw new ConfigError('must be an integer from 68 to 65535', 'mtu');
+  if (o.vethQueues !== undefined && (!Number.isInteger(o.vethQueues) || o.vethQueues < 1 || o.vethQueues > 4096))
+    throw new ConfigError('must be an integer from 1 to 4096', 'vethQueues');
   for (const k of ['icc', 'masquerade', 'internal'] as const) assertBool(o[k], k);
   if (o.hostIp !== undefined) parseIP(o.hostIp, 'hostIp');
 }
@@ -297,6 +299,7 @@ export async function createBridgeNetwork(opts: BridgeNetworkOptions): Promise<B
       gateway,
       ipRange: opts.ipRange,
       mtu: opts.mtu ?? 1500,
+      vethQueues: opts.vethQueues ?? 1,
       icc: opts.icc ?? true,
       masquerade: opts.masquerade ?? true,
       hostIp: opts.hostIp ? parseIP(opts.hostIp, 'hostIp').address : '0.0.0.0',
@@ -368,6 +371,8 @@ export class BridgeNetwork {
   readonly internal: boolean;
   readonly masquerade: boolean;
   readonly mtu: number;
+  /** Transmit and receive queues of each veth end (see BridgeNetworkOptions.vethQueues). */
+  readonly vethQueues: number;
 
   private readonly rec: NetworkRecord;
   private readonly host: Namespace;
@@ -392,6 +397,7 @@ export class BridgeNetwork {
     this.internal = rec.internal;
     this.masquerade = rec.masquerade;
     this.mtu = rec.mtu;
+    this.vethQueues = rec.vethQueues ?? 1;
     this.pool = new Ipv4Pool({ subnet: rec.subnet, gateway: rec.gateway, ipRange: rec.ipRange });
     this.prefix = parseCidr(rec.subnet, 'subnet').prefix;
     if (rec.ipv6) {
@@ -831,7 +837,8 @@ export class BridgeNetwork {
       this.bridgeIdx = await nl.linkGet(r.bridge, this.host).then((l) => l.index, () => undefined);
     const br = byName ? r.bridge : (this.bridgeIdx ?? r.bridge);
     const ops: nl.BatchOp[] = [
-      // ip link add vethX mtu M master BR alias A type veth peer name eth0 netns NS address MAC mtu M up
+      // ip link add vethX mtu M numtxqueues Q numrxqueues Q master BR type veth
+      //   peer name eth0 netns NS address MAC mtu M numtxqueues Q numrxqueues Q up
       // (the host end comes up with the commit mark, below: one message fewer)
       {
         op: 'linkAdd',
@@ -839,10 +846,11 @@ export class BridgeNetwork {
         name: rec.hostVeth,
         kind: 'veth',
         mtu: r.mtu,
+        queues: this.vethQueues,
         master: br,
         alias: this.pendingAlias(rec.id),
         noIpv6: !r.ipv6,
-        peer: { name: rec.ifname, ns, mac: rec.mac, mtu: r.mtu, up: true },
+        peer: { name: rec.ifname, ns, mac: rec.mac, mtu: r.mtu, queues: this.vethQueues, up: true },
       },
       // ip neigh add IP lladdr MAC dev BR nud permanent (no ARP broadcast to find the container)
       { op: 'neighAdd', ns: this.host, link: br, address: rec.ip, lladdr: rec.mac },
@@ -1084,6 +1092,7 @@ export class BridgeNetwork {
         'com.docker.network.bridge.enable_ip_masquerade': String(r.masquerade),
         'com.docker.network.bridge.host_binding_ipv4': r.hostIp,
         'com.docker.network.driver.mtu': String(r.mtu),
+        'netmodes.veth_queues': String(this.vethQueues),
       },
     };
   }

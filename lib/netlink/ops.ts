@@ -30,8 +30,8 @@ function defined(o: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-const LINK_ADD_KEYS = ['op', 'ns', 'name', 'kind', 'mtu', 'mac', 'up', 'master', 'alias', 'group', 'netns', 'txqlen', 'noIpv6', 'peer', 'bridge'];
-const PEER_KEYS = ['name', 'ns', 'mac', 'mtu', 'up'];
+const LINK_ADD_KEYS = ['op', 'ns', 'name', 'kind', 'mtu', 'mac', 'up', 'master', 'alias', 'group', 'netns', 'txqlen', 'queues', 'noIpv6', 'peer', 'bridge'];
+const PEER_KEYS = ['name', 'ns', 'mac', 'mtu', 'queues', 'up'];
 const BRIDGE_KEYS = ['stp', 'forwardDelay', 'vlanFiltering', 'ageingTime'];
 
 function linkAdd(o: Record<string, unknown>, base: string): Record<string, unknown> {
@@ -49,6 +49,7 @@ function linkAdd(o: Record<string, unknown>, base: string): Record<string, unkno
     group: opt(o, 'group', base, v.u32),
     netns: opt(o, 'netns', base, v.namespace)?.handle,
     txqlen: opt(o, 'txqlen', base, v.u32),
+    queues: opt(o, 'queues', base, v.queues),
     noIpv6: opt(o, 'noIpv6', base, v.bool),
   });
   if (kind === 'veth') {
@@ -61,6 +62,7 @@ function linkAdd(o: Record<string, unknown>, base: string): Record<string, unkno
       ns: opt(p, 'ns', pb, v.namespace)?.handle,
       mac: opt(p, 'mac', pb, (x, fl) => v.mac(x, fl)),
       mtu: opt(p, 'mtu', pb, v.mtu),
+      queues: opt(p, 'queues', pb, v.queues),
       up: opt(p, 'up', pb, v.bool),
     });
     if (p.ns === undefined && o.netns === undefined && p.name === o.name)

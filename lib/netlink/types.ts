@@ -27,6 +27,12 @@ interface LinkSpecBase {
   netns?: Namespace;
   txqlen?: number;
   /**
+   * Transmit and receive queues (numtxqueues and numrxqueues, 1-4096). The kernel's default
+   * for a veth is one of each per possible CPU; every queue is a sysfs object that creating and
+   * deleting the link pays for.
+   */
+  queues?: number;
+  /**
    * Give the link (and a veth's peer) no IPv6 link-local address at all: addrgenmode none,
    * set before the link comes up. See linkAdd.
    */
@@ -40,6 +46,8 @@ export interface VethPeerSpec {
   ns?: Namespace;
   mac?: string;
   mtu?: number;
+  /** The peer's transmit and receive queues (1-4096); default: the kernel's. */
+  queues?: number;
   up?: boolean;
 }
 

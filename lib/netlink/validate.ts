@@ -64,6 +64,11 @@ export function mtu(v: unknown, field: string): number {
   return integer(v, field, 68, 65535);
 }
 
+/** Queue count (numtxqueues and numrxqueues): 1 to 4096, the kernel's range. */
+export function queues(v: unknown, field: string): number {
+  return integer(v, field, 1, 4096);
+}
+
 export function bool(v: unknown, field: string): boolean {
   if (typeof v !== 'boolean') throw new ConfigError('must be true or false', field);
   return v;

@@ -147,6 +147,10 @@ Encoded LinkAdd(const LinkAddReq& r) {
   if (r.mtu) m.b().PutU32(IFLA_MTU, *r.mtu);
   if (r.mac) m.b().PutBytes(IFLA_ADDRESS, *r.mac);
   if (r.txqlen) m.b().PutU32(IFLA_TXQLEN, *r.txqlen);
+  if (r.queues) {
+    m.b().PutU32(IFLA_NUM_TX_QUEUES, *r.queues);
+    m.b().PutU32(IFLA_NUM_RX_QUEUES, *r.queues);
+  }
   if (r.group) m.b().PutU32(IFLA_GROUP, *r.group);
   // IFLA_MASTER is applied in the link's final namespace, after it is created there.
   if (!r.master.empty()) m.PutIndexAttr(IFLA_MASTER, r.master, Role::kLink);
@@ -160,6 +164,10 @@ Encoded LinkAdd(const LinkAddReq& r) {
     m.b().PutStruct(IfInfo(0, false, false));
     m.b().PutStr(IFLA_IFNAME, p.name);
     if (p.mtu) m.b().PutU32(IFLA_MTU, *p.mtu);
+    if (p.queues) {
+      m.b().PutU32(IFLA_NUM_TX_QUEUES, *p.queues);
+      m.b().PutU32(IFLA_NUM_RX_QUEUES, *p.queues);
+    }
     if (p.mac) m.b().PutBytes(IFLA_ADDRESS, *p.mac);
     PutNs(m.b(), p.ns);
     m.b().EndNest(peer);

@@ -119,6 +119,7 @@ LinkAddReq ParseLinkAdd(const Props& o, const NsCtx& ctx, BoundOp* b) {
   r.alias = OptStr(o, "alias");
   r.group = OptU32(o, "group");
   r.txqlen = OptU32(o, "txqlen");
+  r.queues = OptU32(o, "queues");
   r.no_ipv6 = GetBoolOr(o, "noIpv6", false);
   r.netns = ctx.Target(o.Get("netns"), &b->ns[int(Role::kLink)]);
   if (Has(o, "peer")) {
@@ -128,6 +129,7 @@ LinkAddReq ParseLinkAdd(const Props& o, const NsCtx& ctx, BoundOp* b) {
     peer.ns = ctx.Target(p.Get("ns"), &b->ns[int(Role::kPeer)]);
     peer.mac = OptHw(p, "mac");
     peer.mtu = OptU32(p, "mtu");
+    peer.queues = OptU32(p, "queues");
     peer.up = GetBoolOr(p, "up", false);
     r.peer = peer;
   }

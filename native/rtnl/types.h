@@ -50,6 +50,7 @@ struct VethPeer {
   NsTarget ns;
   Opt<Bytes> mac;
   Opt<uint32_t> mtu;
+  Opt<uint32_t> queues;  // IFLA_NUM_TX_QUEUES and IFLA_NUM_RX_QUEUES
   bool up = false;
 };
 
@@ -73,6 +74,7 @@ struct PortOpts {
 struct LinkAddReq {
   std::string name, kind;
   Opt<uint32_t> mtu, group, txqlen;
+  Opt<uint32_t> queues;  // IFLA_NUM_TX_QUEUES and IFLA_NUM_RX_QUEUES
   Opt<Bytes> mac;
   Opt<std::string> alias;
   bool up = false;

@@ -15,8 +15,8 @@ describe('20 rtnl links', () => {
       try {
         const r = await linkAdd(
           {
-            name: host, kind: 'veth', mtu: 1400, mac: '02:00:00:00:10:01', group: 7, txqlen: 500, alias: 'container one', up: true,
-            peer: { name: 'eth0', ns: c, mac: '02:00:00:00:10:02', mtu: 1400, up: true },
+            name: host, kind: 'veth', mtu: 1400, mac: '02:00:00:00:10:01', group: 7, txqlen: 500, alias: 'container one', up: true, queues: 3,
+            peer: { name: 'eth0', ns: c, mac: '02:00:00:00:10:02', mtu: 1400, queues: 1, up: true },
           },
         );
         const h = ipLink(host);
@@ -27,12 +27,14 @@ describe('20 rtnl links', () => {
         assert.equal(h.address, '02:00:00:00:10:01');
         assert.equal(h.group, '7');
         assert.equal(h.txqlen, 500);
+        assert.deepEqual([h.num_tx_queues, h.num_rx_queues], [3, 3]);
         assert.equal(h.ifalias, 'container one');
         assert.equal(h.linkinfo.info_kind, 'veth');
         assert.ok(h.flags.includes('UP'));
         assert.equal(h.link_netnsid, 0, 'the peer lives in another namespace');
         assert.equal(p.mtu, 1400);
         assert.equal(p.address, '02:00:00:00:10:02');
+        assert.deepEqual([p.num_tx_queues, p.num_rx_queues], [1, 1]);
         assert.ok(p.flags.includes('UP'));
         assert.ok(await waitUntil(() => ipLink('eth0', c.name).operstate === 'UP'), 'carrier on both ends');
         assert.equal(ipLink('eth0'), undefined, 'no eth0 in the host namespace');
@@ -191,6 +193,8 @@ describe('20 rtnl links', () => {
       [() => linkAdd({ name: 'ok0', kind: 'bridge', mac: '03:00:00:00:00:01' }), 'mac'],
       [() => linkAdd({ name: 'ok0', kind: 'bridge', mac: 'not-a-mac' }), 'mac'],
       [() => linkAdd({ name: 'ok0', kind: 'bridge', mtu: 10 }), 'mtu'],
+      [() => linkAdd({ name: 'ok0', kind: 'veth', queues: 0, peer: { name: 'ok1' } }), 'queues'],
+      [() => linkAdd({ name: 'ok0', kind: 'veth', peer: { name: 'ok1', queues: 4097 } }), 'peer.queues'],
       [() => linkSet('lo', { mtu: 100000 }), 'mtu'],
       [() => linkSet('lo', { name: 'a:b' }), 'name'],
       [() => linkDel(''), 'link'],
@@ -285,6 +289,12 @@ describe('20 rtnl links', () => {
       .then(() => null, (e: NetlinkError) => e);
     assert.equal(mtuErr?.code, 'EINVAL');
     assert.equal(mtuErr?.extack, 'mtu less than device minimum');
+    // More queues than the kernel allows (TypeScript refuses > 4096).
+    const qErr = await rtnl()
+      .rtnlExec([{ op: 'linkAdd', ns: null, name: 'vx4', kind: 'veth', queues: 5000, peer: { name: 'vx4p' } }])
+      .then(() => null, (e: NetlinkError) => e);
+    assert.equal(qErr?.code, 'EINVAL');
+    assert.match(qErr?.extack ?? '', /number of .*queues/i);
     assert.deepEqual(linkNames(), ['lo']);
   });
 

@@ -76,7 +76,11 @@ describe('52 bridge mode: networks', function () {
     const ns = await createNamespace(uniq('r'));
     try {
       const ep = await net.connect(ns, { ports: ['80'] });
-      assert.equal(ipj(['link', 'show', 'eth0'], ns.name)[0].mtu, 1400);
+      const eth0 = ipj(['-d', 'link', 'show', 'eth0'], ns.name)[0];
+      assert.equal(eth0.mtu, 1400);
+      assert.deepEqual([eth0.num_tx_queues, eth0.num_rx_queues], [1, 1], 'one queue pair by default');
+      const host = ipj(['-d', 'link', 'show', ep.hostVeth])[0];
+      assert.deepEqual([host.num_tx_queues, host.num_rx_queues], [1, 1]);
       await assert.rejects(net.remove(), (e: NetmodesError) => e.code === 'ENETWORKINUSE');
       await ep.disconnect();
       await ep.disconnect(); // idempotent
@@ -88,6 +92,28 @@ describe('52 bridge mode: networks', function () {
       await assert.rejects(openBridgeNetwork('rm1'), (e: NetmodesError) => e.code === 'ENONETWORK');
     } finally {
       await ns.delete();
+    }
+  });
+
+  it('vethQueues: both ends of every veth get the queues asked for, and pings still pass', async () => {
+    const net = await createBridgeNetwork({ name: 'q3', subnet: '10.52.3.0/24', vethQueues: 3 });
+    const n1 = await createNamespace(uniq('q'));
+    const n2 = await createNamespace(uniq('q'));
+    try {
+      assert.equal(net.vethQueues, 3);
+      const e1 = await net.connect(n1);
+      await net.connect(n2);
+      for (const [name, ns] of [['eth0', n1.name], [e1.hostVeth, undefined]] as const) {
+        const l = ipj(['-d', 'link', 'show', name], ns)[0];
+        assert.deepEqual([l.num_tx_queues, l.num_rx_queues], [3, 3], name);
+      }
+      assert.equal(((await net.inspect()).Options as Record<string, string>)['netmodes.veth_queues'], '3');
+      assert.equal((await openBridgeNetwork('q3')).vethQueues, 3, 'kept in the network record');
+      assert.ok(ping(e1.ip, n2.name!));
+    } finally {
+      await net.remove({ force: true });
+      await n1.delete();
+      await n2.delete();
     }
   });
 });

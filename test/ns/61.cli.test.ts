@@ -137,6 +137,7 @@ describe('61 cli', () => {
       [['network', 'create'], /missing argument/],
       [['network', 'create', 'a', 'b'], /unexpected argument "b"/],
       [['network', 'create', '--mtu', 'x', 'n'], /--mtu: expected a number/],
+      [['network', 'create', '--veth-queues', '-1', 'n'], /--veth-queues: expected a number/],
       [['network', 'create', 'host'], /taken by the network mode/],
       [['network', 'ls', '--quiet=1'], /takes no value/],
       [['help', 'frob'], /unknown command "frob"/],

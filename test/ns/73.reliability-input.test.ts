@@ -70,6 +70,7 @@ describe('73 reliability: hostile input and permissions', function () {
       [{ name: 'ok1', subnet: '10.74.0.0/24', gateway: '10.75.0.1' }, 'gateway'], [{ name: 'ok1', subnet: '10.74.0.0/24', gateway: 'fd00::1' }, 'gateway'],
       [{ name: 'ok1', subnet: '10.74.0.0/24', gateway: '10.74.0.0' }, 'gateway'], [{ name: 'ok1', subnet: '10.74.0.0/24', ipRange: '10.75.0.0/25' }, 'ipRange'],
       [{ name: 'ok1', mtu: 0 }, 'mtu'], [{ name: 'ok1', mtu: 65536 }, 'mtu'], [{ name: 'ok1', mtu: 1.5 }, 'mtu'], [{ name: 'ok1', mtu: '1500' }, 'mtu'],
+      [{ name: 'ok1', vethQueues: 0 }, 'vethQueues'], [{ name: 'ok1', vethQueues: 4097 }, 'vethQueues'], [{ name: 'ok1', vethQueues: 1.5 }, 'vethQueues'],
       [{ name: 'ok1', bridge: 'a/b' }, 'bridge'], [{ name: 'ok1', bridge: 'x'.repeat(16) }, 'bridge'], [{ name: 'ok1', icc: 'yes' }, 'icc'],
       [{ name: 'ok1', ipv6: { subnet: '10.74.0.0/24' } }, 'ipv6.subnet'], [{ name: 'ok1', ipv6: { subnet: 'fd00::/127' } }, 'ipv6.subnet'],
       [{ name: 'hostile', subnet: '10.76.0.0/24' }], // duplicate name: ENETWORKEXISTS
