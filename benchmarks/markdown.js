@@ -38,6 +38,8 @@ function markdown(R) {
     out.push(`| ${LABEL[n] || n} | ${s.n} | ${pp(s.attach)} | ${pp(s.detach)} | ${n === 'netmodes' ? `**${f(s.cycleMs)}**` : f(s.cycleMs)} | ${f(s.cyclesPerSecond, 0)} | ${x(s.cycleMs, floor)} | ${n === 'netmodes' ? '1x' : x(s.cycleMs, ours && ours.cycleMs)} |`);
   }
   if (cheapest) out.push('', `"vs floor" is relative to the cheapest floor measured: ${LABEL[cheapest.name].replace(/ \(total \/ N\)$/, '')}.`);
+  const w = R.churn && R.churn.warmup;
+  if (w) out.push('', `netmodes ran ${w.cycles} untimed attach + detach cycles first (${f(w.cycleMs)} ms each), so that V8 had compiled its hot paths.`);
   const levels = [...new Set(names.flatMap((n) => S[n].concurrent.map((c) => c.inFlight)))].sort((a, b) => a - b);
   const cn = names.filter((n) => S[n].concurrent.length);
   if (levels.length) {

@@ -3,7 +3,7 @@
 // netmodes against its peers, side by side, in one run (`npm run bench`).
 //
 //   node benchmarks/run.js [--quick] [--peers netmodes,cfloor,netavark,cni,ip,ipbatch] [--n 500] [--ip-n 200] [--slow-n 100]
-//        [--repeat 3] [--conc 8,64] [--scale 10,1000,5000] [--peer-scale 10,250] [--no-scale] [--no-datapath]
+//        [--repeat 3] [--warmup 1000] [--conc 8,64] [--scale 10,1000,5000] [--peer-scale 10,250] [--no-scale] [--no-datapath]
 //        [--no-churn] [--out FILE]
 //
 // Per container: namespace exists -> attached to a bridge with an address, a default route and one
@@ -34,9 +34,9 @@ const SLOW = new Set(['netavark', 'cni']);
 function parseArgs(argv) {
   const quick = argv.includes('--quick');
   const o = quick
-    ? { n: 100, midN: 50, slowN: 30, repeat: 1, fastPeerScale: [10], conc: [8, 64], scale: [10, 1000], peerScale: [10], scaleExtra: 20, portsScale: true,
+    ? { n: 100, midN: 50, slowN: 30, repeat: 1, warmup: 200, fastPeerScale: [10], conc: [8, 64], scale: [10, 1000], peerScale: [10], scaleExtra: 20, portsScale: true,
       churn: { small: 200, large: 1000 }, datapath: { seconds: 1, runs: 1, ports: [10, 10000], netavarkPorts: [10, 300] } }
-    : { n: 500, midN: 200, slowN: 100, repeat: 3, fastPeerScale: [10, 1000], conc: [8, 64], scale: [10, 1000, 5000], peerScale: [10, 250], scaleExtra: 20, portsScale: true,
+    : { n: 500, midN: 200, slowN: 100, repeat: 3, warmup: 1000, fastPeerScale: [10, 1000], conc: [8, 64], scale: [10, 1000, 5000], peerScale: [10, 250], scaleExtra: 20, portsScale: true,
       churn: { small: 500, large: 5000, long: 20000 }, datapath: { seconds: 3, runs: 3, ports: [10, 10000], netavarkPorts: [10, 1000] } };
   o.quick = quick; o.peers = [...ALL_PEERS]; o.out = null;
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -50,6 +50,7 @@ function parseArgs(argv) {
       case '--slow-n': o.slowN = Number(next()); break;
       case '--ip-n': o.midN = Number(next()); break;
       case '--repeat': o.repeat = Number(next()); break;
+      case '--warmup': o.warmup = Number(next()); break;
       case '--conc': o.conc = list(next()).map(Number); break;
       case '--no-conc': o.conc = []; break;
       case '--scale': o.scale = list(next()).map(Number); break;
@@ -70,6 +71,7 @@ function parseArgs(argv) {
   if (!Number.isInteger(o.n) || o.n < 1 || o.n > 1000) throw new Error('--n must be 1..1000 (one bridge holds at most 1,023 ports)');
   if (!Number.isInteger(o.slowN) || o.slowN < 1 || o.slowN > 1000) throw new Error('--slow-n must be 1..1000');
   if (!Number.isInteger(o.repeat) || o.repeat < 1 || o.repeat > 20) throw new Error('--repeat must be 1..20');
+  if (!Number.isInteger(o.warmup) || o.warmup < 0 || o.warmup > 1000) throw new Error('--warmup must be 0..1000');
   for (const k of [...o.scale, ...o.peerScale]) if (!Number.isInteger(k) || k < 0 || k > 9000) throw new Error('--scale K must be 0..9000');
   for (const k of o.peerScale) if (k + o.scaleExtra > 1020) throw new Error('--peer-scale K must stay <= 1000 (the peers use one bridge)');
   return o;
@@ -223,6 +225,16 @@ function lagMonitor() {
 
 async function churnAll(opts, log, keep) {
   const runs = {};
+  let warmup;
+  if (opts.peers.includes('netmodes') && opts.warmup) {
+    // netmodes is JavaScript: V8 compiles its hot paths over the first few hundred cycles, with
+    // compiler threads competing for the CPUs meanwhile. Untimed cycles first put it in the state a
+    // long-running service is in (the peers are compiled programs, or start afresh every time).
+    log(`warm-up: netmodes, ${opts.warmup} untimed attach + detach cycles`);
+    const res = await prun.benchPeer(peerFor('netmodes'), { n: opts.warmup, conc: [], keep, log: () => {} });
+    warmup = { cycles: opts.warmup, cycleMs: r3(res.setup.msPerContainer + res.teardown.msPerContainer) };
+    log(`  ${warmup.cycleMs} ms per cycle while warming up`);
+  }
   for (let r = 0; r < opts.repeat; r++) {
     for (const name of opts.peers) {
       const n = SLOW.has(name) ? opts.slowN : name === 'ip' ? Math.min(opts.n, opts.midN) : opts.n;
@@ -256,7 +268,7 @@ async function churnAll(opts, log, keep) {
     };
     summary[name].cyclesPerSecond = r3(1000 / summary[name].cycleMs);
   }
-  return { runs, summary };
+  return { runs, summary, warmup };
 }
 
 // --- 3: scaling ------------------------------------------------------------------------------------
@@ -611,6 +623,8 @@ function report(R) {
         `${fmt(s.detach.p50, 2)} / ${fmt(s.detach.p99, 2)}`, fmt(s.cycleMs, 2), fmt(s.cyclesPerSecond, 0),
         fx(ratio(s.cycleMs, floor)), n === 'netmodes' ? '-' : fx(ratio(s.cycleMs, ours)), s.errors];
     }), ['implementation', 'N', 'attach', 'attach p50/p99', 'detach', 'detach p50/p99', 'attach+detach', 'cycles/s', 'vs floor', 'vs netmodes', 'err']));
+    const w = R.churn.warmup;
+    if (w) out.push(`(netmodes ran ${w.cycles} untimed cycles first, ${fmt(w.cycleMs, 2)} ms each, so that V8 had compiled it: the state of a long-running service)`);
     const conc = names.flatMap((n) => S[n].concurrent.map((x) => [LABEL[n] || n, x.inFlight, fmt(x.cyclesPerSecond, 0), fmt(x.attachPerSecond, 0),
       `${fmt(x.attach.p50, 1)} / ${fmt(x.attach.p99, 1)}`, fmt(x.detachPerSecond, 0), `${fmt(x.detach.p50, 1)} / ${fmt(x.detach.p99, 1)}`,
       n === 'netmodes' ? '-' : fx(ratio((S.netmodes?.concurrent.find((y) => y.inFlight === x.inFlight) || {}).cyclesPerSecond, x.cyclesPerSecond)), x.errors]));
