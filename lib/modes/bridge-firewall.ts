@@ -229,6 +229,11 @@ function endpointElements(net: FwNetwork, ep: FwEndpoint): Map<string, SetElemen
   return m;
 }
 
+/** Both directions between `ip` and each of `others` (keys only). */
+function linkPairs(ip: string, others: string[]): SetElement[] {
+  return others.flatMap((o) => [{ key: [o, ip] }, { key: [ip, o] }]);
+}
+
 const familyOf = (set: string): 'inet' | 'bridge' => (['noicc', 'links4', 'links6'].includes(set) ? 'bridge' : 'inet');
 /** Element operations need the set's types: hand over our own definition. */
 const setRef = (name: string): NftSet => {
@@ -325,9 +330,13 @@ export const firewall = {
     await tx.commit();
   },
 
-  /** Removes an endpoint's elements; idempotent. */
-  async removeEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace): Promise<void> {
+  /**
+   * Removes an endpoint's elements, and the link elements of the endpoints at `linkedBy` (IPv4
+   * addresses) that link to it: a link ends when either end goes. Idempotent.
+   */
+  async removeEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[] = []): Promise<void> {
     const els = endpointElements(net, ep);
+    if (linkedBy.length) els.set('links4', [...(els.get('links4') ?? []), ...linkPairs(ep.ip, linkedBy)]);
     if (!els.size) return;
     const tx = nftTransaction(ns);
     for (const [set, list] of els) tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
@@ -335,6 +344,18 @@ export const firewall = {
       await tx.commit();
     } catch (err) {
       if (!isNotFound(err)) throw err; // our tables are gone: nothing to remove
+    }
+  },
+
+  /** Removes the link elements between `ip` and each of `linkedBy`; idempotent. */
+  async removeLinks(ip: string, linkedBy: string[], ns: Namespace): Promise<void> {
+    if (!linkedBy.length) return;
+    const tx = nftTransaction(ns);
+    tx.destroyElements(setRef('links4'), linkPairs(ip, linkedBy));
+    try {
+      await tx.commit();
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
     }
   },
 
@@ -361,7 +382,10 @@ export const firewall = {
       for (const e of s.elements ?? []) {
         const c = e.comment ?? '';
         const k = JSON.stringify(e.key);
-        if (c.startsWith(`${tag(net)}:`) && !live.has(c)) drop.push({ key: e.key });
+        // An element of ours whose owner left; or a link element no live endpoint wants (its
+        // other end left).
+        const link = s.name === 'links4' || s.name === 'links6';
+        if (c.startsWith(`${tag(net)}:`) && (!live.has(c) || (link && !want.get(s.name)?.has(k)))) drop.push({ key: e.key });
         else have.add(k);
       }
       if (drop.length) tx.deleteElements(setRef(s.name), drop);

@@ -423,6 +423,16 @@ export class BridgeNetwork {
   private ipFile(ip: string): string {
     return `${this.dir}/ip/${ip}`;
   }
+  /**
+   * Who links to an endpoint: one file per linker in linked/TARGET/, so that the link's elements
+   * (which name the target's address) go when the target goes, not only when the linker does.
+   */
+  private linkedDir(target: string): string {
+    return `${this.dir}/linked/${target}`;
+  }
+  private linkFile(target: string, linker: string): string {
+    return `${this.dir}/linked/${target}/${linker}`;
+  }
   private alias(epId: string): string {
     return `${ALIAS_PREFIX}${this.id.slice(0, 12)}:${epId}`;
   }
@@ -728,6 +738,9 @@ export class BridgeNetwork {
       ];
       if (ipv6) ops.push({ op: 'reserve', file: this.ipFile(ipv6), data: owner });
       for (const p of fixed) ops.push({ op: 'reserve', file: portFile(p), data: owner }, { op: 'list', dir: portDir(p.protocol, p.hostPort) });
+      // Each link is registered with its target (see linkedDir); the target is checked again after
+      // the kernel step, in case it was leaving meanwhile.
+      for (const l of links) ops.push({ op: 'reserve', file: this.linkFile(l.id, id), data: owner });
       let res: store.FsResult[];
       try {
         // The network's lock (shared: connects and disconnects run side by side; reconcile and
@@ -753,6 +766,7 @@ export class BridgeNetwork {
         // 0.0.0.0 conflicts with every specific address on the same port, and the reverse.
         if (!mine || others.some((o) => o !== p.hostIp && hostIpsConflict(o, p.hostIp))) portBusy ??= p;
       }
+      for (const l of links) if (res[k++] === true) fsUndo.push({ op: 'remove', file: this.linkFile(l.id, id) }, { op: 'rmdir', dir: this.linkedDir(l.id) });
       if (!epMine) throw new NetmodesError('EENDPOINTEXISTS', `endpoint ${JSON.stringify(id)} already exists on network ${this.name}`);
       if (portBusy) throw new NetmodesError('EPORTINUSE', `${portBusy.protocol} port ${portBusy.hostIp}:${portBusy.hostPort} is already published`);
       let changed = false;
@@ -784,6 +798,15 @@ export class BridgeNetwork {
       fault('connect:after-reserve');
       fault('connect:after-record');
       await this.attachKernel(await nsReady, rec);
+      if (links.length) {
+        // A target that left while this connect ran may have missed our registration: then its
+        // disconnect did not take the link's elements away, and this connect must not stand.
+        undo.push(() => firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host).catch(() => undefined));
+        undo.push(() => this.unplumb(rec, true).catch(() => undefined));
+        const targets = await store.batch(links.map((l) => ({ op: 'read', file: this.epFile(l.id) })));
+        const gone = links.find((l, i) => store.parseRecord<EndpointRecord>(targets[i])?.ip !== l.ip);
+        if (gone) throw new NetmodesError('ENOLINK', `links: endpoint ${JSON.stringify(gone.id)} left network ${this.name} while this one connected`);
+      }
       this.eps.set(id, rec);
       return this.toEndpoint(rec);
     } catch (err) {
@@ -999,31 +1022,50 @@ export class BridgeNetwork {
     assertId(id, 'id');
     // The lock and the record (the store's, not the cache's: another process may have
     // disconnected it already) in one trip to the thread pool.
-    const { lock, results } = await store.FileLock.acquireWith(this.lockFile, false, [{ op: 'read', file: this.epFile(id) }]);
+    // With them, who links to it.
+    const { lock, results } = await store.FileLock.acquireWith(this.lockFile, false, [
+      { op: 'read', file: this.epFile(id) },
+      { op: 'list', dir: this.linkedDir(id) },
+    ]);
     try {
       const rec = store.parseRecord<EndpointRecord>(results[0]);
       if (!rec || !rec.ip) {
         this.eps.delete(id);
         return;
       }
-      await this.detach(rec);
+      await this.detach(rec, results[1] as string[]);
     } finally {
       lock.release();
     }
   }
 
-  private async detach(rec: EndpointRecord): Promise<void> {
+  /**
+   * The addresses of the endpoints that link to `target` (their link's elements name its address
+   * too): from this process's records, else from the store. Linkers that are gone, or whose link
+   * is to an earlier endpoint of that id, are left out.
+   */
+  private async linkerAddresses(target: EndpointRecord, linkers: string[]): Promise<string[]> {
+    if (!linkers.length) return [];
+    const missing = linkers.filter((l) => !this.eps.has(l));
+    const read = missing.length ? await store.batch(missing.map((l) => ({ op: 'read', file: this.epFile(l) }))) : [];
+    const recs = linkers.map((l) => this.eps.get(l) ?? store.parseRecord<EndpointRecord>(read[missing.indexOf(l)]));
+    return recs.filter((r) => r?.ip && r.links.some((k) => k.id === target.id && k.ip === target.ip)).map((r) => r!.ip);
+  }
+
+  private async detach(rec: EndpointRecord, linkers: string[] = []): Promise<void> {
     const owner = `${this.id.slice(0, 12)}:${rec.id}`;
+    const linkedBy = await this.linkerAddresses(rec, linkers);
+    const removeElements = () => firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host, linkedBy);
     // Elements and veth at once, each on its own thread (a process killed between or during
     // leaves what reconcile() finishes: a record whose veth lost its alias is removed with its
     // elements; a record whose veth is still marked keeps or regains its elements).
     if (process.env.NETMODES_FAULT) {
-      await firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host);
+      await removeElements();
       fault('disconnect:after-elements');
       await this.unplumb(rec);
       fault('disconnect:after-detach');
     } else {
-      const [f, k] = await Promise.allSettled([firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host), this.unplumb(rec)]);
+      const [f, k] = await Promise.allSettled([removeElements(), this.unplumb(rec)]);
       if (f.status === 'rejected') throw f.reason;
       if (k.status === 'rejected') throw k.reason;
     }
@@ -1031,16 +1073,39 @@ export class BridgeNetwork {
     const ops: store.FsOp[] = rec.ports.map((p) => ({ op: 'release', file: portFile(p), owner }));
     ops.push({ op: 'release', file: this.ipFile(rec.ip), owner });
     if (rec.ipv6) ops.push({ op: 'release', file: this.ipFile(rec.ipv6), owner });
+    // Its own registrations with the endpoints it links to.
+    for (const l of rec.links) ops.push({ op: 'remove', file: this.linkFile(l.id, rec.id) }, { op: 'rmdir', dir: this.linkedDir(l.id) });
     if (process.env.NETMODES_FAULT) {
       await store.batch(ops);
       fault('disconnect:after-release');
       ops.length = 0;
     }
     ops.push({ op: 'remove', file: this.epFile(rec.id) });
-    await store.batch(ops);
+    // Then the registrations of those that link to it, and their directory: the rmdir fails
+    // only if an endpoint registered a link to this one since the list was read.
+    for (const l of linkers) ops.push({ op: 'remove', file: this.linkFile(rec.id, l) });
+    ops.push({ op: 'rmdir', dir: this.linkedDir(rec.id) });
+    const res = await store.batch(ops);
+    if (res[res.length - 1] === false) await this.lateLinkers(rec, linkers);
     this.pool.release(rec.ip);
     if (rec.ipv6) this.pool6?.release(rec.ipv6);
     this.eps.delete(rec.id);
+  }
+
+  /**
+   * Endpoints that registered a link to `rec` while it was leaving. Each either saw its record
+   * gone (and undoes its own connect: ENOLINK) or added its elements before the record went:
+   * those elements are removed here, after they were added.
+   */
+  private async lateLinkers(rec: EndpointRecord, seen: string[]): Promise<void> {
+    for (let round = 0; round < 3; round++) {
+      const late = (await store.listDir(this.linkedDir(rec.id))).filter((l) => !seen.includes(l));
+      seen = [...seen, ...late];
+      const ips = await this.linkerAddresses(rec, late);
+      await firewall.removeLinks(rec.ip, ips, this.host);
+      const res = await store.batch([...late.map((l): store.FsOp => ({ op: 'remove', file: this.linkFile(rec.id, l) })), { op: 'rmdir', dir: this.linkedDir(rec.id) }]);
+      if (res[res.length - 1] !== false) return;
+    }
   }
 
   /** Endpoints in the store (all processes'). */
@@ -1223,8 +1288,10 @@ export class BridgeNetwork {
           await nl.neighAdd({ link: this.bridge, address: e.ip, lladdr: e.mac }, this.host).catch(() => undefined);
           report.repaired.push(`neighbour ${e.ip} restored`);
         }
-      // 3. Firewall elements: exactly those of the live endpoints.
-      const fw = await firewall.reconcile(toFw(this.rec), [...eps.values()].map(epToFw), this.host);
+      // 3. Firewall elements: exactly those of the live endpoints, links only to live endpoints
+      //    (a link to an endpoint that left, or to an earlier endpoint of the same id, is over).
+      const linkLive = (l: EndpointLink) => eps.get(l.id)?.ip === l.ip;
+      const fw = await firewall.reconcile(toFw(this.rec), [...eps.values()].map((e) => ({ ...epToFw(e), links: e.links.filter(linkLive) })), this.host);
       report.removedElements += fw.removed;
       if (fw.added) report.repaired.push(`${fw.added} firewall element(s)`);
       // 4. Reservations whose owner is gone.
@@ -1251,6 +1318,18 @@ export class BridgeNetwork {
             }
           }
         }
+      }
+      // 4b. Link registrations (linked/TARGET/LINKER): those of live links only.
+      for (const target of await store.listDir(path.join(this.dir, 'linked'))) {
+        const t = eps.get(target);
+        for (const linker of await store.listDir(this.linkedDir(target))) {
+          const l = eps.get(linker);
+          if (t && l?.links.some((k) => k.id === target && k.ip === t.ip)) continue;
+          await store.removeFile(this.linkFile(target, linker));
+          report.freedReservations.push(`link ${linker} -> ${target}`);
+        }
+        await store.removeStaleTemps(this.linkedDir(target)); // of a registration killed mid-write
+        await store.batch([{ op: 'rmdir', dir: this.linkedDir(target) }]);
       }
       this.eps.clear();
       for (const [k, v] of eps) this.eps.set(k, v);

@@ -62,6 +62,7 @@ export type FsOp =
   | { op: 'release'; file: string; owner?: string }
   | { op: 'write'; file: string; data: string; sync?: boolean }
   | { op: 'remove'; file: string }
+  | { op: 'rmdir'; dir: string }
   | { op: 'read'; file: string }
   | { op: 'list'; dir: string }
   | { op: 'lock'; file: string; exclusive?: boolean };
@@ -69,7 +70,8 @@ export type FsOp =
 /**
  * Runs file operations in order in one trip to the thread pool. Results, by op: reserve → true
  * (now ours) or false (somebody's already); release → true (removed) or false (absent or another
- * owner's); write → true; remove → true or false (absent); read → the text or null (absent);
+ * owner's); write → true; remove → true or false (absent); rmdir → true (removed or absent) or
+ * false (not empty); read → the text or null (absent);
  * list → names without the dot files ([] when the directory is absent); lock → the fd holding
  * the flock, or false when it would have to wait (the batch stops there). The first unexpected
  * error stops the batch: it rejects with that error, `index` naming the op and `results` holding

@@ -42,7 +42,7 @@ namespace nm {
 namespace fsb {
 namespace {
 
-enum class Kind { Reserve, Release, Write, Remove, Read, List, Lock };
+enum class Kind { Reserve, Release, Write, Remove, Rmdir, Read, List, Lock };
 
 struct Op {
   Kind kind;
@@ -201,6 +201,11 @@ Result RunOne(const Op& op) {
     }
     case Kind::Remove:
       return Unlink(op.file);
+    case Kind::Rmdir:
+      // true: gone (removed now, or absent); false: not empty.
+      if (rmdir(op.file.c_str()) == 0 || errno == ENOENT) return true;
+      if (errno == ENOTEMPTY || errno == EEXIST) return false;
+      Fail(errno, "rmdir", op.file);
     case Kind::Read: {
       std::string s;
       if (!ReadFile(op.file, &s)) return std::monostate{};
@@ -278,6 +283,7 @@ Kind KindOf(Napi::Env env, const std::string& s) {
   if (s == "release") return Kind::Release;
   if (s == "write") return Kind::Write;
   if (s == "remove") return Kind::Remove;
+  if (s == "rmdir") return Kind::Rmdir;
   if (s == "read") return Kind::Read;
   if (s == "list") return Kind::List;
   if (s == "lock") return Kind::Lock;
@@ -296,7 +302,7 @@ Napi::Value JsFsBatch(const Napi::CallbackInfo& info) {
     Napi::Object o = v.As<Napi::Object>();
     Op op;
     op.kind = KindOf(env, GetStr(o, "op"));
-    op.file = GetStr(o, op.kind == Kind::List ? "dir" : "file");
+    op.file = GetStr(o, op.kind == Kind::List || op.kind == Kind::Rmdir ? "dir" : "file");
     if (op.file.empty() || op.file.find('\0') != std::string::npos) ThrowType(env, "fsBatch: empty or invalid path");
     if (op.kind == Kind::Reserve || op.kind == Kind::Write) op.data = GetStr(o, "data");
     if (op.kind == Kind::Release && Has(o, "owner")) {

@@ -97,6 +97,10 @@ export function inconsistencies(net: string, bridge: string, nsPaths: string[]):
   const wantPort = new Map(recs.flatMap((r) => r.ports.map((p) => [`${p.protocol}/${p.hostPort}/${p.hostIp}`, `${id12}:${r.id}`])));
   for (const [p, owner] of portRes) if (owner.startsWith(`${id12}:`) && wantPort.get(p) !== owner) bad.push(`port reservation ${p} (${owner}) explained by no record`);
   for (const [p, owner] of wantPort) if (!portRes.some(([q, o]) => q === p && o === owner)) bad.push(`port ${p} of ${owner} not reserved`);
+  // Link registrations (linked/TARGET/LINKER): exactly the live links.
+  const linkRes = walk(path.join(dir, 'linked')).map((f) => path.relative(path.join(dir, 'linked'), f)).sort();
+  const wantLinks = recs.flatMap((r) => r.links.filter((l) => recs.some((x) => x.id === l.id && x.ip === l.ip)).map((l) => `${l.id}/${r.id}`));
+  if (linkRes.join() !== [...new Set(wantLinks)].sort().join()) bad.push(`link registrations ${linkRes.join(',')} vs live links ${wantLinks.join(',')}`);
   // Host veths: exactly the records', on the bridge, up, with the final alias.
   const veths = ipj(['-d', 'link', 'show', 'type', 'veth']).filter((l: any) => /^veth/.test(l.ifname)); // the library's names
   const byName = new Map(veths.map((l: any) => [l.ifname, l]));
@@ -135,7 +139,8 @@ export function inconsistencies(net: string, bridge: string, nsPaths: string[]):
   let want = 0;
   for (const r of recs) {
     const mine = els.filter(([, c]) => c === `${id12}:${r.id}`);
-    want += r.ports.length + 2 * r.links.length;
+    // A link whose target left (or is an earlier endpoint of that id) is over: no elements.
+    want += r.ports.length + 2 * r.links.filter((l) => recs.some((x) => x.id === l.id && x.ip === l.ip)).length;
     for (const p of r.ports)
       if (!mine.some(([s, , t]) => s === 'inet/pub4any' && t.includes(`${p.hostPort}`) && t.includes(`"${r.ip}"`)))
         bad.push(`record ${r.id}: no pub4any element for ${p.hostPort} -> ${r.ip}`);

@@ -146,4 +146,36 @@ describe('50 bridge mode: icc=false and links (the seed\'s --icc=false / --link)
       await Promise.all(nss.map((n) => n.delete()));
     }
   });
+
+  it('a link ends with the linked container: a newcomer on its address stays isolated, also after reconcile', async () => {
+    sandboxed();
+    const net = await createBridgeNetwork({ name: 'noicc2', subnet: '10.77.1.0/24', icc: false });
+    const nss = await Promise.all([1, 2, 3].map(() => createNamespace(uniq('lnk'))));
+    const servers: ChildProcess[] = [];
+    const pairsWith = (ip: string) =>
+      nftj().filter((o: any) => o.element === undefined && o.set?.name === 'links4').flatMap((o: any) => o.set.elem ?? [])
+        .filter((e: any) => JSON.stringify(e).includes(`"${ip}"`));
+    try {
+      const db = await net.connect(nss[0], { id: 'db' });
+      const app = await net.connect(nss[1], { id: 'app', links: [{ endpoint: 'db' }] });
+      servers.push(await startServer(nss[1].name, 'tcp', 5432, 'app'));
+      assert.equal(connect(nss[0].name, 'tcp', app.ip, 5432), `app ${db.ip}`, 'db -> app through the link');
+      assert.equal(pairsWith(db.ip).length, 2);
+      await db.disconnect();
+      assert.deepEqual(pairsWith(db.ip), [], 'the link\'s elements went with db');
+      const intruder = await net.connect(nss[2], { id: 'intruder', ip: db.ip });
+      assert.equal(intruder.ip, db.ip);
+      assert.equal(connect(nss[2].name, 'tcp', app.ip, 5432), null, 'a newcomer on db\'s old address does not inherit the link');
+      await net.reconcile();
+      assert.deepEqual(pairsWith(db.ip), [], 'reconcile does not bring the link back');
+      assert.equal(connect(nss[2].name, 'tcp', app.ip, 5432), null);
+      await app.disconnect();
+      await intruder.disconnect();
+      assert.deepEqual(pairsWith(app.ip), []);
+    } finally {
+      servers.forEach((s) => s.kill());
+      await net.remove({ force: true });
+      await Promise.all(nss.map((n) => n.delete()));
+    }
+  });
 });

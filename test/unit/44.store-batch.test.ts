@@ -44,6 +44,21 @@ describe('44 state store: file batches', () => {
     assert.deepEqual(await store.batch([{ op: 'release', file: path.join(dir, 'empty'), owner: 'x' }]), [true]);
   });
 
+  it('rmdir: true when the directory is gone (removed now or absent), false while it holds a file', async () => {
+    const d = path.join(dir, 'linked', 'db');
+    const res = await store.batch([
+      { op: 'reserve', file: path.join(d, 'app'), data: 'n:app' },
+      { op: 'rmdir', dir: d },
+      { op: 'remove', file: path.join(d, 'app') },
+      { op: 'rmdir', dir: d },
+      { op: 'rmdir', dir: d },
+    ]);
+    assert.deepEqual(res, [true, false, true, true, true]);
+    assert.ok(!fs.existsSync(d));
+    fs.writeFileSync(path.join(dir, 'plain'), 'x');
+    await assert.rejects(store.batch([{ op: 'rmdir', dir: path.join(dir, 'plain') }]), (e: NetlinkError) => e.code === 'ENOTDIR' && e.op === 'rmdir');
+  });
+
   it('an unexpected error stops the batch: code, index, and the results before it', async () => {
     fs.writeFileSync(path.join(dir, 'plain'), 'x');
     const ok = path.join(dir, 'ok');
