@@ -5,10 +5,10 @@
  * is the command itself: its pid, stdio, exit code and signals are the command's own. No shell,
  * no `nsenter`, no `ip netns exec`.
  */
-import { execFile, spawn as nodeSpawn, ChildProcess, SpawnOptions } from 'node:child_process';
+import { spawn as nodeSpawn, ChildProcess, SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, NetmodesError } from '../errors';
+import { ConfigError } from '../errors';
 
 /** What the helper needs to know about a sandbox. */
 export interface ExecTarget {
@@ -76,17 +76,4 @@ export function spawnIn(
   }
   if (argv0 !== undefined) extra.push('--argv0', String(argv0));
   return nodeSpawn(execHelperPath(), execArgs(target, command, args, extra), rest);
-}
-
-/**
- * Sets `lo` up inside a namespace (SIOCSIFFLAGS, by the helper: `netmodes-exec --netns P --lo-up`).
- * Stands in until lib/netlink offers link up; then this becomes one RTM_NEWLINK from the addon.
- */
-export function loopbackUp(netns: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(execHelperPath(), ['--netns', netns, '--lo-up'], { timeout: 10000 }, (err, _out, stderr) => {
-      if (!err) return resolve();
-      reject(new NetmodesError('ELOOPBACK', `cannot set lo up in ${netns}: ${String(stderr).trim() || err.message}`, { cause: err }));
-    });
-  });
 }

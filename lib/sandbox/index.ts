@@ -40,7 +40,8 @@ import { assertHostname, buildHosts, buildResolvConf } from '../dnsfiles';
 import { parsePortSpecs } from '../portspec';
 import { createBridgeNetwork, openBridgeNetwork, reapDetached } from '../modes/bridge';
 import type { BridgeNetwork, Endpoint, PortSpec, PublishedPort } from '../modes/bridge';
-import { spawnIn, loopbackUp, ExecTarget } from './exec';
+import { spawnIn, ExecTarget } from './exec';
+import { linkSet } from '../netlink';
 import {
   HOST_NETNS,
   SandboxMode,
@@ -432,7 +433,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
       throw err;
     }
     try {
-      await loopbackUp(rec.namespacePath);
+      await linkSet('lo', { up: true }, ns); // one RTM_NEWLINK in the new namespace
       let texts: { resolvConf: string; hosts: string };
       let endpoint: Endpoint | undefined;
       if (net) {

@@ -4,7 +4,6 @@
  *
  *   netmodes-exec [--netns PATH] [--hosts FILE] [--resolv FILE] [--hostname NAME]
  *                 [--uid N] [--gid N] [--argv0 NAME] -- COMMAND [ARGS...]
- *   netmodes-exec --netns PATH --lo-up
  *
  * Steps, in this order:
  *   1. setns(CLONE_NEWNET) into PATH (a named namespace under /run/netns, /proc/PID/ns/net, ...);
@@ -18,8 +17,6 @@
  *   5. execvp(COMMAND): the process keeps its pid, stdio, environment and working directory, so a
  *      caller's ChildProcess sees the command's own exit status and signals.
  *
- * `--lo-up` only sets IFF_UP on `lo` inside PATH (SIOCSIFFLAGS) and exits.
- *
  * Exit status when the command never starts, as `docker run` reports it: 125 for a failure of
  * netmodes-exec itself (bad arguments, setns, mount, hostname, credentials), 126 when the command
  * cannot be executed, 127 when it is not found. A message goes to stderr in each case.
@@ -29,12 +26,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
-#include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
@@ -58,9 +53,8 @@ static void usage(const char *problem) {
   fprintf(stderr,
           "%s: %s\n"
           "usage: %s [--netns PATH] [--hosts FILE] [--resolv FILE] [--hostname NAME] [--uid N] [--gid N]"
-          " [--argv0 NAME] -- COMMAND [ARGS...]\n"
-          "       %s --netns PATH --lo-up\n",
-          prog, problem, prog, prog);
+          " [--argv0 NAME] -- COMMAND [ARGS...]\n",
+          prog, problem, prog);
   exit(EXIT_SETUP);
 }
 
@@ -100,32 +94,15 @@ static void bind_file(const char *src, const char *dst) {
   }
 }
 
-static void loopback_up(void) {
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) die("socket", NULL, errno);
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) die("SIOCGIFFLAGS", "lo", errno);
-  ifr.ifr_flags |= IFF_UP;
-  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) die("SIOCSIFFLAGS", "lo", errno);
-  close(s);
-}
-
 int main(int argc, char **argv) {
   const char *netns = NULL, *hosts = NULL, *resolv = NULL, *hostname = NULL, *argv0 = NULL;
   long uid = -1, gid = -1;
-  int lo_up = 0;
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--") == 0) {
       i++;
       break;
-    }
-    if (strcmp(a, "--lo-up") == 0) {
-      lo_up = 1;
-      continue;
     }
     if (i + 1 >= argc) usage("missing value or command");
     const char *v = argv[++i];
@@ -143,12 +120,6 @@ int main(int argc, char **argv) {
     }
   }
 
-  if (lo_up) {
-    if (!netns || i < argc) usage("--lo-up takes only --netns");
-    enter_netns(netns);
-    loopback_up();
-    return 0;
-  }
   if (i >= argc) usage("no command given");
 
   if (netns) enter_netns(netns);
