@@ -433,7 +433,8 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
       throw err;
     }
     try {
-      await linkSet('lo', { up: true }, ns); // one RTM_NEWLINK in the new namespace
+      // lo up: a bridge connect does it in its own batch; otherwise one RTM_NEWLINK.
+      if (!net) await linkSet('lo', { up: true }, ns);
       let texts: { resolvConf: string; hosts: string };
       let endpoint: Endpoint | undefined;
       if (net) {
