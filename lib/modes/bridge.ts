@@ -63,10 +63,12 @@ const PENDING_PREFIX = 'netmodes-pending:';
 /**
  * TEST-ONLY fault hook: when the environment variable NETMODES_FAULT names `point`, the process
  * kills itself with SIGKILL right there, so crash tests can stop a connect or a disconnect between
- * two of its steps (test/ns/70.reliability-crash.test.ts). Points: connect:after-reserve,
+ * two of its steps (test/ns/70.reliability-crash.test.ts), and a network's create, remove or
+ * reconcile (test/ns/75.reliability-network-crash.test.ts). Points: connect:after-reserve,
  * connect:after-record, connect:after-elements, connect:after-veth, connect:after-routes,
- * disconnect:after-elements, disconnect:after-detach, disconnect:after-release. Unset, it costs
- * one environment lookup.
+ * disconnect:after-elements, disconnect:after-detach, disconnect:after-release,
+ * network:after-record, remove:after-endpoints, remove:after-kernel, remove:after-state,
+ * reconcile:after-veths. Unset, it costs one environment lookup.
  */
 function fault(point: string): void {
   if (process.env.NETMODES_FAULT === point) process.kill(process.pid, 'SIGKILL');
@@ -307,9 +309,14 @@ export async function createBridgeNetwork(opts: BridgeNetworkOptions): Promise<B
       ipv6,
       created: new Date().toISOString(),
     };
+    // A state directory without a record is what a remove() killed before its last step left:
+    // its files must not pass for this network's.
+    await fsp.rm(path.join(networksDir(), opts.name), { recursive: true, force: true });
+    store.forgetDirs(path.join(networksDir(), opts.name));
     // The record goes first: a crash after it leaves a network that openBridgeNetwork() and
     // reconcile() complete (or remove() takes down).
     await store.writeJson(file, rec);
+    fault('network:after-record');
     const net = new BridgeNetwork(rec, host);
     try {
       await net.setupKernel(false);
@@ -1181,11 +1188,17 @@ export class BridgeNetwork {
         if (this.eps.size && !opts.force)
           throw new NetmodesError('ENETWORKINUSE', `network ${this.name} has ${this.eps.size} endpoint(s) attached (use force)`);
         for (const rec of [...this.eps.values()]) await this.detach(rec);
+        fault('remove:after-endpoints');
         await reaper.flush();
         await this.teardownKernel();
-        await store.removeFile(file);
+        fault('remove:after-kernel');
+        // The state directory before the record: a remove() killed in between leaves a record
+        // with nothing behind it, which remove() (or reconcile()) finishes; never files without
+        // a record.
         await fsp.rm(this.dir, { recursive: true, force: true });
         store.forgetDirs(this.dir);
+        fault('remove:after-state');
+        await store.removeFile(file);
         this.removed = true;
       });
     });
@@ -1257,6 +1270,7 @@ export class BridgeNetwork {
           report.removedVeths.push(l.name);
         }
       }
+      fault('reconcile:after-veths');
       const detached = links.filter((l) => l.group === REAP_GROUP);
       if (detached.length) {
         await reaper.flush(true);

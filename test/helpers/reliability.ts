@@ -79,6 +79,7 @@ export function inconsistencies(net: string, bridge: string, nsPaths: string[]):
   const bad: string[] = [];
   const recs = records(net);
   const id12 = networkId(net).slice(0, 12);
+  const icc = JSON.parse(fs.readFileSync(path.join(STATE, 'networks', `${net}.json`), 'utf8')).icc !== false;
   const dir = path.join(STATE, 'networks', net);
   // Store: one record file per endpoint, nothing half-written, no stray temp files.
   const epFiles = fs.existsSync(path.join(dir, 'endpoints')) ? fs.readdirSync(path.join(dir, 'endpoints')) : [];
@@ -140,7 +141,8 @@ export function inconsistencies(net: string, bridge: string, nsPaths: string[]):
   for (const r of recs) {
     const mine = els.filter(([, c]) => c === `${id12}:${r.id}`);
     // A link whose target left (or is an earlier endpoint of that id) is over: no elements.
-    want += r.ports.length + 2 * r.links.filter((l) => recs.some((x) => x.id === l.id && x.ip === l.ip)).length;
+    want += r.ports.length + 2 * r.links.filter((l) => recs.some((x) => x.id === l.id && x.ip === l.ip)).length + (icc ? 0 : 1);
+    if (!icc && !mine.some(([s, , t]) => s === 'bridge/noicc' && t.includes(`"${r.hostVeth}"`))) bad.push(`record ${r.id}: no noicc element for ${r.hostVeth}`);
     for (const p of r.ports)
       if (!mine.some(([s, , t]) => s === 'inet/pub4any' && t.includes(`${p.hostPort}`) && t.includes(`"${r.ip}"`)))
         bad.push(`record ${r.id}: no pub4any element for ${p.hostPort} -> ${r.ip}`);
