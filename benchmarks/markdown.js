@@ -88,6 +88,11 @@ function markdown(R) {
     out.push(`Long churn: ${ks[ks.length - 1]} cycles, ${m.inFlight} in flight, ${f(m.cyclesPerSecond, 0)} cycles/s; 1 ms timer late by ${f(m.eventLoopLag.p99)} ms at p99, ${f(m.eventLoopLag.max)} ms at most; ` +
       `RSS${m.cycles[ks[0]].rssBeforeGcMiB !== undefined ? ' after a full GC' : ''} ${ks.map((k) => `${f(m.cycles[k].rssMiB, 1)} MiB after ${f(Number(k), 0)}`).join(', ')}` +
       (ks.every((k) => m.cycles[k].youngMiB != null) ? ` (V8's young generation ${ks.map((k) => f(m.cycles[k].youngMiB, 0)).join(' → ')} MiB)` : '') + '.');
+    const w = m.afterWarmup;
+    if (w) {
+      const kw = Object.keys(w.cycles);
+      out.push(`After a warm-up of ${f(w.warmup, 0)} cycles (V8's heap sized): RSS ${kw.map((k) => `${f(w.cycles[k].rssMiB, 1)} MiB after ${f(Number(k), 0)} more`).join(', ')} (growth ${f(w.rssGrowthMiB, 1)} MiB).`);
+    }
     const y = m.youngFixed;
     if (y) {
       const ky = Object.keys(y.cycles);

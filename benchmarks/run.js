@@ -4,7 +4,7 @@
 //
 //   node benchmarks/run.js [--quick] [--peers netmodes,cfloor,netavark,cni,ip,ipbatch] [--n 500] [--ip-n 200] [--slow-n 100]
 //        [--repeat 3] [--warmup 1000] [--conc 8,64] [--scale 10,1000,5000] [--peer-scale 10,250] [--no-scale] [--no-datapath]
-//        [--no-churn] [--out FILE]
+//        [--churn 500,5000,20000 | --no-churn] [--out FILE]
 //
 // Per container: namespace exists -> attached to a bridge with an address, a default route and one
 // published TCP port -> detached. Peers (benchmarks/peers/): netavark 1.4 and the CNI plugins as a
@@ -57,6 +57,7 @@ function parseArgs(argv) {
       case '--peer-scale': o.peerScale = list(next()).map(Number); break;
       case '--no-scale': o.scale = []; o.peerScale = []; o.fastPeerScale = []; o.portsScale = false; break;
       case '--no-churn': o.churn = null; break;
+      case '--churn': { const [small, large, long] = list(next()).map(Number); o.churn = { small, large, ...(long ? { long } : {}) }; break; }
       case '--no-datapath': o.datapath = null; break;
       case '--out': o.out = next(); break;
       case '--report': o.report = next(); break;
@@ -387,6 +388,9 @@ async function churnLoop(churn, log, keep) {
   // RSS at `small` and `large` cycles (what the issue compares), and at `long` to show where it settles.
   const { small, large, long } = churn;
   const marks = [small, large, ...(long ? [long] : [])];
+  // The issue's comparison again once V8 has sized its heap: `large` cycles of warm-up, then
+  // RSS after `small` and after `large` more (within the long run: no extra cycles).
+  const warmMarks = long && long >= 2 * large ? [large + small, 2 * large] : [];
   const total = marks[marks.length - 1];
   const pool = 100; const inFlight = 8;
   const list = range(0, pool);
@@ -404,6 +408,11 @@ async function churnLoop(churn, log, keep) {
       await prun.runPool(batch, inFlight, (i) => peer.setupAsync(i));
       await prun.runPool(batch, inFlight, (i) => peer.teardownAsync(i));
       const before = done; done += batch.length;
+      for (const m of warmMarks)
+        if (before < m && done >= m) {
+          (res.afterWarmup ??= { warmup: large, cycles: {} }).cycles[m - large] = rss();
+          log(`  after ${done} (${m - large} after the warm-up): RSS ${res.afterWarmup.cycles[m - large].rssMiB} MiB`);
+        }
       for (const m of marks)
         if (before < m && done >= m) {
           res.cycles[m] = rss();
@@ -424,6 +433,11 @@ async function churnLoop(churn, log, keep) {
   res.retainedGrowthMiB = r3(retained(large) - retained(small));
   if (long) res.retainedGrowthAfterLargeMiB = r3(retained(long) - retained(large));
   if (long) res.rssGrowthAfterLargeMiB = r3(res.cycles[long].rssMiB - res.cycles[large].rssMiB);
+  if (res.afterWarmup) {
+    const w = res.afterWarmup.cycles;
+    res.afterWarmup.rssGrowthMiB = r3(w[large].rssMiB - w[small].rssMiB);
+    res.afterWarmup.retainedGrowthMiB = r3(w[large].heapUsedMiB + w[large].mallocInUseMiB - w[small].heapUsedMiB - w[small].mallocInUseMiB);
+  }
   return res;
 }
 
@@ -661,6 +675,12 @@ function report(R) {
     if (x.retainedGrowthMiB !== undefined)
       out.push(`  retained memory (live JS heap + C heap in use): ${fmt(x.retainedGrowthMiB, 2)} MiB from ${ks[0]} to ${ks[1]} cycles` +
         (x.retainedGrowthAfterLargeMiB !== undefined ? `, ${fmt(x.retainedGrowthAfterLargeMiB, 2)} MiB from ${ks[1]} to ${ks[2]}` : ''));
+    const w = x.afterWarmup;
+    if (w) {
+      const kw = Object.keys(w.cycles);
+      out.push(`  after a warm-up of ${w.warmup} cycles (V8's heap sized): RSS ${kw.map((k) => `${fmt(w.cycles[k].rssMiB, 1)} MiB after ${k} more`).join(', ')} ` +
+        `(growth ${fmt(w.rssGrowthMiB, 1)} MiB; V8 young generation ${kw.map((k) => fmt(w.cycles[k].youngMiB, 0)).join(' -> ')} MiB; retained ${fmt(w.retainedGrowthMiB, 2)} MiB)`);
+    }
     const y = x.youngFixed;
     if (y) {
       const ky = Object.keys(y.cycles);
