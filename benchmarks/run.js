@@ -286,11 +286,13 @@ async function netmodesScaling(peer, { k, extra, keep }) {
   const res = { peer: 'netmodes', k, extra };
   for (const i of [...base, ...more]) sb.netnsAdd(c.nsName(i));
   await peer.init();
+  res.quiesce = await prun.quiesce(); // as benchScaling
   try {
     const t = process.hrtime.bigint();
     const pre = await prun.timeSeq(base, (i) => peer.setup(i));
     if (pre.errors.length) res.prefillErrors = pre.errors.length;
     res.prefill = { how: 'seq', ms: Math.round(c.hrms(t)), msPerContainer: k ? r3(c.hrms(t) / k) : null };
+    res.quiesceExtra = await prun.quiesce();
     res.setup = prun.summary(await prun.timeSeq(more, (i) => peer.setup(i)));
     res.teardown = prun.summary(await prun.timeSeq(more, (i) => peer.teardown(i)));
     const host = nm.currentNamespace();

@@ -137,6 +137,34 @@ async function settle({ keep = [], timeoutMs = 120000 } = {}) {
   }
 }
 
+/** CPU time of the whole machine from /proc/stat: [busy, total] in clock ticks. */
+function cpuTicks() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return [total - f[3] - (f[4] || 0), total]; // idle and iowait are not busy
+}
+
+/**
+ * Waits until the machine is quiet: the kernel finishes deleting namespaces (and the veths in
+ * them) in a worker thread after `ip netns del` returns, for seconds after hundreds of them, and
+ * would otherwise compete with whatever is timed next. Quiet = under 10% of the CPUs busy in two
+ * consecutive 250 ms windows (at most `timeoutMs`).
+ */
+async function quiesce({ timeoutMs = 30000 } = {}) {
+  const t0 = Date.now();
+  let calm = 0;
+  let last = 1;
+  while (Date.now() - t0 < timeoutMs) {
+    const [b0, t0t] = cpuTicks();
+    await sleep(250);
+    const [b1, t1t] = cpuTicks();
+    last = t1t > t0t ? (b1 - b0) / (t1t - t0t) : 0;
+    calm = last < 0.1 ? calm + 1 : 0;
+    if (calm >= 2) break;
+  }
+  return { ms: Date.now() - t0, busy: Math.round(last * 1000) / 1000 };
+}
+
 /** Leaves the sandbox host clean for the next peer; returns what had been left behind. */
 async function cleanSandbox(keep) {
   const waited = await settle({ keep });
@@ -175,6 +203,8 @@ async function benchPeer(peer, { n = 200, conc = [8, 64], keep = [], log = conso
   log(`[${peer.name}] creating ${n} namespaces`);
   res.nsCreate = await createNamespaces(list);
   res.info = (await peer.init()) || null;
+  // The previous run's namespaces may still be being cleaned up by the kernel.
+  res.quiesce = await quiesce();
   try {
     if (peer.setupAll) {
       log(`[${peer.name}] batch setup of ${n}`);
@@ -227,6 +257,7 @@ async function benchScaling(peer, { k, extra = 20, prefill = 'seq', keep = [], l
   log(`[${peer.name}] scaling: ${k} attached + ${extra}`);
   for (const i of [...base, ...more]) sb.netnsAdd(c.nsName(i));
   await peer.init();
+  res.quiesce = await quiesce(); // the previous section's namespaces may still be being deleted
   try {
     const t = process.hrtime.bigint();
     if (k > 0) {
@@ -240,6 +271,7 @@ async function benchScaling(peer, { k, extra = 20, prefill = 'seq', keep = [], l
       }
     }
     res.prefill = { how: peer.setupAll ? 'batch' : prefill, ms: Math.round(c.hrms(t)), msPerContainer: k ? Math.round((c.hrms(t) / k) * 1000) / 1000 : null };
+    res.quiesceExtra = await quiesce();
     if (peer.selfTimed) {
       // The C floor: the extra containers in one process each way, p50/p99 from its own per-container
       // times (one process per container would time the exec, not the kernel).
@@ -374,7 +406,7 @@ async function main(argv = process.argv.slice(2)) {
 
 module.exports = {
   PEER_MODULES, getPeer, parseArgs, timeSeq, runPool, summary, createNamespaces, deleteNamespaces,
-  settle, cleanSandbox, spawnFloor, batchSummary, benchPeer, benchScaling, report, main,
+  settle, quiesce, cleanSandbox, spawnFloor, batchSummary, benchPeer, benchScaling, report, main,
 };
 
 if (require.main === module) {

@@ -773,7 +773,8 @@ export class BridgeNetwork {
         // 0.0.0.0 conflicts with every specific address on the same port, and the reverse.
         if (!mine || others.some((o) => o !== p.hostIp && hostIpsConflict(o, p.hostIp))) portBusy ??= p;
       }
-      for (const l of links) if (res[k++] === true) fsUndo.push({ op: 'remove', file: this.linkFile(l.id, id) }, { op: 'rmdir', dir: this.linkedDir(l.id) });
+      // (fsUndo runs in reverse: the file goes, then its directory if that left it empty.)
+      for (const l of links) if (res[k++] === true) fsUndo.push({ op: 'rmdir', dir: this.linkedDir(l.id) }, { op: 'remove', file: this.linkFile(l.id, id) });
       if (!epMine) throw new NetmodesError('EENDPOINTEXISTS', `endpoint ${JSON.stringify(id)} already exists on network ${this.name}`);
       if (portBusy) throw new NetmodesError('EPORTINUSE', `${portBusy.protocol} port ${portBusy.hostIp}:${portBusy.hostPort} is already published`);
       let changed = false;

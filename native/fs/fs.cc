@@ -113,7 +113,9 @@ void WriteAll(int fd, const std::string& data, const std::string& path) {
 // A new private file with `data` in it (O_EXCL); makes the directory when missing.
 void CreateTemp(const std::string& tmp, const std::string& data, bool sync) {
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0 && errno == ENOENT) {
+  // A missing directory is made; another thread's rmdir (of an emptied linked/TARGET directory)
+  // may take it away again before the open, so a few tries.
+  for (int tries = 0; fd < 0 && errno == ENOENT && tries < 8; tries++) {
     MakeDirs(DirOf(tmp));
     fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   }

@@ -99,6 +99,12 @@ describe('56 bridge mode: links end with either end', function () {
     assert.ok(app.ip);
   });
 
+  it('a connect with a link that fails for another reason (EPORTINUSE) leaves no registration behind', async () => {
+    await net.connect(nss[0], { id: 'db', ports: ['45600:80'] });
+    await assert.rejects(net.connect(nss[1], { id: 'app', ports: ['45600:80'], links: [{ endpoint: 'db' }] }), (e: NetmodesError) => e.code === 'EPORTINUSE');
+    assert.ok(!existsSync(path.join(linkedDir(), 'db')), 'the registration and its directory went with the rollback');
+  });
+
   it('a link registered after the target listed its linkers is still taken away', async () => {
     const db = await net.connect(nss[0], { id: 'db' });
     await net.connect(nss[1], { id: 'app', links: [{ endpoint: 'db' }] });
