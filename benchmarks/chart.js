@@ -11,7 +11,7 @@ const path = require('path');
 
 const COLORS = { netmodes: '#d6336c', cfloor: '#212529', cfloorgroup: '#adb5bd', cfloorv4: '#5f3dc4', ipbatch: '#495057', floorgroup: '#868e96', ip: '#1c7ed6', netavark: '#f59f00', cni: '#37b24d' };
 const LABEL = {
-  netmodes: 'netmodes', cfloor: 'C floor: raw netlink', cfloorgroup: 'C floor, bulk delete', cfloorv4: 'C floor, bulk, no IPv6, 1 queue', ipbatch: 'floor: ip -batch + nft -f', floorgroup: 'floor, bulk delete by group', ip: 'ip/nft, process per op',
+  netmodes: 'netmodes', cfloor: 'C floor: raw netlink', cfloorgroup: 'C floor, bulk delete', cfloorv4: 'C floor, no IPv6, 1 queue', ipbatch: 'floor: ip -batch + nft -f', floorgroup: 'floor, bulk delete by group', ip: 'ip/nft, process per op',
   netavark: 'netavark 1.4', cni: 'CNI bridge+portmap',
 };
 const ORDER = ['netmodes', 'cfloor', 'cfloorgroup', 'cfloorv4', 'ipbatch', 'floorgroup', 'ip', 'netavark', 'cni'];
@@ -37,7 +37,7 @@ function barPanel(R, x0, y0, w, h) {
   if (!names.length) return out.join('\n');
   const vals = names.map((n) => S[n].cycleMs);
   // The axis starts at least half a decade below the smallest bar, so that bar stays visible.
-  const lo = 10 ** Math.floor(Math.log10(Math.min(...vals) / 3)); const hi = 10 ** Math.ceil(Math.log10(Math.max(...vals) * 1.6));
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...vals) / 3)); const hi = 10 ** Math.ceil(Math.log10(Math.max(...vals) * 5));
   const labelW = 170; const px = x0 + labelW; const pw = w - labelW - 10;
   const X = (v) => px + ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * pw;
   for (const t of logTicks(lo, hi)) {

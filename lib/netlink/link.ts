@@ -10,8 +10,8 @@ import * as v from './validate';
 
 /**
  * Creates a link (veth pair, bridge or dummy) in `ns`, all options in the creating request where
- * the kernel allows it: name, MTU, MAC, group, txqlen, master, namespace, and a veth's peer with
- * its final name directly in its own namespace.
+ * the kernel allows it: name, MTU, MAC, group, txqlen, queues, master, namespace, and a veth's
+ * peer with its final name directly in its own namespace.
  *
  * Kernel behaviour (Linux 6.18) that costs extra messages, sent in the same call:
  * - a veth peer cannot come up in the creating request (ENOTCONN: the kernel configures the peer
