@@ -16,6 +16,7 @@ export interface Rec {
   id: string;
   namespace: string;
   ip: string;
+  ipv6?: string;
   mac: string;
   hostVeth: string;
   ports: Array<{ protocol: string; hostIp: string; hostPort: number; containerPort: number }>;
@@ -91,7 +92,7 @@ export function inconsistencies(net: string, bridge: string, nsPaths: string[]):
   if (new Set(ports).size !== ports.length) bad.push(`duplicate host port among ${ports.join(',')}`);
   // Reservations: exactly the records' addresses and ports, owned by them.
   const ipRes = walk(path.join(dir, 'ip')).map((f) => [path.basename(f), fs.readFileSync(f, 'utf8')]);
-  const wantIp = new Map(recs.map((r) => [r.ip, `${id12}:${r.id}`]));
+  const wantIp = new Map(recs.flatMap((r) => [[r.ip, `${id12}:${r.id}`], ...(r.ipv6 ? [[r.ipv6, `${id12}:${r.id}`]] : [])] as Array<[string, string]>));
   for (const [ip, owner] of ipRes) if (wantIp.get(ip) !== owner) bad.push(`ip reservation ${ip} (${owner}) explained by no record`);
   if (ipRes.length !== wantIp.size) bad.push(`${ipRes.length} ip reservations for ${wantIp.size} records`);
   const portRes = walk(path.join(STATE, 'ports')).map((f) => [path.relative(path.join(STATE, 'ports'), f), fs.readFileSync(f, 'utf8')]);
@@ -128,6 +129,12 @@ export function inconsistencies(net: string, bridge: string, nsPaths: string[]):
       if (v4.join() !== r.ip) bad.push(`namespace ${name}: addresses ${v4.join(',')} vs record ${r.ip}`);
       const routes = ipj(['route', 'show', 'default'], name);
       if (routes.length !== 1) bad.push(`namespace ${name}: ${routes.length} default routes`);
+      if (r.ipv6) {
+        const v6 = addrs.flatMap((a: any) => a.addr_info.filter((i: any) => i.family === 'inet6' && i.scope === 'global').map((i: any) => i.local));
+        if (v6.join() !== r.ipv6) bad.push(`namespace ${name}: IPv6 addresses ${v6.join(',')} vs record ${r.ipv6}`);
+        const routes6 = ipj(['-6', 'route', 'show', 'default'], name);
+        if (routes6.length !== 1) bad.push(`namespace ${name}: ${routes6.length} IPv6 default routes`);
+      }
     }
   }
   // Permanent neighbour entries on the bridge: exactly the records' addresses.
@@ -141,7 +148,12 @@ export function inconsistencies(net: string, bridge: string, nsPaths: string[]):
   for (const r of recs) {
     const mine = els.filter(([, c]) => c === `${id12}:${r.id}`);
     // A link whose target left (or is an earlier endpoint of that id) is over: no elements.
-    want += r.ports.length + 2 * r.links.filter((l) => recs.some((x) => x.id === l.id && x.ip === l.ip)).length + (icc ? 0 : 1);
+    // A port on all addresses is published for both families on a dual-stack endpoint.
+    const portEls = r.ports.reduce((n, p) => n + (r.ipv6 && p.hostIp === '0.0.0.0' ? 2 : 1), 0);
+    want += portEls + 2 * r.links.filter((l) => recs.some((x) => x.id === l.id && x.ip === l.ip)).length + (icc ? 0 : 1);
+    for (const p of r.ports)
+      if (r.ipv6 && p.hostIp === '0.0.0.0' && !mine.some(([s, , t]) => s === 'inet/pub6any' && t.includes(`${p.hostPort}`) && t.includes(`"${r.ipv6}"`)))
+        bad.push(`record ${r.id}: no pub6any element for ${p.hostPort} -> ${r.ipv6}`);
     if (!icc && !mine.some(([s, , t]) => s === 'bridge/noicc' && t.includes(`"${r.hostVeth}"`))) bad.push(`record ${r.id}: no noicc element for ${r.hostVeth}`);
     for (const p of r.ports)
       if (!mine.some(([s, , t]) => s === 'inet/pub4any' && t.includes(`${p.hostPort}`) && t.includes(`"${r.ip}"`)))

@@ -1,11 +1,12 @@
 /**
- * Crash consistency of a network's own life: a child process loops create network -> connect two
- * endpoints (published ports, a link) -> reconcile -> disconnect one -> remove, and is killed with
- * SIGKILL at random moments and at chosen steps of create, reconcile and remove (NETMODES_FAULT).
- * After each kill a fresh process finds the network either gone without a trace or present and
- * reconcilable to a consistent, working state (test/helpers/reliability.ts); then it is removed,
- * and nothing of it may be left: no bridge, veth, nftables table, record, state directory or
- * reservation. RELIABILITY_ROUNDS=N for a long run (default 16).
+ * Crash consistency of a network's own life, on the shapes test 70 does not churn (dual stack,
+ * icc=false): a child process loops create network -> connect two endpoints (published ports, a
+ * link) -> reconcile -> disconnect one -> remove, and is killed with SIGKILL at random moments and
+ * at chosen steps of create, reconcile and remove (NETMODES_FAULT). After each kill a fresh process
+ * finds the network either gone without a trace or present and reconcilable to a consistent,
+ * working state (test/helpers/reliability.ts; both address families answer ping); then it is
+ * removed, and nothing of it may be left: no bridge, veth, nftables table, record, state directory
+ * or reservation. RELIABILITY_ROUNDS=N for a long run (default 16).
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
@@ -26,7 +27,7 @@ const faultAfter = Number(process.env.FAULT_AFTER ?? -1);
 (async () => {
   for (let i = 0; i < 100000; i++) {
     if (i === faultAfter) process.env.NETMODES_FAULT = process.env.FAULT_POINT;
-    const net = await nm.createBridgeNetwork({ name, subnet: '10.75.0.0/24', icc: false });
+    const net = await nm.createBridgeNetwork({ name, subnet: '10.75.0.0/24', ipv6: { subnet: 'fd75::/64' }, icc: false });
     const a = await net.connect(nss[0], { id: 'a', ports: ['45000:80'] });
     await net.connect(nss[1], { id: 'b', ports: ['45001:80'], links: [{ endpoint: 'a' }] });
     await net.reconcile();
@@ -110,6 +111,7 @@ describe('75 reliability: crash consistency of a network\'s create, reconcile an
         assert.deepEqual(bad, [], `${what}: ${bad.join('\n')}`);
         for (const r of records(NAME)) {
           assert.ok(ping(r.ip), `${what}: ${r.ip} does not answer ping after reconcile`);
+          assert.ok(r.ipv6 && ping(r.ipv6), `${what}: ${r.ipv6} does not answer ping after reconcile`);
           stats.checked++;
         }
         const rm = await nodeScript(REMOVE_JS, [NAME]);
