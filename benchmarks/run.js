@@ -727,7 +727,11 @@ async function main() {
   // Without netmodes in --peers: the peers alone (no netmodes column, no churn and no netmodes data path).
   const dist = path.join(__dirname, '..', 'dist', 'lib', 'index.js');
   if (!fs.existsSync(dist)) throw new Error('dist/lib is missing: run `npm install && npx tsc -p .` first');
-  const sandbox = sb.ensureSandbox(); // outside: installs missing peers (apt-get), re-executes under unshare, never returns
+  // Outside: installs the missing tools of the peers asked for (apt-get), re-executes under unshare, never returns.
+  const tools = ['ip', 'nft', 'unshare', 'sysctl'];
+  if (opts.peers.includes('netavark')) tools.push('iptables', 'netavark');
+  if (opts.peers.includes('cni')) tools.push('iptables', 'cni-bridge');
+  const sandbox = sb.ensureSandbox({ tools });
   const stateDir = sb.workPath('netmodes-state');
   process.env.NETMODES_STATE_DIR = stateDir; // the library's state store on the sandbox's tmpfs
   nm = require(dist);

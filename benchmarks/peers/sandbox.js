@@ -54,15 +54,16 @@ function findTool(name) {
 }
 
 /** Installs the peers' Debian packages when a tool is missing (must run outside the sandbox: it needs the network). */
-function ensurePackages({ log = console.error } = {}) {
-  const missing = TOOLS.filter((t) => !t.paths.some((p) => fs.existsSync(p)));
+function ensurePackages({ log = console.error, tools = null } = {}) {
+  const wanted = tools ? TOOLS.filter((t) => tools.includes(t.name)) : TOOLS;
+  const missing = wanted.filter((t) => !t.paths.some((p) => fs.existsSync(p)));
   if (!missing.length) return [];
   const pkgs = [...new Set(missing.map((t) => t.pkg))];
   log(`[sandbox] missing ${missing.map((t) => t.name).join(', ')}: installing ${pkgs.join(' ')} with apt-get`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'inherit', 'inherit'], env });
   execFileSync('apt-get', ['install', '-y', '-qq', ...pkgs], { stdio: ['ignore', 'inherit', 'inherit'], env });
-  const still = TOOLS.filter((t) => !t.paths.some((p) => fs.existsSync(p)));
+  const still = wanted.filter((t) => !t.paths.some((p) => fs.existsSync(p)));
   if (still.length) throw new Error(`still missing after install: ${still.map((t) => t.name).join(', ')}`);
   return pkgs;
 }
@@ -151,10 +152,11 @@ function setupInside() {
  * then re-executes this same script under unshare and exits with the child's status (never returns).
  * Inside, it verifies the namespace and prepares it; returns { netnsInode, hostInode, workDir }.
  */
-function ensureSandbox({ log = console.error } = {}) {
+/** `tools`: the names (TOOLS) this run needs; default all of them. */
+function ensureSandbox({ log = console.error, tools = null } = {}) {
   if (verified) return info();
   if (process.env[ENV_MARK] !== '1') {
-    ensurePackages({ log });
+    ensurePackages({ log, tools });
     const hostIno = netnsInode();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pbench-'));
     const unshare = findTool('unshare');

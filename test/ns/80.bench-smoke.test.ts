@@ -1,0 +1,46 @@
+/**
+ * The benchmark script still runs (issue 6's deliverable): a very small run of netmodes against the
+ * like-for-like C floor through every section but the data path, in the script's own nested
+ * sandbox. It must verify both, time them without errors, and write its JSON, tables and chart.
+ * Figures are not judged here (speed is measured by `npm run bench`, not by tests).
+ */
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { sandboxed } from '../helpers/kernel';
+
+const root = path.resolve(__dirname, '..', '..', '..');
+
+describe('80 benchmark script: a small run end to end', function () {
+  this.timeout(240000);
+  before(sandboxed);
+
+  it('netmodes and the C floor: verified, timed, JSON + tables + chart written', () => {
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nm-bench-')), 'r.json');
+    const args = [
+      path.join(root, 'benchmarks', 'run.js'), '--quick', '--peers', 'netmodes,cfloorv4', '--n', '30', '--warmup', '20',
+      '--conc', '8', '--scale', '10', '--peer-scale', '10', '--churn', '50,100', '--no-datapath', '--out', out,
+    ];
+    const chart = path.join(root, 'benchmarks', 'results', 'chart-quick.svg');
+    fs.rmSync(chart, { force: true });
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 230000 });
+    assert.equal(r.status, 0, `bench exited ${r.status ?? r.signal}: ${r.stderr.slice(-3000)}`);
+    const R = JSON.parse(fs.readFileSync(out, 'utf8'));
+    assert.ok(R.verifyPeers.netmodes.ok && R.verifyPeers.cfloorv4.ok, 'both did the work they are timed for');
+    for (const name of ['netmodes', 'cfloorv4']) {
+      const s = R.churn.summary[name];
+      assert.equal(s.errors, 0, name);
+      assert.ok(s.cycleMs > 0 && Number.isFinite(s.cycleMs), `${name}: ${s.cycleMs}`);
+    }
+    assert.equal(R.churn.warmup.cycles, 20);
+    assert.equal(R.churn.summary.netmodes.concurrent[0].errors, 0);
+    assert.ok(R.scaling.some((x: any) => x.peer === 'netmodes' && x.kernelProbe), 'netmodes scaling with its kernel probe');
+    assert.ok(R.churnMemory.cycles['100'].rssMiB > 0 && R.churnMemory.youngFixed, 'section 4, both child runs');
+    assert.match(r.stdout, /^netmodes\s+30\s/m, 'the sequential table');
+    assert.match(r.stdout, /vs floor/);
+    assert.ok(fs.readFileSync(chart, 'utf8').startsWith('<svg'), 'the chart');
+    fs.rmSync(path.dirname(out), { recursive: true, force: true });
+  });
+});
