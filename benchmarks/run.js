@@ -301,8 +301,8 @@ async function netmodesScaling(peer, { k, extra, keep }) {
       const ns = await nm.openNamespace(c.nsPath(i));
       const name = `pbk${i}`;
       const t0 = process.hrtime.bigint();
-      // One queue pair per end, as netmodes makes its veths (vethQueues 1).
-      await nm.batch([{ op: 'linkAdd', ns: host, name, kind: 'veth', up: true, noIpv6: true, queues: 1, peer: { name: 'eth9', ns, up: true, queues: 1 } }]);
+      // As netmodes makes its veths: one queue pair per end, no IPv6 on the host end.
+      await nm.batch([{ op: 'linkAdd', ns: host, name, kind: 'veth', up: true, noIpv6: true, disableIpv6: true, queues: 1, peer: { name: 'eth9', ns, up: true, queues: 1 } }]);
       const add = c.hrms(t0);
       const t1 = process.hrtime.bigint();
       await nm.linkDel(name, host);

@@ -10,6 +10,8 @@
 //            --no-ipv6 (attach: both veth ends with IPv6 address generation off, as netmodes does)
 //            --queues N (attach: N transmit and N receive queues on both veth ends, as netmodes'
 //            vethQueues; default: the kernel's, one per possible CPU)
+//            --disable-ipv6 (attach: net.ipv6.conf.VETH.disable_ipv6 = 1 on the host end right after
+//            the create, as netmodes does for its bridge ports)
 //   LINES:   one container per line: "<netns path> <host veth> <ipv4> <published port>"
 //
 // Per container, the same kernel work as the ip/ipbatch peers (benchmarks/peers/iproute.js):
@@ -208,7 +210,7 @@ static struct sock nl_open_in(int nsfd, int home, int proto) {
 
 struct opts {
   const char *bridge, *gateway, *table, *map;
-  int prefix, port, ipv6;
+  int prefix, port, ipv6, port_no_ipv6;
   uint32_t group, queues;
 };
 
@@ -248,6 +250,19 @@ static void veth_add(struct sock *s, const struct container *c, int nsfd, int br
   nest_end(&b, data);
   nest_end(&b, info);
   exchange(s, &b, s->seq, "veth add", NULL, NULL);
+}
+
+/** sysctl -w net.ipv6.conf.NAME.disable_ipv6=1 (a kernel without IPv6 has nothing to disable). */
+static void disable_ipv6(const char *name) {
+  char path[128];
+  snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", name);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return;
+    die("open %s: %s", path, strerror(errno));
+  }
+  if (write(fd, "1", 1) != 1) die("write %s: %s", path, strerror(errno));
+  close(fd);
 }
 
 /** ip link set NAME up (the kernel resolves the name). */
@@ -385,6 +400,7 @@ static void attach(const struct opts *o, const struct container *c, struct sock 
   int nsfd = open(c->ns, O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) die("open %s: %s", c->ns, strerror(errno));
   veth_add(host, c, nsfd, bridge, o->ipv6 ? IFF_UP : 0, o->queues);
+  if (o->port_no_ipv6) disable_ipv6(c->veth);
   struct sock in = nl_open_in(nsfd, home, NETLINK_ROUTE);
   addr_add(&in, link_index(&in, "eth0"), c->ip, o->prefix);
   link_up(&in, "lo");
@@ -411,7 +427,7 @@ static void detach(const struct opts *o, const struct container *c, struct sock 
 
 static void usage(void) {
   fprintf(stderr, "usage: floor attach|detach|detach-group [--bridge B] [--gateway IP] [--prefix N] [--table T] [--map M]\n"
-                  "             [--port P] [--group G] [--no-ipv6] [--queues N] < lines of \"netns-path veth ipv4 port\"\n");
+                  "             [--port P] [--group G] [--no-ipv6] [--queues N] [--disable-ipv6] < lines of \"netns-path veth ipv4 port\"\n");
   exit(2);
 }
 
@@ -443,6 +459,10 @@ int main(int argc, char **argv) {
   for (int k = 2; k < argc; k++) {
     if (!strcmp(argv[k], "--no-ipv6")) {
       o.ipv6 = 0;
+      continue;
+    }
+    if (!strcmp(argv[k], "--disable-ipv6")) {
+      o.port_no_ipv6 = 1;
       continue;
     }
     if (k + 1 >= argc) usage();

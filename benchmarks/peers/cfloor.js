@@ -65,13 +65,13 @@ function parts(r) {
   return p;
 }
 
-function peer(name, detachMode, { ipv6 = true, queues } = {}) {
-  const flags = [...(ipv6 ? [] : ['--no-ipv6']), ...(queues ? ['--queues', String(queues)] : [])];
+function peer(name, detachMode, { ipv6 = true, queues, portNoIpv6 = false } = {}) {
+  const flags = [...(ipv6 ? [] : ['--no-ipv6']), ...(queues ? ['--queues', String(queues)] : []), ...(portNoIpv6 ? ['--disable-ipv6'] : [])];
   const setupAll = (list) => parts(run('attach', list, flags));
   const teardownAll = (list) => parts(run(detachMode, list));
   return {
     name, batch: true, selfTimed: true, setupAll, teardownAll,
-    init() { compile(); return { ...iproute.init(), compiler, detach: detachMode, ipv6, queues: queues ?? 'kernel default' }; },
+    init() { compile(); return { ...iproute.init(), compiler, detach: detachMode, ipv6, queues: queues ?? 'kernel default', hostEndIpv6Disabled: portNoIpv6 }; },
     fini: iproute.fini,
     // Single-container forms (verify, or a caller that wants them): one process each.
     setup: (i) => { setupAll([i]); },
@@ -82,6 +82,11 @@ function peer(name, detachMode, { ipv6 = true, queues } = {}) {
 
 module.exports = {
   compile, run,
-  peers: { cfloor: peer('cfloor', 'detach'), cfloorgroup: peer('cfloorgroup', 'detach-group'), // Like for like with netmodes' veths: no IPv6 address generation, one queue pair per end.
-    cfloorv4: peer('cfloorv4', 'detach-group', { ipv6: false, queues: 1 }) },
+  peers: {
+    cfloor: peer('cfloor', 'detach'),
+    cfloorgroup: peer('cfloorgroup', 'detach-group'),
+    // Like for like with netmodes' veths: no IPv6 address generation, one queue pair per end, no
+    // IPv6 at all on the host end (a bridge port).
+    cfloorv4: peer('cfloorv4', 'detach-group', { ipv6: false, queues: 1, portNoIpv6: true }),
+  },
 };

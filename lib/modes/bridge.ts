@@ -881,6 +881,10 @@ export class BridgeNetwork {
         master: br,
         alias: this.pendingAlias(rec.id),
         noIpv6: !r.ipv6,
+        // A bridge port needs no IPv6 of its own (the bridge carries the gateway's addresses):
+        // without it, the host's IPv6 route table does not grow with the number of containers,
+        // and bringing a port up or deleting it does not walk a table that does.
+        disableIpv6: true,
         peer: { name: rec.ifname, ns, mac: rec.mac, mtu: r.mtu, queues: this.vethQueues, up: true },
       },
       // ip neigh add IP lladdr MAC dev BR nud permanent (no ARP broadcast to find the container)

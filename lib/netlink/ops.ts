@@ -30,7 +30,7 @@ function defined(o: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-const LINK_ADD_KEYS = ['op', 'ns', 'name', 'kind', 'mtu', 'mac', 'up', 'master', 'alias', 'group', 'netns', 'txqlen', 'queues', 'noIpv6', 'peer', 'bridge'];
+const LINK_ADD_KEYS = ['op', 'ns', 'name', 'kind', 'mtu', 'mac', 'up', 'master', 'alias', 'group', 'netns', 'txqlen', 'queues', 'noIpv6', 'disableIpv6', 'peer', 'bridge'];
 const PEER_KEYS = ['name', 'ns', 'mac', 'mtu', 'queues', 'up'];
 const BRIDGE_KEYS = ['stp', 'forwardDelay', 'vlanFiltering', 'ageingTime'];
 
@@ -51,6 +51,7 @@ function linkAdd(o: Record<string, unknown>, base: string): Record<string, unkno
     txqlen: opt(o, 'txqlen', base, v.u32),
     queues: opt(o, 'queues', base, v.queues),
     noIpv6: opt(o, 'noIpv6', base, v.bool),
+    disableIpv6: opt(o, 'disableIpv6', base, v.bool),
   });
   if (kind === 'veth') {
     const pb = f(base, 'peer');

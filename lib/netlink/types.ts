@@ -37,6 +37,14 @@ interface LinkSpecBase {
    * set before the link comes up. See linkAdd.
    */
   noIpv6?: boolean;
+  /**
+   * No IPv6 at all on the link itself (not its peer): `net.ipv6.conf.NAME.disable_ipv6 = 1`,
+   * written right after the create, before the link comes up (no-op on a kernel without IPv6).
+   * For bridge ports: the kernel walks its whole IPv6 route table whenever an IPv6 link goes up
+   * or away, and every up IPv6 link adds a route, so with thousands of them each step costs
+   * milliseconds.
+   */
+  disableIpv6?: boolean;
 }
 
 export interface VethPeerSpec {

@@ -181,6 +181,7 @@ Encoded LinkAdd(const LinkAddReq& r) {
   e.msgs.push_back(m.Done());
   if (echo) e.prime_name = r.name;
   if (veth) e.prime_peer = r.peer->name;
+  if (r.disable_ipv6) e.after_create_sysctl = "net/ipv6/conf/" + r.name + "/disable_ipv6";
 
   // Follow-ups, in the order the comment at the top of this file explains. The first one waits
   // for the create's ack (barrier); the rest may share its sendmsg.

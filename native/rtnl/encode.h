@@ -40,6 +40,10 @@ struct Encoded {
   // linkAdd: msgs[0] asks for NLM_F_ECHO; the echoed RTM_NEWLINK gives the ifindex of `prime_name`
   // (role kLink) and, through IFLA_LINK, of the veth peer `prime_peer` (role kPeer).
   std::string prime_name, prime_peer;
+  // linkAdd with disableIpv6: this sysctl (a /proc/sys path) is set to 1 in the link's namespace
+  // once the create is acknowledged, before any follow-up (so before the link comes up). ENOENT
+  // (a kernel without IPv6) is not an error.
+  std::string after_create_sysctl;
 };
 
 // Encodes one operation into the messages that carry it out, in order.

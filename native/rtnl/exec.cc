@@ -99,6 +99,19 @@ class Runner {
       buf_.insert(buf_.end(), m.bytes.begin(), m.bytes.end());
       if (!pipelined_) Flush();
       if (results_[i].failed) return;
+      if (j == 0 && !op.enc.after_create_sysctl.empty()) {
+        // The create must be acknowledged first: the sysctl names the new link.
+        Flush();
+        if (results_[i].failed) return;
+        try {
+          SysctlSet(*op.ns[int(Role::kLink)], op.enc.after_create_sysctl, "1");
+        } catch (const NlError& e) {
+          if (e.err != ENOENT) {
+            Fail(i, e);
+            return;
+          }
+        }
+      }
     }
   }
 

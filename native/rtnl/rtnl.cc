@@ -121,6 +121,7 @@ LinkAddReq ParseLinkAdd(const Props& o, const NsCtx& ctx, BoundOp* b) {
   r.txqlen = OptU32(o, "txqlen");
   r.queues = OptU32(o, "queues");
   r.no_ipv6 = GetBoolOr(o, "noIpv6", false);
+  r.disable_ipv6 = GetBoolOr(o, "disableIpv6", false);
   r.netns = ctx.Target(o.Get("netns"), &b->ns[int(Role::kLink)]);
   if (Has(o, "peer")) {
     Props p(GetObj(o, "peer"));

@@ -81,6 +81,7 @@ struct LinkAddReq {
   LinkRef master;
   NsTarget netns;
   bool no_ipv6 = false;
+  bool disable_ipv6 = false;  // net.ipv6.conf.NAME.disable_ipv6 = 1 right after the create
   Opt<VethPeer> peer;
   Opt<BridgeOpts> bridge;
 };

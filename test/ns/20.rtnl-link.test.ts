@@ -3,7 +3,7 @@ import {
   ConfigError, NetlinkError, linkAdd, linkDel, linkDelGroup, linkGet, linkList, linkSet, batch, openNamespace, currentNamespace,
 } from '../../lib';
 import { rtnl } from '../../lib/netlink/native';
-import { sandboxed, ipj, uniq } from '../helpers/kernel';
+import { sandboxed, ipj, uniq, sh } from '../helpers/kernel';
 import { withNamespaces, delLinks, ipLink, linkNames, ipAddrs, waitUntil } from '../helpers/rtnl';
 
 describe('20 rtnl links', () => {
@@ -15,7 +15,7 @@ describe('20 rtnl links', () => {
       try {
         const r = await linkAdd(
           {
-            name: host, kind: 'veth', mtu: 1400, mac: '02:00:00:00:10:01', group: 7, txqlen: 500, alias: 'container one', up: true, queues: 3,
+            name: host, kind: 'veth', mtu: 1400, mac: '02:00:00:00:10:01', group: 7, txqlen: 500, alias: 'container one', up: true, queues: 3, disableIpv6: true,
             peer: { name: 'eth0', ns: c, mac: '02:00:00:00:10:02', mtu: 1400, queues: 1, up: true },
           },
         );
@@ -35,6 +35,10 @@ describe('20 rtnl links', () => {
         assert.equal(p.mtu, 1400);
         assert.equal(p.address, '02:00:00:00:10:02');
         assert.deepEqual([p.num_tx_queues, p.num_rx_queues], [1, 1]);
+        // disableIpv6: the link itself has no IPv6 (set before it came up: no fe80:: ever); the peer keeps it.
+        assert.equal(sh('sysctl', ['-n', `net.ipv6.conf.${host}.disable_ipv6`]).trim(), '1');
+        assert.equal(sh('ip', ['netns', 'exec', c.name!, 'sysctl', '-n', 'net.ipv6.conf.eth0.disable_ipv6']).trim(), '0');
+        assert.deepEqual(ipj(['-6', 'addr', 'show', 'dev', host]).flatMap((l: any) => l.addr_info ?? []), []);
         assert.ok(p.flags.includes('UP'));
         assert.ok(await waitUntil(() => ipLink('eth0', c.name).operstate === 'UP'), 'carrier on both ends');
         assert.equal(ipLink('eth0'), undefined, 'no eth0 in the host namespace');
@@ -194,6 +198,7 @@ describe('20 rtnl links', () => {
       [() => linkAdd({ name: 'ok0', kind: 'bridge', mac: 'not-a-mac' }), 'mac'],
       [() => linkAdd({ name: 'ok0', kind: 'bridge', mtu: 10 }), 'mtu'],
       [() => linkAdd({ name: 'ok0', kind: 'veth', queues: 0, peer: { name: 'ok1' } }), 'queues'],
+      [() => linkAdd({ name: 'ok0', kind: 'veth', disableIpv6: 'yes' as unknown as boolean, peer: { name: 'ok1' } }), 'disableIpv6'],
       [() => linkAdd({ name: 'ok0', kind: 'veth', peer: { name: 'ok1', queues: 4097 } }), 'peer.queues'],
       [() => linkSet('lo', { mtu: 100000 }), 'mtu'],
       [() => linkSet('lo', { name: 'a:b' }), 'name'],

@@ -2,7 +2,7 @@
 import { strict as assert } from 'node:assert';
 import { ChildProcess } from 'node:child_process';
 import { createBridgeNetwork, createNamespace, listBridgeNetworks, openBridgeNetwork, NetmodesError, ConfigError } from '../../lib';
-import { sandboxed, startServer, connect, ping, uniq, ipj, nftj, ip } from '../helpers/kernel';
+import { sandboxed, startServer, connect, ping, uniq, ipj, nftj, ip, sh } from '../helpers/kernel';
 import { makeOutside } from '../helpers/topology';
 
 describe('52 bridge mode: networks', function () {
@@ -81,6 +81,7 @@ describe('52 bridge mode: networks', function () {
       assert.deepEqual([eth0.num_tx_queues, eth0.num_rx_queues], [1, 1], 'one queue pair by default');
       const host = ipj(['-d', 'link', 'show', ep.hostVeth])[0];
       assert.deepEqual([host.num_tx_queues, host.num_rx_queues], [1, 1]);
+      assert.equal(sh('sysctl', ['-n', `net.ipv6.conf.${ep.hostVeth}.disable_ipv6`]).trim(), '1', 'the bridge port has no IPv6 of its own');
       await assert.rejects(net.remove(), (e: NetmodesError) => e.code === 'ENETWORKINUSE');
       await ep.disconnect();
       await ep.disconnect(); // idempotent

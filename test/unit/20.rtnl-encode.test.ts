@@ -270,7 +270,7 @@ describe('20 rtnl encoding (no root)', () => {
     const shapes: BatchOp[] = [
       {
         op: 'linkAdd', ns, name: 'veth0123456789a', kind: 'veth', mtu: 1500, queues: 1, master: 4, up: true, alias: 'netmodes-pending:abc:def',
-        noIpv6: true, peer: { name: 'eth0', ns, mac: '02:42:AC:11:00:02', mtu: 1500, queues: 1, up: true },
+        noIpv6: true, disableIpv6: true, peer: { name: 'eth0', ns, mac: '02:42:AC:11:00:02', mtu: 1500, queues: 1, up: true },
       },
       { op: 'linkAdd', ns, name: 'veth0123456789b', kind: 'veth', master: 'br0', up: true, alias: undefined, peer: { name: 'eth1', ns, up: true } },
       { op: 'neighAdd', ns, link: 4, address: '172.17.0.2', lladdr: '02:42:ac:11:00:02' },
