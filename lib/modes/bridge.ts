@@ -440,6 +440,10 @@ export class BridgeNetwork {
   private linkFile(target: string, linker: string): string {
     return `${this.dir}/linked/${target}/${linker}`;
   }
+  /** The ops that remove `linkers`' registrations with `target`, then its directory if emptied. */
+  private unregisterOps(target: string, linkers: string[]): store.FsOp[] {
+    return [...linkers.map((l): store.FsOp => ({ op: 'remove', file: this.linkFile(target, l) })), { op: 'rmdir', dir: this.linkedDir(target) }];
+  }
   private alias(epId: string): string {
     return `${ALIAS_PREFIX}${this.id.slice(0, 12)}:${epId}`;
   }
@@ -774,7 +778,7 @@ export class BridgeNetwork {
         if (!mine || others.some((o) => o !== p.hostIp && hostIpsConflict(o, p.hostIp))) portBusy ??= p;
       }
       // (fsUndo runs in reverse: the file goes, then its directory if that left it empty.)
-      for (const l of links) if (res[k++] === true) fsUndo.push({ op: 'rmdir', dir: this.linkedDir(l.id) }, { op: 'remove', file: this.linkFile(l.id, id) });
+      for (const l of links) if (res[k++] === true) fsUndo.push(...this.unregisterOps(l.id, [id]).reverse());
       if (!epMine) throw new NetmodesError('EENDPOINTEXISTS', `endpoint ${JSON.stringify(id)} already exists on network ${this.name}`);
       if (portBusy) throw new NetmodesError('EPORTINUSE', `${portBusy.protocol} port ${portBusy.hostIp}:${portBusy.hostPort} is already published`);
       let changed = false;
@@ -1086,7 +1090,7 @@ export class BridgeNetwork {
     ops.push({ op: 'release', file: this.ipFile(rec.ip), owner });
     if (rec.ipv6) ops.push({ op: 'release', file: this.ipFile(rec.ipv6), owner });
     // Its own registrations with the endpoints it links to.
-    for (const l of rec.links) ops.push({ op: 'remove', file: this.linkFile(l.id, rec.id) }, { op: 'rmdir', dir: this.linkedDir(l.id) });
+    for (const l of rec.links) ops.push(...this.unregisterOps(l.id, [rec.id]));
     if (process.env.NETMODES_FAULT) {
       await store.batch(ops);
       fault('disconnect:after-release');
@@ -1095,8 +1099,7 @@ export class BridgeNetwork {
     ops.push({ op: 'remove', file: this.epFile(rec.id) });
     // Then the registrations of those that link to it, and their directory: the rmdir fails
     // only if an endpoint registered a link to this one since the list was read.
-    for (const l of linkers) ops.push({ op: 'remove', file: this.linkFile(rec.id, l) });
-    ops.push({ op: 'rmdir', dir: this.linkedDir(rec.id) });
+    ops.push(...this.unregisterOps(rec.id, linkers));
     const res = await store.batch(ops);
     if (res[res.length - 1] === false) await this.lateLinkers(rec, linkers);
     this.pool.release(rec.ip);
@@ -1115,7 +1118,7 @@ export class BridgeNetwork {
       seen = [...seen, ...late];
       const ips = await this.linkerAddresses(rec, late);
       await firewall.removeLinks(rec.ip, ips, this.host);
-      const res = await store.batch([...late.map((l): store.FsOp => ({ op: 'remove', file: this.linkFile(rec.id, l) })), { op: 'rmdir', dir: this.linkedDir(rec.id) }]);
+      const res = await store.batch(this.unregisterOps(rec.id, late));
       if (res[res.length - 1] !== false) return;
     }
   }

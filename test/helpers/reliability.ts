@@ -43,13 +43,14 @@ export function networkId(net: string): string {
   return JSON.parse(fs.readFileSync(path.join(STATE, 'networks', `${net}.json`), 'utf8')).id;
 }
 
-function walk(dir: string): string[] {
+/** Files below `dir`; without `dots`, temp files (.NAME.*) are left out: they are no reservations. */
+export function walk(dir: string, dots = false): string[] {
   if (!fs.existsSync(dir)) return [];
   const out: string[] = [];
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...walk(p));
-    else if (!e.name.startsWith('.')) out.push(p); // temp files are no reservations (reconcile removes old ones)
+    if (e.isDirectory()) out.push(...walk(p, dots));
+    else if (dots || !e.name.startsWith('.')) out.push(p);
   }
   return out;
 }

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createNamespace, Namespace } from '../../lib';
 import { sandboxed, ipj, ping, sh } from '../helpers/kernel';
-import { LIB, STATE, inconsistencies, nodeScript, reconcileFresh, records, startScript } from '../helpers/reliability';
+import { LIB, STATE, inconsistencies, nodeScript, reconcileFresh, records, startScript, walk } from '../helpers/reliability';
 
 const ROUNDS = Number(process.env.RELIABILITY_ROUNDS ?? 16);
 const NAME = 'life75';
@@ -45,11 +45,6 @@ const nm = require(${JSON.stringify(LIB)});
   await nm.reapDetached();
 })().catch((e) => { console.error(e); process.exit(1); });`;
 
-function walk(dir: string): string[] {
-  if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
-}
-
 /** What may not survive a removed network (this file's sandbox has no other). */
 function leftovers(nss: Namespace[]): string[] {
   const bad: string[] = [];
@@ -57,8 +52,8 @@ function leftovers(nss: Namespace[]): string[] {
   const tables = JSON.parse(sh('nft', ['-j', 'list', 'tables'])).nftables.filter((o: any) => o.table?.name === 'netmodes');
   if (tables.length) bad.push(`${tables.length} netmodes table(s)`);
   if (fs.existsSync(path.join(STATE, 'networks', `${NAME}.json`))) bad.push('network record');
-  if (fs.existsSync(path.join(STATE, 'networks', NAME))) bad.push(`state directory: ${walk(path.join(STATE, 'networks', NAME)).join(', ') || 'empty'}`);
-  const ports = walk(path.join(STATE, 'ports'));
+  if (fs.existsSync(path.join(STATE, 'networks', NAME))) bad.push(`state directory: ${walk(path.join(STATE, 'networks', NAME), true).join(', ') || 'empty'}`);
+  const ports = walk(path.join(STATE, 'ports'), true);
   if (ports.length) bad.push(`reservations ${ports.join(', ')}`);
   for (const ns of nss) {
     const names = ipj(['link', 'show'], ns.name).map((l: any) => l.ifname);
