@@ -67,3 +67,16 @@ export function wrap(context: string, err: unknown): Error {
   const out = new NetmodesError(e?.code ?? 'EUNKNOWN', `${context}: ${e?.message ?? String(err)}`, { cause: err });
   return out;
 }
+
+/**
+ * @internal Gives an error the addon made (in a libuv callback, so with no JS frames) the frames
+ * of its caller. Call it in the `catch` after awaiting the addon's promise: an Error made there
+ * carries V8's async frames, the async functions awaiting this call. `skip` drops that many frames
+ * from the top (the helpers between). Free on success, unlike capturing a stack at every call.
+ */
+export function withCallerStack(err: Error, skip = 0): void {
+  const site = new Error().stack;
+  if (!site) return;
+  // site: "Error", "at withCallerStack", then the callers.
+  err.stack = `${err.name}: ${err.message}\n${site.split('\n').slice(2 + skip).join('\n')}`;
+}

@@ -4,7 +4,7 @@
  * Native ops are plain objects: `{ op, ns, ...fields }`, fields as in the BatchOp types but with
  * namespaces as native handles and addresses split into `address` + `prefix` (addrAdd/addrDel).
  */
-import { NetlinkError } from '../errors';
+import { NetlinkError, withCallerStack } from '../errors';
 import { native, NsHandle } from '../native';
 
 export interface NativeOp {
@@ -59,28 +59,27 @@ export function rtnl(): RtnlNative {
   return native<RtnlNative>();
 }
 
-// The addon rejects from a libuv callback, so its errors carry no caller frames: graft the
-// stack captured at the call site (as sharp does).
-function withStack<T>(p: Promise<T>, site: Error): Promise<T> {
-  return p.catch((err: unknown) => {
-    if (err instanceof NetlinkError && site.stack) {
-      const frames = site.stack.split('\n').slice(1).join('\n');
-      err.stack = `${err.name}: ${err.message}\n${frames}`;
-    }
+// The addon rejects from a libuv callback, so its errors carry no caller frames: they get the
+// caller's on failure (withCallerStack; as sharp does, but without capturing a stack per call).
+async function withStack<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err: unknown) {
+    if (err instanceof NetlinkError) withCallerStack(err, 1);
     throw err;
-  });
+  }
 }
 
 export function exec(ops: NativeOp[], opts: { pipelined?: boolean; single?: boolean } = {}): Promise<unknown[]> {
-  return withStack(rtnl().rtnlExec(ops, opts), new Error());
+  return withStack(rtnl().rtnlExec(ops, opts));
 }
 
 /** One op; rejects with its NetlinkError (no `index`). */
 export async function execOne(op: NativeOp): Promise<unknown> {
-  const [r] = await withStack(rtnl().rtnlExec([op], { single: true }), new Error());
+  const [r] = await withStack(rtnl().rtnlExec([op], { single: true }));
   return r;
 }
 
 export function dump(ns: NsHandle | null, kind: DumpKind, filter?: NativeDumpFilter): Promise<unknown[] & { restarts?: number }> {
-  return withStack(rtnl().rtnlDump(ns, kind, filter), new Error());
+  return withStack(rtnl().rtnlDump(ns, kind, filter));
 }

@@ -14,7 +14,7 @@
  */
 import { native } from '../native';
 import type { Namespace } from '../netns';
-import { ConfigError, NetlinkError } from '../errors';
+import { ConfigError, NetlinkError, withCallerStack } from '../errors';
 import type { NftCommitOptions, NftMsg, NftMsgName, NftNative } from './native';
 import {
   Chain,
@@ -244,6 +244,7 @@ export class NftTransaction {
         e.index = this.owner[e.index];
         e.message = e.message.replace(/\(operation \d+\)$/, `(operation ${e.index}: ${this.ops[e.index]})`);
       }
+      if (e instanceof NetlinkError) withCallerStack(e);
       throw e;
     }
     const out: TxResult[] = this.ops.map((op) => ({ op }));

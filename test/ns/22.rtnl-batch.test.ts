@@ -160,6 +160,18 @@ describe('22 rtnl batches', () => {
     }
   });
 
+  it("a failure's error carries the frames of the async functions that awaited the call", async () => {
+    async function deleteForCaller(): Promise<void> {
+      await linkDel(uniq('nosuch'));
+    }
+    const err = await deleteForCaller().then(() => null, (e: NetlinkError) => e);
+    assert.ok(err instanceof NetlinkError);
+    assert.equal(err.code, 'ENODEV');
+    assert.match(err.stack ?? '', /^NetlinkError: /);
+    assert.match(err.stack ?? '', /at async deleteForCaller /);
+    assert.doesNotMatch(err.stack ?? '', /withStack|withCallerStack/);
+  });
+
   it('a ConfigError anywhere means nothing is sent', async () => {
     const a = uniq('ca');
     const before = linkNames();

@@ -53,6 +53,17 @@ describe('33 nft errors: typed, naming the operation, and nothing changes', () =
     assert.equal(nftText(ns.name), baseline);
   });
 
+  it("a failed commit's error carries the frames of the async functions that awaited it", async () => {
+    async function commitForCaller(): Promise<unknown> {
+      const tx = nftTransaction(ns);
+      tx.addChain({ family: 'inet', table: 'nosuch', name: 'c' });
+      return await tx.commit();
+    }
+    const e = await fails(commitForCaller(), { code: 'ENOENT' });
+    assert.match(e.stack ?? '', /^NetlinkError: .*chain inet nosuch c/);
+    assert.match(e.stack ?? '', /at async commitForCaller /);
+  });
+
   it('an element of the wrong type is a ConfigError before anything is sent', () => {
     const tx = nftTransaction(ns);
     // (80 is a protocol number, so the port is what is wrong)
