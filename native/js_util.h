@@ -3,7 +3,9 @@
 #pragma once
 #include <napi.h>
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,20 +74,31 @@ inline Napi::Buffer<uint8_t> ToBuf(Napi::Env env, const std::vector<uint8_t>& v)
   return Napi::Buffer<uint8_t>::Copy(env, v.data(), v.size());
 }
 
-// An object's own properties read once (one napi_get_property_names, then one lookup per key
+// An object's own properties read once (one napi_get_all_property_names, then one lookup per key
 // present), for parsers that ask for many optional keys: asking the object itself costs a property
 // lookup (and a key string made from C) per question, present or not.
 class Props {
  public:
   explicit Props(const Napi::Object& o) : obj_(o) {
-    Napi::Array names = o.GetPropertyNames();
-    uint32_t n = names.Length();
-    keys_.reserve(n);
+    // Raw N-API calls: each key is read once into a fixed buffer (no string allocated, one call
+    // instead of a length query and a copy). Keys of kKeyMax bytes or more are never asked for.
+    napi_env env = o.Env();
+    napi_value names;
+    uint32_t n = 0;
+    if (napi_get_all_property_names(env, o, napi_key_own_only, static_cast<napi_key_filter>(napi_key_enumerable | napi_key_skip_symbols),
+                                     napi_key_numbers_to_strings, &names) != napi_ok || napi_get_array_length(env, names, &n) != napi_ok)
+      throw Napi::Error::New(o.Env());
+    keys_.resize(n);
     vals_.reserve(n);
     for (uint32_t i = 0; i < n; i++) {
-      Napi::Value k = names.Get(i);
-      keys_.push_back(k.As<Napi::String>().Utf8Value());
-      vals_.push_back(o.Get(k));
+      napi_value k, v;
+      size_t len = 0;
+      if (napi_get_element(env, names, i, &k) != napi_ok ||
+          napi_get_value_string_utf8(env, k, keys_[i].data(), kKeyMax, &len) != napi_ok ||
+          napi_get_property(env, o, k, &v) != napi_ok)
+        throw Napi::Error::New(o.Env());
+      if (len >= kKeyMax - 1) keys_[i][0] = '\0';  // too long to be one of ours (maybe cut short)
+      vals_.emplace_back(env, v);
     }
   }
   Napi::Env Env() const { return obj_.Env(); }
@@ -96,13 +109,14 @@ class Props {
   }
 
  private:
+  static constexpr size_t kKeyMax = 32;
   int Find(const char* k) const {
     for (size_t i = 0; i < keys_.size(); i++)
-      if (keys_[i] == k) return static_cast<int>(i);
+      if (std::strcmp(keys_[i].data(), k) == 0) return static_cast<int>(i);
     return -1;
   }
   Napi::Object obj_;
-  std::vector<std::string> keys_;
+  std::vector<std::array<char, kKeyMax>> keys_;
   std::vector<Napi::Value> vals_;
 };
 
