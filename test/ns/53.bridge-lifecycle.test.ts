@@ -4,9 +4,10 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import {
   createBridgeNetwork, openBridgeNetwork, createNamespace, BridgeNetwork, Namespace, NetmodesError, ConfigError, REAP_GROUP,
-  linkList, reapDetached,
+  linkList, reapDetached, batch,
 } from '../../lib';
 import { sandboxed, ipj, nftj, ping, uniq, ip, sh } from '../helpers/kernel';
+import { ipLink } from '../helpers/rtnl';
 
 const root = path.resolve(__dirname, '..', '..', '..');
 
@@ -249,6 +250,27 @@ describe('53 bridge mode: every documented error', function () {
       assert.equal(ipj(['link', 'show', 'foreignbr']).length, 1, 'a bridge that is not ours is left alone');
     } finally {
       ip(['link', 'del', 'foreignbr']);
+    }
+  });
+
+  it('EEXIST (ConfigError, ifname) when the namespace already has an interface of that name; its claims and elements are undone', async () => {
+    const taken = await createNamespace(uniq('e'));
+    const other = await createNamespace(uniq('e'));
+    try {
+      await batch([{ op: 'linkAdd', ns: taken, name: 'eth0', kind: 'veth', peer: { name: 'eth0peer', ns: taken } }]);
+      const eps = (await net.endpoints()).length;
+      // The claims, the firewall elements and the veth go in one trip: the veth's create fails
+      // after the elements went in, and they must go again.
+      await unchanged(() => net.connect(taken, { id: 'dup', ports: ['8080:80'] }), (e: ConfigError) => e instanceof ConfigError && e.code === 'EEXIST' && e.field === 'ifname');
+      assert.equal((await net.endpoints()).length, eps);
+      assert.equal(ipLink('eth0', taken.name)?.linkinfo?.info_kind, 'veth', 'that eth0 is untouched');
+      // The address, the host port and the endpoint id are free again.
+      const ep = await net.connect(other, { id: 'dup', ports: ['8080:80'] });
+      assert.equal(ep.ports[0].hostPort, 8080);
+      await ep.disconnect();
+    } finally {
+      await taken.delete();
+      await other.delete();
     }
   });
 
