@@ -268,6 +268,7 @@ describe('53 bridge mode: every documented error', function () {
       const ep = await net.connect(other, { id: 'dup', ports: ['8080:80'] });
       assert.equal(ep.ports[0].hostPort, 8080);
       await ep.disconnect();
+      await reapDetached(); // the next test compares the host's veths before and after
     } finally {
       await taken.delete();
       await other.delete();
