@@ -235,7 +235,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRtnl(env, exports);
   InitNft(env, exports);
   InitFs(env, exports);
-  InitSeq(env, exports);
   return exports;
 }
 

@@ -6,5 +6,4 @@ namespace nm {
 void InitRtnl(Napi::Env env, Napi::Object exports);  // native/rtnl/
 void InitNft(Napi::Env env, Napi::Object exports);   // native/nft/
 void InitFs(Napi::Env env, Napi::Object exports);    // native/fs/ (the state store's file I/O)
-void InitSeq(Napi::Env env, Napi::Object exports);   // native/seq.cc (steps of all three in one call)
 }  // namespace nm

@@ -3,7 +3,6 @@
 #pragma once
 #include <napi.h>
 
-#include <cerrno>
 #include <functional>
 #include <memory>
 
@@ -13,23 +12,6 @@ namespace nm {
 
 // Builds a JS NetlinkError (class supplied by JS at init) from an NlError.
 Napi::Value MakeJsError(Napi::Env env, const NlError& e);
-
-// Runs fn on a worker thread: true when it returned; false when it threw, with what it threw in
-// *err (an NlError as is, any other exception as EIO).
-template <class F>
-bool Catching(F&& fn, NlError* err) {
-  try {
-    fn();
-    return true;
-  } catch (const NlError& e) {
-    *err = e;
-  } catch (const std::exception& e) {
-    err->err = EIO;
-    err->op = "native";
-    err->message = e.what();
-  }
-  return false;
-}
 
 template <class R>
 class PromiseWorker : public Napi::AsyncWorker {
@@ -49,7 +31,19 @@ class PromiseWorker : public Napi::AsyncWorker {
       : Napi::AsyncWorker(env, "netmodes"), deferred_(Napi::Promise::Deferred::New(env)),
         exec_(std::move(exec)), done_(std::move(done)) {}
 
-  void Execute() override { failed_ = !Catching([&] { result_ = exec_(); }, &err_); }
+  void Execute() override {
+    try {
+      result_ = exec_();
+    } catch (const NlError& e) {
+      err_ = e;
+      failed_ = true;
+    } catch (const std::exception& e) {
+      err_.err = EIO;
+      err_.op = "native";
+      err_.message = e.what();
+      failed_ = true;
+    }
+  }
   void OnOK() override {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);

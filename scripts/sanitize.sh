@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The native layer under AddressSanitizer + UndefinedBehaviorSanitizer: builds the addon with
 # -fsanitize=address,undefined, runs the root-free tests (encoders, decoders, decoder fuzzing) and
-# the protocol namespace tests (namespaces, rtnetlink, seq, nf_tables, bridge mode; not the ones that
+# the protocol namespace tests (namespaces, rtnetlink, nf_tables, bridge mode; not the ones that
 # start a second node process, which would load the sanitized addon without the runtimes) with the sanitizer
 # runtimes preloaded into node, then rebuilds the normal addon. Any out-of-bounds access or UB
 # aborts the run. Inside the test sandbox like every test (root).
@@ -19,7 +19,7 @@ CXXFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 # print_route, which is not ours).
 NETMODES_ASAN_PRELOAD="$ASAN $UBSAN" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:verify_asan_link_order=0 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  node test/run.js 10. 20. 21. 22. 23. 30. 31. 32. 33. 50. 51. 52. unit/
+  node test/run.js 10. 20. 21. 22. 30. 31. 32. 33. 50. 51. 52. unit/
 status=$?
 node scripts/build-native.js >/dev/null   # back to the normal build
 exit $status

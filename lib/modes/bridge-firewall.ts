@@ -320,19 +320,14 @@ export const firewall = {
 
   /** Adds an endpoint's elements in one transaction (stale copies of the same keys are replaced). */
   async addEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace): Promise<void> {
-    await this.addEndpointTx(net, ep, ns)?.commit();
-  },
-
-  /** addEndpoint()'s transaction, not committed (for seq()); undefined when there is nothing to add. */
-  addEndpointTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace): NftTransaction | undefined {
     const els = endpointElements(net, ep);
-    if (!els.size) return undefined;
+    if (!els.size) return;
     const tx = nftTransaction(ns);
     for (const [set, list] of els) {
       tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
       tx.addElements(setRef(set), list);
     }
-    return tx;
+    await tx.commit();
   },
 
   /**
@@ -340,24 +335,16 @@ export const firewall = {
    * addresses) that link to it: a link ends when either end goes. Idempotent.
    */
   async removeEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[] = []): Promise<void> {
+    const els = endpointElements(net, ep);
+    if (linkedBy.length) els.set('links4', [...(els.get('links4') ?? []), ...linkPairs(ep.ip, linkedBy)]);
+    if (!els.size) return;
+    const tx = nftTransaction(ns);
+    for (const [set, list] of els) tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
     try {
-      await this.removeEndpointTx(net, ep, ns, linkedBy)?.commit();
+      await tx.commit();
     } catch (err) {
       if (!isNotFound(err)) throw err; // our tables are gone: nothing to remove
     }
-  },
-
-  /**
-   * removeEndpoint()'s transaction, not committed (for seq()); undefined when there is nothing to
-   * remove. Unlike removeEndpoint(), its commit fails (ENOENT) when our tables are gone.
-   */
-  removeEndpointTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[] = []): NftTransaction | undefined {
-    const els = endpointElements(net, ep);
-    if (linkedBy.length) els.set('links4', [...(els.get('links4') ?? []), ...linkPairs(ep.ip, linkedBy)]);
-    if (!els.size) return undefined;
-    const tx = nftTransaction(ns);
-    for (const [set, list] of els) tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
-    return tx;
   },
 
   /** Removes the link elements between `ip` and each of `linkedBy`; idempotent. */

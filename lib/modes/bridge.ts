@@ -37,7 +37,6 @@ import { chooseSubnet, checkSubnetFree, defaultGateway, validateGateway } from '
 import { parsePortSpecs, PortMapping, hostIpsConflict, EPHEMERAL_PORT_RANGE } from '../portspec';
 import { buildResolvConf, buildHosts, assertHostname } from '../dnsfiles';
 import * as store from '../state/store';
-import { seq, Step, StepOutcome } from '../seq';
 import { firewall, FwNetwork, FwEndpoint } from './bridge-firewall';
 import type {
   BridgeNetworkOptions,
@@ -753,53 +752,17 @@ export class BridgeNetwork {
       // Each link is registered with its target (see linkedDir); the target is checked again after
       // the kernel step, in case it was leaving meanwhile.
       for (const l of links) ops.push({ op: 'reserve', file: this.linkFile(l.id, id), data: owner });
-      let res: store.FsResult[] | undefined;
-      // An I/O error part way: undo the claims that were made.
-      const claimFailed = (err: unknown): never => {
+      let res: store.FsResult[];
+      try {
+        // The network's lock (shared: connects and disconnects run side by side; reconcile and
+        // remove take it exclusively), then the claims: one trip to the thread pool.
+        ({ lock, results: res } = await store.FileLock.acquireWith(this.lockFile, false, ops));
+      } catch (err) {
+        // An I/O error part way: undo the claims that were made.
         const done = ((err as { results?: unknown[] }).results ?? []) as unknown[];
         for (const [i, r] of done.entries()) if (r === true && ops[i].op === 'reserve') fsUndo.push(releaseOp(ops[i], i === 0 ? undefined : owner));
         throw err;
-      };
-      // The fast way: the network's lock, the claims and the kernel side (firewall elements, then
-      // the veth) in one trip to the thread pool (seq()), the kernel steps only if every claim
-      // was made. Otherwise the kernel steps did not run and the claims' results are taken as the
-      // step-by-step way below takes them. (Not with host ports yet to be chosen, nor while
-      // callers of this process queue for the lock, nor under the test-only fault hook.)
-      let fast: { steps: StepOutcome[]; ns: Namespace; plumbing: ReturnType<BridgeNetwork['plumbOps']>; tx: boolean } | undefined;
-      if (!process.env.NETMODES_FAULT && ports.every((p) => p !== undefined) && !store.FileLock.queued(this.lockFile)) {
-        const ns = await nsReady;
-        if (this.bridgeIdx === undefined) await this.learnBridgeIdx();
-        const tx = firewall.addEndpointTx(toFw(this.rec), epToFw(rec), this.host);
-        const plumbing = this.plumbOps(ns, rec, false);
-        const steps: Step[] = [{ kind: 'fs', ops: [{ op: 'lock', file: this.lockFile, exclusive: false }, ...ops], claims: true }];
-        if (tx) steps.push({ kind: 'nft', tx });
-        steps.push({ kind: 'rtnl', ops: plumbing.ops });
-        const out = await seq(steps);
-        const f = out[0];
-        if (f.status === 'rejected') {
-          const e = f.reason as { index?: number; results?: unknown[] };
-          if (e.index === 0) throw f.reason; // the lock itself: nothing ran
-          if (e.index !== undefined) e.index -= 1;
-          e.results = e.results?.slice(1);
-          claimFailed(f.reason);
-        }
-        const r = (f as { value: store.FsResult[] }).value;
-        lock = store.FileLock.adopt(r[0]);
-        if (lock) {
-          res = r.slice(1);
-          fast = { steps: out.slice(1), ns, plumbing, tx: tx !== undefined };
-        }
       }
-      if (!res) {
-        try {
-          // The network's lock (shared: connects and disconnects run side by side; reconcile and
-          // remove take it exclusively), then the claims: one trip to the thread pool.
-          ({ lock, results: res } = await store.FileLock.acquireWith(this.lockFile, false, ops));
-        } catch (err) {
-          claimFailed(err);
-        }
-      }
-      res = res!;
       const epMine = res[0] === true;
       if (epMine) fsUndo.push({ op: 'remove', file: epFile });
       if (res[1] === true) fsUndo.push({ op: 'release', file: this.ipFile(ip), owner });
@@ -846,8 +809,7 @@ export class BridgeNetwork {
       }
       fault('connect:after-reserve');
       fault('connect:after-record');
-      if (fast && fast.steps[0].status !== 'skipped') await this.attachedFast(fast, rec);
-      else await this.attachKernel(await nsReady, rec);
+      await this.attachKernel(await nsReady, rec);
       if (links.length) {
         // A target that left while this connect ran may have missed our registration: then its
         // disconnect did not take the link's elements away, and this connect must not stand.
@@ -897,27 +859,6 @@ export class BridgeNetwork {
   }
 
   /**
-   * The rest of attachKernel() after a connect's kernel steps ran in its claims' trip (seq()):
-   * their outcomes (`steps`: the firewall's, if `tx`, then the veth's) are taken as attachKernel()
-   * takes its calls' results.
-   */
-  private async attachedFast(
-    fast: { steps: StepOutcome[]; ns: Namespace; plumbing: ReturnType<BridgeNetwork['plumbOps']>; tx: boolean },
-    rec: EndpointRecord,
-  ): Promise<void> {
-    const fw = fast.tx ? fast.steps[0] : undefined;
-    const k = fast.tx ? fast.steps[1] : fast.steps[0];
-    if (fw?.status === 'rejected') throw fw.reason;
-    if (k.status === 'fulfilled') return;
-    try {
-      await this.plumbFailed((k as { reason: unknown }).reason, 0, fast.ns, rec, fast.plumbing, false, false);
-    } catch (err) {
-      if (fw) await firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host).catch(() => undefined);
-      throw err;
-    }
-  }
-
-  /**
    * The bridge's ifindex, looked up once: requests that name the bridge by index spare the
    * executor a lookup per connect and disconnect. A bridge rebuilt meanwhile (reconcile, another
    * process) has another index: the request fails (EINVAL/ENODEV) and is retried by name.
@@ -926,31 +867,9 @@ export class BridgeNetwork {
 
   /** The kernel side of a connect: one worker call, one message per step. */
   private async plumb(ns: Namespace, rec: EndpointRecord, retried = false, byName = false): Promise<void> {
-    if (this.bridgeIdx === undefined && !byName) await this.learnBridgeIdx();
-    const p = this.plumbOps(ns, rec, byName);
-    const { ops, first } = p;
-    // The test-only fault hook needs the steps apart; otherwise they go as one call.
-    const parts = process.env.NETMODES_FAULT ? [ops.slice(0, first), ops.slice(first, -1), ops.slice(-1)] : [ops];
-    let base = 0;
-    try {
-      for (const [i, part] of parts.entries()) {
-        await batchTrusted(part);
-        base += part.length;
-        if (parts.length > 1 && i === 0) fault('connect:after-veth');
-        if (parts.length > 1 && i === 1) fault('connect:after-routes');
-      }
-    } catch (err) {
-      return this.plumbFailed(err, base, ns, rec, p, retried, byName);
-    }
-  }
-
-  private async learnBridgeIdx(): Promise<void> {
-    this.bridgeIdx = await nl.linkGet(this.rec.bridge, this.host).then((l) => l.index, () => undefined);
-  }
-
-  /** plumb()'s requests, in order; `first` is the index of the first default route. */
-  private plumbOps(ns: Namespace, rec: EndpointRecord, byName: boolean): { ops: nl.BatchOp[]; first: number; br: string | number } {
     const r = this.rec;
+    if (this.bridgeIdx === undefined && !byName)
+      this.bridgeIdx = await nl.linkGet(r.bridge, this.host).then((l) => l.index, () => undefined);
     const br = byName ? r.bridge : (this.bridgeIdx ?? r.bridge);
     const ops: nl.BatchOp[] = [
       // ip link add vethX mtu M numtxqueues Q numrxqueues Q master BR type veth
@@ -980,53 +899,54 @@ export class BridgeNetwork {
       { op: 'neighAdd', ns, link: rec.ifname, address: r.gateway, lladdr: r.bridgeMac },
     ];
     if (rec.ipv6 && r.ipv6) ops.push({ op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ipv6}/${this.prefix6}`, noDad: true });
+    const routes: nl.BatchOp[] = [{ op: 'routeAdd', ns, dst: 'default', gateway: r.gateway, link: rec.ifname }];
+    if (rec.ipv6 && r.ipv6) routes.push({ op: 'routeAdd', ns, dst: 'default', gateway: r.ipv6.gateway, link: rec.ifname });
     // Everything in one worker call, in order, stopping at the first failure: a failed create
     // never lets a later step touch an interface that is not ours. The veth was created with a
     // pending alias; the final one, set last, is the commit mark: from then on the endpoint is
     // complete and reconcile() keeps it (rtnetlink has no transactions).
     const first = ops.length;
-    ops.push({ op: 'routeAdd', ns, dst: 'default', gateway: r.gateway, link: rec.ifname });
-    if (rec.ipv6 && r.ipv6) ops.push({ op: 'routeAdd', ns, dst: 'default', gateway: r.ipv6.gateway, link: rec.ifname });
+    ops.push(...routes);
     // With the commit mark, the host end up (the container's eth0 gets its carrier only now) and
     // hairpin mode (bridge link set dev vethX hairpin on): with br_netfilter, a container reaching
     // its own published port is DNATed back out the port it came in on.
     ops.push({ op: 'linkSet', ns: this.host, link: rec.hostVeth, alias: this.alias(rec.id), up: true, hairpin: true });
-    return { ops, first, br };
-  }
-
-  /**
-   * What plumb() does when its requests failed (`err`, the ops before `base` having succeeded in
-   * earlier calls): finish, retry, or clean up and throw.
-   */
-  private async plumbFailed(
-    err: unknown, base: number, ns: Namespace, rec: EndpointRecord,
-    { ops, first, br }: { ops: nl.BatchOp[]; first: number; br: string | number }, retried: boolean, byName: boolean,
-  ): Promise<void> {
-    const r = this.rec;
-    const e = err as NetlinkError;
-    const idx = e.index === undefined ? undefined : base + e.index;
-    if (idx !== undefined && idx >= first && idx < ops.length - 1 && e.code === 'EEXIST') {
-      // A namespace that already has a default route (connected to another network first)
-      // keeps it; the steps after the refused route still go in.
-      return this.finish(rec, ops.slice(idx + 1));
+    // The test-only fault hook needs the steps apart; otherwise they go as one call.
+    const parts = process.env.NETMODES_FAULT ? [ops.slice(0, first), ops.slice(first, -1), ops.slice(-1)] : [ops];
+    let base = 0;
+    try {
+      for (const [i, part] of parts.entries()) {
+        await batchTrusted(part);
+        base += part.length;
+        if (parts.length > 1 && i === 0) fault('connect:after-veth');
+        if (parts.length > 1 && i === 1) fault('connect:after-routes');
+      }
+    } catch (err) {
+      const e = err as NetlinkError;
+      const idx = e.index === undefined ? undefined : base + e.index;
+      if (idx !== undefined && idx >= first && idx < ops.length - 1 && e.code === 'EEXIST') {
+        // A namespace that already has a default route (connected to another network first)
+        // keeps it; the steps after the refused route still go in.
+        return this.finish(rec, ops.slice(idx + 1));
+      }
+      if (idx === 0 && typeof br === 'number' && (e.code === 'EINVAL' || e.code === 'ENODEV')) {
+        // The bridge was rebuilt since its index was learned: by name again.
+        this.bridgeIdx = undefined;
+        return this.plumb(ns, rec, retried, true);
+      }
+      if (idx === 0 && (e.code === 'EEXIST' || e.code === 'EXFULL' || e.code === 'ENOSPC') && !retried) {
+        // The container still has the interface of a detached, not yet reaped veth (this or
+        // another process's), or detached veths still fill the bridge's ports: reap, retry.
+        await reaper.flush(true);
+        return this.plumb(ns, rec, true, byName);
+      }
+      if (idx === 0 && e.code === 'EEXIST')
+        throw new ConfigError(`the namespace already has an interface named ${rec.ifname}`, 'ifname', 'EEXIST');
+      if (idx !== 0) await nl.linkDel(rec.hostVeth, this.host).catch(() => undefined);
+      if (idx === 0 && (e.code === 'EXFULL' || e.code === 'ENOSPC'))
+        throw new NetmodesError('EBRIDGEFULL', `bridge ${r.bridge} is full (${MAX_BRIDGE_PORTS} ports)`, { cause: err });
+      throw err;
     }
-    if (idx === 0 && typeof br === 'number' && (e.code === 'EINVAL' || e.code === 'ENODEV')) {
-      // The bridge was rebuilt since its index was learned: by name again.
-      this.bridgeIdx = undefined;
-      return this.plumb(ns, rec, retried, true);
-    }
-    if (idx === 0 && (e.code === 'EEXIST' || e.code === 'EXFULL' || e.code === 'ENOSPC') && !retried) {
-      // The container still has the interface of a detached, not yet reaped veth (this or
-      // another process's), or detached veths still fill the bridge's ports: reap, retry.
-      await reaper.flush(true);
-      return this.plumb(ns, rec, true, byName);
-    }
-    if (idx === 0 && e.code === 'EEXIST')
-      throw new ConfigError(`the namespace already has an interface named ${rec.ifname}`, 'ifname', 'EEXIST');
-    if (idx !== 0) await nl.linkDel(rec.hostVeth, this.host).catch(() => undefined);
-    if (idx === 0 && (e.code === 'EXFULL' || e.code === 'ENOSPC'))
-      throw new NetmodesError('EBRIDGEFULL', `bridge ${r.bridge} is full (${MAX_BRIDGE_PORTS} ports)`, { cause: err });
-    throw err;
   }
 
   /** The rest of a connect after a refused default route, one step at a time. */
@@ -1049,9 +969,20 @@ export class BridgeNetwork {
    */
   private async unplumb(rec: EndpointRecord, now = false): Promise<void> {
     const br = this.bridgeIdx ?? this.rec.bridge;
+    const neigh: nl.BatchOp = { op: 'neighDel', ns: this.host, link: br, address: rec.ip };
+    const veth: nl.BatchOp = now
+      ? { op: 'linkDel', ns: this.host, link: rec.hostVeth }
+      : // The port stops forwarding at once (STP state listening) and forgets the MACs it learned;
+        // locked, not learning and flooded nothing, it stays cut off even if the container's
+        // carrier flapping made the bridge re-enable it. Leaving the bridge and going down (two
+        // RCU grace periods) are left to the reaper's one bulk delete.
+        {
+          op: 'linkSet', ns: this.host, link: rec.hostVeth, group: REAP_GROUP, alias: '',
+          portState: 'listening', fdbFlush: true, locked: true, learning: false, unicastFlood: false, mcastFlood: false, bcastFlood: false,
+        };
     // One worker call, both messages sent whatever the first one's answer (a missing neighbour
     // entry or a veth already gone with its namespace is what we want anyway).
-    const [n, v] = await batchTrusted(this.unplumbOps(rec, now), { pipelined: true });
+    const [n, v] = await batchTrusted([neigh, veth], { pipelined: true });
     if (n.status === 'rejected' && isNotFound(n.reason) && typeof br === 'number') {
       // Perhaps no such entry, perhaps a bridge rebuilt since its index was learned: by name.
       this.bridgeIdx = undefined;
@@ -1069,23 +1000,6 @@ export class BridgeNetwork {
       return; // already gone with its namespace
     }
     if (!now) reaper.add();
-  }
-
-  /** unplumb()'s two requests: the host's neighbour entry, then the veth (detached or, `now`, deleted). */
-  private unplumbOps(rec: EndpointRecord, now: boolean): [nl.BatchOp, nl.BatchOp] {
-    const br = this.bridgeIdx ?? this.rec.bridge;
-    const neigh: nl.BatchOp = { op: 'neighDel', ns: this.host, link: br, address: rec.ip };
-    const veth: nl.BatchOp = now
-      ? { op: 'linkDel', ns: this.host, link: rec.hostVeth }
-      : // The port stops forwarding at once (STP state listening) and forgets the MACs it learned;
-        // locked, not learning and flooded nothing, it stays cut off even if the container's
-        // carrier flapping made the bridge re-enable it. Leaving the bridge and going down (two
-        // RCU grace periods) are left to the reaper's one bulk delete.
-        {
-          op: 'linkSet', ns: this.host, link: rec.hostVeth, group: REAP_GROUP, alias: '',
-          portState: 'listening', fdbFlush: true, locked: true, learning: false, unicastFlood: false, mcastFlood: false, bcastFlood: false,
-        };
-    return [neigh, veth];
   }
 
   private toEndpoint(rec: EndpointRecord): Endpoint {
@@ -1158,38 +1072,6 @@ export class BridgeNetwork {
     const owner = `${this.id.slice(0, 12)}:${rec.id}`;
     const linkedBy = await this.linkerAddresses(rec, linkers);
     const removeElements = () => firewall.removeEndpoint(toFw(this.rec), epToFw(rec), this.host, linkedBy);
-    // Claims and record in one batch, the record last (it explains the claims until then).
-    const ops: store.FsOp[] = rec.ports.map((p) => ({ op: 'release', file: portFile(p), owner }));
-    ops.push({ op: 'release', file: this.ipFile(rec.ip), owner });
-    if (rec.ipv6) ops.push({ op: 'release', file: this.ipFile(rec.ipv6), owner });
-    // Its own registrations with the endpoints it links to.
-    for (const l of rec.links) ops.push(...this.unregisterOps(l.id, [rec.id]));
-    const last: store.FsOp[] = [
-      { op: 'remove', file: this.epFile(rec.id) },
-      // Then the registrations of those that link to it, and their directory: the rmdir fails
-      // only if an endpoint registered a link to this one since the list was read.
-      ...this.unregisterOps(rec.id, linkers),
-    ];
-    const done = async (res: store.FsResult[]): Promise<void> => {
-      if (res[res.length - 1] === false) await this.lateLinkers(rec, linkers);
-      this.pool.release(rec.ip);
-      if (rec.ipv6) this.pool6?.release(rec.ipv6);
-      this.eps.delete(rec.id);
-    };
-    if (!process.env.NETMODES_FAULT) {
-      // The fast way: elements, veth and claims in one trip to the thread pool (seq()), each step
-      // only after the one before it succeeded. Anything else goes the step-by-step way below,
-      // which does again what already happened (every step of it is idempotent).
-      const tx = firewall.removeEndpointTx(toFw(this.rec), epToFw(rec), this.host, linkedBy);
-      const steps: Step[] = tx ? [{ kind: 'nft', tx }] : [];
-      steps.push({ kind: 'rtnl', ops: this.unplumbOps(rec, false), pipelined: true }, { kind: 'fs', ops: [...ops, ...last] });
-      const out = await seq(steps);
-      const fs = out[out.length - 1];
-      if (fs.status === 'fulfilled') {
-        reaper.add();
-        return done(fs.value as store.FsResult[]);
-      }
-    }
     // Elements and veth at once, each on its own thread (a process killed between or during
     // leaves what reconcile() finishes: a record whose veth lost its alias is removed with its
     // elements; a record whose veth is still marked keeps or regains its elements).
@@ -1203,12 +1085,26 @@ export class BridgeNetwork {
       if (f.status === 'rejected') throw f.reason;
       if (k.status === 'rejected') throw k.reason;
     }
+    // Claims and record in one batch, the record last (it explains the claims until then).
+    const ops: store.FsOp[] = rec.ports.map((p) => ({ op: 'release', file: portFile(p), owner }));
+    ops.push({ op: 'release', file: this.ipFile(rec.ip), owner });
+    if (rec.ipv6) ops.push({ op: 'release', file: this.ipFile(rec.ipv6), owner });
+    // Its own registrations with the endpoints it links to.
+    for (const l of rec.links) ops.push(...this.unregisterOps(l.id, [rec.id]));
     if (process.env.NETMODES_FAULT) {
       await store.batch(ops);
       fault('disconnect:after-release');
       ops.length = 0;
     }
-    return done(await store.batch([...ops, ...last]));
+    ops.push({ op: 'remove', file: this.epFile(rec.id) });
+    // Then the registrations of those that link to it, and their directory: the rmdir fails
+    // only if an endpoint registered a link to this one since the list was read.
+    ops.push(...this.unregisterOps(rec.id, linkers));
+    const res = await store.batch(ops);
+    if (res[res.length - 1] === false) await this.lateLinkers(rec, linkers);
+    this.pool.release(rec.ip);
+    if (rec.ipv6) this.pool6?.release(rec.ipv6);
+    this.eps.delete(rec.id);
   }
 
   /**

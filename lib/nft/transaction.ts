@@ -12,7 +12,7 @@
  * `add*` is nft's `add` (no error when the object exists), `create*` is nft's `create` (EEXIST).
  * Each method validates at once (ConfigError) and returns the operation's index in the results.
  */
-import { native, NsHandle } from '../native';
+import { native } from '../native';
 import type { Namespace } from '../netns';
 import { ConfigError, NetlinkError, withCallerStack } from '../errors';
 import type { NftCommitOptions, NftMsg, NftMsgName, NftNative } from './native';
@@ -232,32 +232,20 @@ export class NftTransaction {
    * lets a transaction larger than `maxBytes` (64 MiB) go as several batches; `genid` makes it
    * fail with ERESTART if the ruleset changed since the nftList that returned that generation.
    */
-  /** @internal This transaction as a step of seq() (native/seq.cc); undefined when empty. */
-  step(): { kind: 'nft'; ns: NsHandle | null; msgs: NftMsg[] } | undefined {
-    return this.msgs.length ? { kind: 'nft', ns: this.ns ? this.ns.handle : null, msgs: this.msgs } : undefined;
-  }
-
-  /**
-   * @internal An error of this transaction's commit, in the caller's terms: the addon counts
-   * messages, callers count operations (a set and its elements are one).
-   */
-  explain(err: unknown): void {
-    const e = err as NetlinkError;
-    if (e instanceof NetlinkError && e.index !== undefined && this.owner[e.index] !== undefined) {
-      e.index = this.owner[e.index];
-      e.message = e.message.replace(/\(operation \d+\)$/, `(operation ${e.index}: ${this.ops[e.index]})`);
-    }
-  }
-
   async commit(opts: NftCommitOptions = {}): Promise<TxResult[]> {
     if (this.msgs.length === 0) return [];
     let res: { handle?: number }[];
     try {
       res = await native<NftNative>().nftTransact(this.ns ? this.ns.handle : null, this.msgs, opts);
     } catch (err) {
-      this.explain(err);
-      if (err instanceof NetlinkError) withCallerStack(err);
-      throw err;
+      // The addon counts messages; callers count operations (a set and its elements are one).
+      const e = err as NetlinkError;
+      if (e instanceof NetlinkError && e.index !== undefined && this.owner[e.index] !== undefined) {
+        e.index = this.owner[e.index];
+        e.message = e.message.replace(/\(operation \d+\)$/, `(operation ${e.index}: ${this.ops[e.index]})`);
+      }
+      if (e instanceof NetlinkError) withCallerStack(e);
+      throw e;
     }
     const out: TxResult[] = this.ops.map((op) => ({ op }));
     res.forEach((r, i) => {

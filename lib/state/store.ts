@@ -174,17 +174,6 @@ const lockQueues = new Map<string, Promise<unknown>>();
 /** An flock held until release() (or process death, when the kernel drops it). */
 export class FileLock {
   private constructor(private fd: number) {}
-  /**
-   * @internal The lock held by `fd`, the result of a `lock` op that ran in a batch of another
-   * call (seq()). `undefined` when that op found the lock taken (its result false).
-   */
-  static adopt(fd: FsResult): FileLock | undefined {
-    return typeof fd === 'number' ? new FileLock(fd) : undefined;
-  }
-  /** @internal Whether callers of this process wait in line for `file` (then a `lock` op would be jumping the queue). */
-  static queued(file: string): boolean {
-    return lockQueues.has(file);
-  }
   static async acquire(file: string, exclusive: boolean): Promise<FileLock> {
     await ensureDir(path.dirname(file));
     const prev = lockQueues.get(file) ?? Promise.resolve();

@@ -36,7 +36,6 @@
 
 #include "js_util.h"
 #include "modules.h"
-#include "stage.h"
 #include "worker.h"
 
 namespace nm {
@@ -293,9 +292,10 @@ Kind KindOf(Napi::Env env, const std::string& s) {
   ThrowType(env, "fsBatch: unknown op " + s);
 }
 
-std::shared_ptr<std::vector<Op>> ParseOps(Napi::Env env, const Napi::Value& v0) {
-  if (!v0.IsArray()) ThrowType(env, "fsBatch(ops: object[])");
-  Napi::Array arr = v0.As<Napi::Array>();
+Napi::Value JsFsBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) ThrowType(env, "fsBatch(ops: object[])");
+  Napi::Array arr = info[0].As<Napi::Array>();
   auto ops = std::make_shared<std::vector<Op>>();
   ops->reserve(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); i++) {
@@ -314,76 +314,17 @@ std::shared_ptr<std::vector<Op>> ParseOps(Napi::Env env, const Napi::Value& v0) 
     op.sync = GetBoolOr(o, op.kind == Kind::Lock ? "exclusive" : "sync", false);
     ops->push_back(std::move(op));
   }
-  return ops;
-}
-
-// The batch's results, or (failed) its error carrying them.
-Napi::Value OutcomeToJs(Napi::Env env, const Outcome& out, bool* failed) {
-  Napi::Array res = Napi::Array::New(env, out.results.size());
-  for (uint32_t i = 0; i < out.results.size(); i++) res.Set(i, ResultToJs(env, out.results[i]));
-  *failed = out.failed;
-  if (!out.failed) return res;
-  Napi::Object err = MakeJsError(env, out.err).As<Napi::Object>();
-  err.Set("results", res);
-  return err;
-}
-
-// Every claim made: every lock taken, every reserve true, and every listed directory holding
-// nothing but the names this batch reserved in it.
-bool AllClaimed(const std::vector<Op>& ops, const Outcome& out) {
-  if (out.failed || out.results.size() != ops.size()) return false;
-  for (size_t i = 0; i < ops.size(); i++) {
-    const Result& r = out.results[i];
-    if (ops[i].kind == Kind::Lock && !std::holds_alternative<int>(r)) return false;
-    if (ops[i].kind == Kind::Reserve && !(std::holds_alternative<bool>(r) && std::get<bool>(r))) return false;
-    if (ops[i].kind != Kind::List) continue;
-    for (const std::string& name : std::get<std::vector<std::string>>(r)) {
-      bool ours = false;
-      for (const Op& o : ops)
-        if (o.kind == Kind::Reserve && o.file.size() == ops[i].file.size() + 1 + name.size() &&
-            o.file.compare(0, ops[i].file.size(), ops[i].file) == 0 && o.file[ops[i].file.size()] == '/' &&
-            o.file.compare(ops[i].file.size() + 1, std::string::npos, name) == 0)
-          ours = true;
-      if (!ours) return false;
-    }
-  }
-  return true;
-}
-
-class FsStage : public Stage {
- public:
-  FsStage(std::shared_ptr<std::vector<Op>> ops, bool claims) : ops_(std::move(ops)), claims_(claims) {}
-  bool Run() override {
-    out_ = RunAll(*ops_);
-    if (claims_) return AllClaimed(*ops_, out_);
-    if (out_.failed || out_.results.size() != ops_->size()) return false;
-    // A lock that would have to wait stops the batch: the steps after it must not run either.
-    for (size_t i = 0; i < ops_->size(); i++)
-      if ((*ops_)[i].kind == Kind::Lock && !std::holds_alternative<int>(out_.results[i])) return false;
-    return true;
-  }
-  Napi::Value ToJs(Napi::Env env) override {
-    bool failed;
-    Napi::Value v = OutcomeToJs(env, out_, &failed);
-    return failed ? Rejected(env, v) : Fulfilled(env, v);
-  }
-
- private:
-  std::shared_ptr<std::vector<Op>> ops_;
-  bool claims_;
-  Outcome out_;
-};
-
-Napi::Value JsFsBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto ops = ParseOps(env, info[0]);
   return PromiseWorker<Outcome>::Run(
       env, [ops] { return RunAll(*ops); },
       [](Napi::Env env, Outcome& out) -> Napi::Value {
-        bool failed;
-        Napi::Value v = OutcomeToJs(env, out, &failed);
-        if (failed) throw Napi::Error(env, v.As<Napi::Object>());
-        return v;
+        Napi::Array res = Napi::Array::New(env, out.results.size());
+        for (uint32_t i = 0; i < out.results.size(); i++) res.Set(i, ResultToJs(env, out.results[i]));
+        if (out.failed) {
+          Napi::Object err = MakeJsError(env, out.err).As<Napi::Object>();
+          err.Set("results", res);
+          throw Napi::Error(env, err);
+        }
+        return res;
       });
 }
 
@@ -391,9 +332,5 @@ Napi::Value JsFsBatch(const Napi::CallbackInfo& info) {
 }  // namespace fsb
 
 void InitFs(Napi::Env env, Napi::Object exports) { exports.Set("fsBatch", Napi::Function::New(env, fsb::JsFsBatch)); }
-
-std::unique_ptr<Stage> MakeFsStage(Napi::Env env, const Napi::Object& spec) {
-  return std::make_unique<fsb::FsStage>(fsb::ParseOps(env, spec.Get("ops")), GetBoolOr(spec, "claims", false));
-}
 
 }  // namespace nm

@@ -12,7 +12,6 @@
 
 #include "../js_util.h"
 #include "../modules.h"
-#include "../stage.h"
 #include "../worker.h"
 #include "nft.h"
 
@@ -193,40 +192,6 @@ Napi::Value JsNftTransact(const Napi::CallbackInfo& info) {
       });
 }
 
-class NftStage : public Stage {
- public:
-  NftStage(std::shared_ptr<NsState> ns, Value msgs, nft::BatchOptions opts)
-      : ns_(std::move(ns)), msgs_(std::move(msgs)), opts_(opts) {}
-  bool Run() override {
-    failed_ = !Catching(
-        [&] {
-          Prepared p;
-          try {
-            Prepare(msgs_, opts_, &p);
-          } catch (const nft::EncodeError& e) {
-            r_.encode_error = std::string("nft: ") + e.what();
-            return;
-          }
-          r_.value = nft::Transact(*ns_, p.enc, p.batches);
-        },
-        &err_);
-    return !failed_ && r_.encode_error.empty();
-  }
-  Napi::Value ToJs(Napi::Env env) override {
-    if (!r_.encode_error.empty()) return Rejected(env, Napi::TypeError::New(env, r_.encode_error).Value());
-    if (failed_) return Rejected(env, MakeJsError(env, err_));
-    return Fulfilled(env, nm::ToJs(env, r_.value));
-  }
-
- private:
-  std::shared_ptr<NsState> ns_;
-  Value msgs_;
-  nft::BatchOptions opts_;
-  TransactResult r_;
-  NlError err_;
-  bool failed_ = false;
-};
-
 Napi::Value JsNftList(const Napi::CallbackInfo& info) {
   auto ns = NsArg(info[0]);
   nft::ListFilter f;
@@ -251,10 +216,6 @@ void InitNft(Napi::Env env, Napi::Object exports) {
   exports.Set("nftList", Napi::Function::New(env, JsNftList));
   exports.Set("nftEncode", Napi::Function::New(env, JsNftEncode));
   exports.Set("nftDecode", Napi::Function::New(env, JsNftDecode));
-}
-
-std::unique_ptr<Stage> MakeNftStage(Napi::Env env, const Napi::Object& spec) {
-  return std::make_unique<NftStage>(NsArg(spec.Get("ns")), OpsArg(spec.Get("msgs")), Options(spec.Get("opts")));
 }
 
 }  // namespace nm

@@ -11,7 +11,6 @@
 
 #include "../js_util.h"
 #include "../modules.h"
-#include "../stage.h"
 #include "../worker.h"
 #include "decode.h"
 #include "encode.h"
@@ -420,33 +419,6 @@ struct ExecBaton {
   std::vector<BoundOp> ops;
 };
 
-// RunOps' results as rtnlExec resolves them, or (*failed; not pipelined) the error it rejects with:
-// the failing op's, carrying the results of the ops before it.
-Napi::Value ResultsToJs(Napi::Env env, const std::vector<BoundOp>& ops, const std::vector<OpResult>& res, bool pipelined,
-                        bool single, bool* failed) {
-  *failed = false;
-  Napi::Array out = Napi::Array::New(env, res.size());
-  for (size_t i = 0; i < res.size(); i++) {
-    const OpResult& r = res[i];
-    if (!pipelined && r.failed) {
-      NlError e = r.err;
-      if (single) e.index = -1;
-      Napi::Object err = MakeJsError(env, e).As<Napi::Object>();
-      Napi::Array partial = Napi::Array::New(env, i);
-      for (uint32_t j = 0; j < i; j++) partial.Set(j, out.Get(j));
-      err.Set("results", partial);
-      *failed = true;
-      return err;
-    }
-    if (!pipelined) {
-      out.Set(static_cast<uint32_t>(i), OpResultToJs(env, ops[i], r));
-      continue;
-    }
-    out.Set(static_cast<uint32_t>(i), r.failed ? Rejected(env, MakeJsError(env, r.err)) : Fulfilled(env, OpResultToJs(env, ops[i], r)));
-  }
-  return out;
-}
-
 // rtnlExec(ops, { pipelined?, single? }) -> Promise<results>
 Napi::Value JsExec(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -463,38 +435,37 @@ Napi::Value JsExec(const Napi::CallbackInfo& info) {
   return PromiseWorker<std::vector<OpResult>>::Run(
       env, [baton, pipelined] { return RunOps(baton->ops, pipelined); },
       [baton, pipelined, single](Napi::Env env, std::vector<OpResult>& res) -> Napi::Value {
-        bool failed;
-        Napi::Value v = ResultsToJs(env, baton->ops, res, pipelined, single, &failed);
-        if (failed) throw Napi::Error(env, v.As<Napi::Object>());
-        return v;
+        Napi::Array out = Napi::Array::New(env, res.size());
+        for (size_t i = 0; i < res.size(); i++) {
+          const OpResult& r = res[i];
+          if (!pipelined && r.failed) {
+            // Stop-at-first-failure: reject with the failing op's error, carrying the results of
+            // the ops before it.
+            NlError e = r.err;
+            if (single) e.index = -1;
+            Napi::Object err = MakeJsError(env, e).As<Napi::Object>();
+            Napi::Array partial = Napi::Array::New(env, i);
+            for (uint32_t j = 0; j < i; j++) partial.Set(j, out.Get(j));
+            err.Set("results", partial);
+            throw Napi::Error(env, err);
+          }
+          if (!pipelined) {
+            out.Set(static_cast<uint32_t>(i), OpResultToJs(env, baton->ops[i], r));
+            continue;
+          }
+          Napi::Object settled = Napi::Object::New(env);
+          if (r.failed) {
+            settled.Set("status", "rejected");
+            settled.Set("reason", MakeJsError(env, r.err));
+          } else {
+            settled.Set("status", "fulfilled");
+            settled.Set("value", OpResultToJs(env, baton->ops[i], r));
+          }
+          out.Set(static_cast<uint32_t>(i), settled);
+        }
+        return out;
       });
 }
-
-// A seq() step: rtnlExec's ops. It succeeds when every op did (pipelined: every op fulfilled).
-class RtnlStage : public Stage {
- public:
-  RtnlStage(std::vector<BoundOp> ops, bool pipelined) : ops_(std::move(ops)), pipelined_(pipelined) {}
-  bool Run() override {
-    failed_ = !Catching([&] { res_ = RunOps(ops_, pipelined_); }, &err_);
-    if (failed_) return false;
-    for (const OpResult& r : res_)
-      if (r.failed || !r.attempted) return false;
-    return true;
-  }
-  Napi::Value ToJs(Napi::Env env) override {
-    if (failed_) return Rejected(env, MakeJsError(env, err_));
-    bool failed;
-    Napi::Value v = ResultsToJs(env, ops_, res_, pipelined_, false, &failed);
-    return failed ? Rejected(env, v) : Fulfilled(env, v);
-  }
-
- private:
-  std::vector<BoundOp> ops_;
-  bool pipelined_;
-  std::vector<OpResult> res_;
-  NlError err_;
-  bool failed_ = false;
-};
 
 // rtnlEncode(ops, seq = 1) -> Buffer with every message every op would send, numbered from seq.
 Napi::Value JsEncode(const Napi::CallbackInfo& info) {
@@ -595,12 +566,6 @@ void InitRtnl(Napi::Env env, Napi::Object exports) {
   exports.Set("rtnlDump", Napi::Function::New(env, rtnl::JsDump));
   exports.Set("rtnlEncode", Napi::Function::New(env, rtnl::JsEncode));
   exports.Set("rtnlDecode", Napi::Function::New(env, rtnl::JsDecode));
-}
-
-std::unique_ptr<Stage> MakeRtnlStage(Napi::Env env, const Napi::Object& spec) {
-  Napi::Value ops = spec.Get("ops");
-  if (!ops.IsArray()) ThrowType(env, "ops must be an array");
-  return std::make_unique<rtnl::RtnlStage>(rtnl::BuildOps(ops.As<Napi::Array>(), rtnl::NsCtx{}), GetBoolOr(spec, "pipelined", false));
 }
 
 }  // namespace nm
