@@ -81,7 +81,7 @@ class Props {
  public:
   explicit Props(const Napi::Object& o) : obj_(o) {
     // Raw N-API calls: each key is read once into a fixed buffer (no string allocated, one call
-    // instead of a length query and a copy). Keys of kKeyMax bytes or more are never asked for.
+    // instead of a length query and a copy). Keys of kKeyMax - 1 bytes or more are never asked for.
     napi_env env = o.Env();
     napi_value names;
     uint32_t n = 0;
