@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { ConfigError } from '../errors';
 import { parseCidr, parseIP, parseMac } from '../net/addr';
 import type { BridgeNetworkOptions, PortSpec } from '../modes/bridge';
+import { parsePortSpecs } from '../portspec';
 import { CNI_ERR, CniError } from './errors';
 
 /** The specification versions this plugin speaks (VERSION lists them). */
@@ -302,6 +303,8 @@ export function parseConf(raw: Record<string, unknown>, env: CniEnv): NetConf {
   let mac = rc ? optString(rc, 'mac', 'runtimeConfig.mac') : undefined;
   if (env.args.MAC) mac = env.args.MAC;
   if (mac !== undefined) parseMac(mac, 'runtimeConfig.mac');
+  const ports = readPorts(raw);
+  parsePortSpecs(ports, 'runtimeConfig.portMappings'); // errors name the configuration's field
   const conf: NetConf = {
     cniVersion,
     name,
@@ -310,7 +313,7 @@ export function parseConf(raw: Record<string, unknown>, env: CniEnv): NetConf {
     set,
     ips: readIps(raw, env),
     mac,
-    ports: readPorts(raw),
+    ports,
     dns: optObj(raw, 'dns'),
     prevResult: optObj(raw, 'prevResult'),
   };

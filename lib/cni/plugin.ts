@@ -100,8 +100,9 @@ const FIELD: Partial<Record<keyof BridgeNetworkOptions, string>> = {
 function assertMatches(net: BridgeNetwork, conf: NetConf): void {
   const o = conf.network;
   const differ = (k: keyof BridgeNetworkOptions, have: unknown, want: unknown) => {
+    const show = (v: unknown) => (v === undefined ? 'none' : typeof v === 'string' ? v : JSON.stringify(v));
     throw new ConfigError(
-      `network ${net.name} exists with ${k} ${JSON.stringify(have ?? null)}, the configuration asks for ${JSON.stringify(want ?? null)} (remove the network to change it)`,
+      `network ${net.name} exists with ${k} ${show(have)}, the configuration asks for ${show(want)} (remove the network to change it)`,
       FIELD[k] ?? k,
     );
   };
