@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import { connect, ipj, sandboxed, startServer, tryRun } from './kernel';
 import { makeOutside, Outside } from './topology';
 import { stop } from './sandbox';
-import { Podman, hostFootprint, podmanExec, podmanInspect, podmanRm, podmanRun, podmanRunAttached, podmanWaitStatus, sleep } from './podman';
+import { Podman, hostFootprint, podmanExec, podmanInspect, podmanRm, podmanRun, podmanRunAttached, podmanStop, podmanWaitStatus, sleep } from './podman';
 
 export interface PodmanCase {
   /** The suite's title. */
@@ -173,16 +173,18 @@ export function podmanSuite(c: PodmanCase): void {
       assert.equal(connect(outside.ns, 'tcp', outside.hostAddr, 8081), 'hello from web2');
     });
 
-    it('podman rm -f runs CNI DEL: no veth, no address reservation, no published port, no namespace left', async () => {
+    it('podman rm -f and podman stop run CNI DEL: no veth, no address reservation, no published port, no namespace left', async () => {
       const { id, info, addr } = await server('web');
       await assertAttached(id, addr, info.NetworkSettings.SandboxKey, '8080');
       await podmanRm(pm, id);
       await assertDetached(id, addr, info.NetworkSettings.SandboxKey, '8080');
-      // the address is free again: the next container may get it, and its port works
+      // the host port is free again: the next container publishes it, and it works; podman stop
+      // tears the network down before the container is removed
       const again = await server('web3');
       assert.equal(connect(outside.ns, 'tcp', outside.hostAddr, 8080), 'hello from web3');
-      await podmanRm(pm, again.id);
+      await podmanStop(pm, again.id);
       await assertDetached(again.id, again.addr, again.info.NetworkSettings.SandboxKey, '8080');
+      await podmanRm(pm, again.id, false);
     });
 
     it("a container's own exit runs CNI DEL (conmon's podman container cleanup)", async () => {
