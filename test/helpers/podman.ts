@@ -26,7 +26,9 @@
  * /sys/fs/cgroup/unified holding a controller) crun refuses to start anything ("cgroups in
  * hybrid mode not supported"), even with --cgroups=disabled: the holder binds the cgroup2 tree
  * over /sys/fs/cgroup, so crun sees a unified host (and, --cgroups=disabled, creates no cgroup).
- * Nothing is ever created outside DIR: a mount point that does not exist is left alone.
+ * Nothing is ever created outside DIR: a mount point that does not exist is left alone. (So a
+ * plugin symlinked into /usr/lib/cni does not resolve in there: copy it, see copyPlugins.) What
+ * is not covered is the same as in the sandbox: /run/netns and /run/netmodes, the checkout, /tmp.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -129,6 +131,9 @@ export class Podman {
     const q = JSON.stringify;
     fs.writeFileSync(this.conf, [
       '[containers]',
+      // also for a `podman run` not made by runArgs: no cgroup is ever made on the machine
+      'cgroups = "disabled"',
+      'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
       '[network]',
       'network_backend = "cni"',
       `cni_plugin_dirs = [${q(this.pluginDir)}]`,
