@@ -67,23 +67,26 @@ export function podmanSuite(c: PodmanCase): void {
     let tables: string[];
     let footprint: ReturnType<typeof hostFootprint>;
     const servers: Awaited<ReturnType<typeof startServer>>[] = [];
+    // what this case made, so that a beforeEach failing halfway cleans up only that
+    let made: { pm?: Podman; outside?: Outside } = {};
 
     beforeEach(async () => {
       sandboxed();
+      made = {};
       footprint = hostFootprint();
       tables = nftTables();
-      outside = makeOutside();
-      pm = await Podman.create();
+      outside = made.outside = makeOutside();
+      pm = made.pm = await Podman.create();
       await c.setupPlugins(pm);
       pm.writeConflist(c.conflist(pm));
     });
 
     afterEach(async function () {
       for (const s of servers.splice(0)) await stop(s);
-      const killed = pm ? await pm.cleanup() : [];
-      outside?.remove();
+      const killed = made.pm ? await made.pm.cleanup() : [];
+      made.outside?.remove();
       const added = nftTables().filter((t) => !tables.includes(t));
-      if (pm) await c.teardown(pm, added);
+      if (made.pm) await c.teardown(made.pm, added);
       // Checked after the cleanup so that a failed case still cleans up.
       assert.deepEqual(killed.filter((k) => !c.residents?.test(k)), [], 'processes podman left running (killed)');
       assert.deepEqual(hostFootprint(), footprint, "podman wrote to the machine's file system");
