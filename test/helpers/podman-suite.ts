@@ -40,6 +40,8 @@ export interface PodmanCase {
    * thin plugin starts): Podman.cleanup() kills them too, but only others count as left behind.
    */
   residents?: RegExp;
+  /** How long after DEL the chain may take to delete what it detached at once (default 0). */
+  settleMs?: number;
 }
 
 /** `nft list tables` lines of the sandbox host. */
@@ -115,7 +117,8 @@ export function podmanSuite(c: PodmanCase): void {
         'host veths': ipj(['-d', 'link', 'show', 'type', 'veth']).map((l) => l.ifname).filter((n) => n !== outside.hostIf),
         [`ports of ${c.bridge}`]: ipj(['link', 'show', 'master', c.bridge]).map((l) => l.ifname),
         [`nft rules naming ${addr}`]: rules.split('\n').filter((l) => l.includes(addr)).map((l) => l.trim()),
-        [`nft rules naming port ${hostPort}`]: rules.split('\n').filter((l) => new RegExp(`dport ${hostPort}\\b`).test(l)).map((l) => l.trim()),
+        // a rule matching the port (portmap), or a map element keyed by it (netmodes: `tcp . PORT`)
+        [`nft rules naming port ${hostPort}`]: rules.split('\n').filter((l) => new RegExp(`dport ${hostPort}\\b|\\. ${hostPort}\\b`).test(l)).map((l) => l.trim()),
         "the plugins' state": await c.attachmentState(pm, id, addr),
         "libcni's cache": cache.stdout.split('\n').filter((f) => f.includes(id)),
         // unknown key (a container gone before it was inspected): any namespace file Podman made
@@ -129,9 +132,14 @@ export function podmanSuite(c: PodmanCase): void {
       for (const [what, v] of Object.entries(t)) assert.ok((v as unknown[]).length > 0, `${what}: none while attached (${JSON.stringify(t)})`);
     }
 
-    /** Everything an attachment had is gone. */
+    /**
+     * Everything an attachment had is gone: at once, or within `c.settleMs` for a plugin that cuts
+     * the veth off at DEL and deletes it a moment later (netmodes batches the deletes).
+     */
     async function assertDetached(id: string, addr: string, key: string | undefined, hostPort: string): Promise<void> {
-      const t = await traces(id, addr, key, hostPort);
+      const empty = (t: Record<string, unknown>) => Object.values(t).every((v) => (v as unknown[]).length === 0);
+      let t = await traces(id, addr, key, hostPort);
+      for (const until = Date.now() + (c.settleMs ?? 0); !empty(t) && Date.now() < until; t = await traces(id, addr, key, hostPort)) await sleep(50);
       assert.deepEqual(t, Object.fromEntries(Object.keys(t).map((k) => [k, []])), 'left behind after CNI DEL');
     }
 
