@@ -419,16 +419,23 @@ describe('85 CNI plugin', function () {
       await removeNetwork(NET);
     });
 
-    it('a plugin process killed with SIGKILL at each point of an ADD leaves what the next DEL cleans completely', async () => {
+    it('a plugin process killed with SIGKILL at each point of an ADD leaves what the next DEL, GC or reconcile() cleans completely', async () => {
+      let k = 0;
       for (const point of FAULT_POINTS.filter((p) => p.startsWith('connect:'))) {
-        const a = newNs();
-        const c = { containerId: `kill-${point.replace(/\W/g, '')}`, netns: nsPath(a), ifname: 'eth0' };
-        const cfg = withPorts(conf(), [{ hostPort: 8500, containerPort: 80 }]);
-        const r = await runPlugin(plugin, { ...c, command: 'ADD', env: { NETMODES_CNI_MODE: 'process', NETMODES_FAULT: point } }, cfg);
-        assert.equal(r.signal, 'SIGKILL', `${point}: ${r.stdout} ${r.stderr}`);
-        const d = await runPlugin(plugin, { ...c, command: 'DEL', env: { NETMODES_CNI_MODE: 'process' } }, cfg);
-        assert.equal(d.code, 0, `${point}: ${d.stdout}`);
-        await assertClean(NET, BRIDGE, [nsPath(a)]);
+        for (const cleaner of ['DEL', 'GC', 'reconcile']) {
+          const a = newNs();
+          const c = { containerId: `kill-${k++}`, netns: nsPath(a), ifname: 'eth0' };
+          const cfg = withPorts(conf(), [{ hostPort: 8500, containerPort: 80 }]);
+          const r = await runPlugin(plugin, { ...c, command: 'ADD', env: { NETMODES_CNI_MODE: 'process', NETMODES_FAULT: point } }, cfg);
+          assert.equal(r.signal, 'SIGKILL', `${point}: ${r.stdout} ${r.stderr}`);
+          if (cleaner === 'reconcile') await (await openBridgeNetwork(NET)).reconcile();
+          else {
+            const cfgFor = cleaner === 'GC' ? { ...conf({}, '1.1.0'), 'cni.dev/valid-attachments': [] } : cfg;
+            const d = await runPlugin(plugin, { ...c, command: cleaner, env: { NETMODES_CNI_MODE: 'process' } }, cfgFor);
+            assert.equal(d.code, 0, `${point}, ${cleaner}: ${d.stdout}`);
+          }
+          await assertClean(NET, BRIDGE, [nsPath(a)]);
+        }
       }
     });
 
