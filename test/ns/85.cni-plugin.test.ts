@@ -240,6 +240,8 @@ describe('85 CNI plugin', function () {
         const none = await call({ ...c, containerId: 'nobody', command: 'CHECK' }, { ...cfg, prevResult: r.json });
         assert.equal(none.json.code, 110);
         assert.match(none.json.msg, /not attached/);
+        // The library's check of an unknown endpoint.
+        await assert.rejects((await openBridgeNetwork(NET)).check('nobody'), { code: 'ENOENDPOINT' });
         // CHECK needs 0.4.0 or later.
         const old = await call({ ...c, command: 'CHECK' }, { ...cfg, cniVersion: '0.3.1', prevResult: r.json });
         assert.equal(old.json.code, 1);
