@@ -19,7 +19,7 @@ const cniCode = (fn: () => unknown): number => {
   return 0;
 };
 
-describe('46 CNI configuration (unit)', () => {
+describe('47 CNI configuration (unit)', () => {
   it('parseEnv: the verbs need what the specification says', () => {
     assert.deepEqual(env({ CNI_ARGS: 'IgnoreUnknown=1;IP=10.0.0.5' }).args, { IgnoreUnknown: '1', IP: '10.0.0.5' });
     assert.equal(parseEnv({ CNI_COMMAND: 'VERSION' }).command, 'VERSION');
