@@ -52,7 +52,7 @@ async function createWithFault(name: string, point: string): Promise<{ code: num
 const stalled = new Set<ChildProcess>();
 
 /** A child stopped at netns:stall-after-link while creating `name`; release() lets it finish. */
-async function stalledCreator(name: string): Promise<{ release: () => Promise<number> }> {
+async function stalledCreator(name: string): Promise<{ release: () => Promise<number>; fail: () => Promise<string> }> {
   const c = spawn(process.execPath, ['-e', CREATE_JS, name], { env: { ...process.env, NETMODES_FAULT: 'netns:stall-after-link' }, stdio: ['pipe', 'pipe', 'pipe'] });
   stalled.add(c);
   c.on('exit', () => stalled.delete(c));
@@ -69,11 +69,19 @@ async function stalledCreator(name: string): Promise<{ release: () => Promise<nu
     c.on('exit', () => reject(new Error(`the creator ended before stalling: ${err}`)));
   });
   return {
+    /** Lets it finish; resolves with the inode of the namespace it made. */
     release: async () => {
       c.stdin.end('x');
       await done;
       assert.equal(c.exitCode, 0, err);
       return Number(out.trim());
+    },
+    /** Lets it go on, expecting its creation to fail; resolves with its stderr. */
+    fail: async () => {
+      c.stdin.end('x');
+      await done;
+      assert.equal(c.exitCode, 1, err);
+      return err;
     },
   };
 }
@@ -162,11 +170,31 @@ describe('11 namespaces: names left half-made by a killed creator (issue 22)', f
     assert.equal(kind(name), 'absent');
   });
 
+  it('a name removed under a creator by a tool that ignores the lock: that creation fails and never mounts on the new file', async () => {
+    const gone = uniq('st');
+    const a = await stalledCreator(gone);
+    fs.unlinkSync(`${DIR}/${gone}`); // as `ip netns del` would
+    assert.match(await a.fail(), /ENOENT/);
+    assert.equal(kind(gone), 'absent');
+
+    const replaced = uniq('st');
+    const b = await stalledCreator(replaced);
+    fs.unlinkSync(`${DIR}/${replaced}`);
+    fs.writeFileSync(`${DIR}/${replaced}`, '', { mode: 0 });
+    const ino = fs.statSync(`${DIR}/${replaced}`).ino;
+    assert.match(await b.fail(), /EEXIST[^]*was replaced by another process/);
+    assert.equal(kind(replaced), 'file');
+    assert.equal(fs.statSync(`${DIR}/${replaced}`).ino, ino, 'the other file stays as it was');
+    await deleteNamespace(replaced).catch(() => fs.unlinkSync(`${DIR}/${replaced}`));
+    assert.deepEqual(await listNamespaces(), []);
+  });
+
   it("a file that is not ours: `ip netns add`'s leftover is EEXIST for a minute, then stale; a non-empty file is never reclaimed", async () => {
     const ipLeft = uniq('st');
     fs.writeFileSync(`${DIR}/${ipLeft}`, '', { mode: 0 }); // what a killed `ip netns add` leaves
     fs.chmodSync(`${DIR}/${ipLeft}`, 0);
     await assert.rejects(createNamespace(ipLeft), (e: NetlinkError) => e.code === 'EEXIST' && /being created/.test(e.message));
+    await assert.rejects(deleteNamespace(ipLeft), (e: NetlinkError) => e.code === 'EBUSY');
     assert.deepEqual(await reapStaleNamespaces(), []);
     const old = new Date(Date.now() - 120000);
     fs.utimesSync(`${DIR}/${ipLeft}`, old, old);
