@@ -1153,8 +1153,17 @@ export class BridgeNetwork {
 
   /** IPv4 addresses a connect can still be given (from the store: every process's claims). */
   async freeAddresses(): Promise<number> {
-    await this.load();
-    return this.pool.free;
+    // A pool of its own from the store's reservations: this object's pool does not learn of
+    // addresses other processes released.
+    const pool = new Ipv4Pool({ subnet: this.rec.subnet, gateway: this.rec.gateway, ipRange: this.rec.ipRange });
+    for (const ip of await store.listDir(path.join(this.dir, 'ip')))
+      if (!ip.includes(':'))
+        try {
+          pool.reserve(ip);
+        } catch {
+          /* outside the pool */
+        }
+    return pool.free;
   }
 
   /**

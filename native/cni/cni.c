@@ -17,9 +17,9 @@
  * (`process`: always run the verb in a Node process of its own; `server`: never fall back),
  * NETMODES_CNI_START_MS (how long to wait for a server it started, default 5000).
  *
- * A server that dies during a call: an idempotent verb is sent again (to a new server); an ADD is
- * first undone with a DEL of the same attachment, then sent again, so the runtime sees either a
- * whole ADD or an error (11, try again later) that leaves nothing behind.
+ * A server that dies during a call: an idempotent verb is sent again (to a new server, up to three
+ * times); an ADD is first undone with a DEL of the same attachment, then sent again (twice at most),
+ * so the runtime sees either a whole ADD or an error (11, try again later) that leaves nothing behind.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -339,6 +339,13 @@ static int call(const struct buf *req, struct buf *out) {
   }
 }
 
+/* An idempotent call, sent again (to a new server) up to three times when the server goes away. */
+static int call_again(const struct buf *req, struct buf *out) {
+  int r = LOST;
+  for (int k = 0; k < 3 && r == LOST; k++) r = call(req, out);
+  return r;
+}
+
 /* Runs the verb in a Node process of this call's own: this process becomes it. */
 static void run_in_process(void) {
   char script[PATH_MAX + 64];
@@ -382,21 +389,29 @@ int main(void) {
   }
   const char *cmd = getenv("CNI_COMMAND");
   struct buf req = request(NULL), out = {0};
-  int r = call(&req, &out);
-  if (r == LOST) {
-    if (cmd && !strcmp(cmd, "ADD")) {
-      /* The ADD may have been half done: undo it whole, then do it again. */
-      struct buf undo = request("DEL"), dout = {0};
-      int d = call(&undo, &dout);
-      if (d == LOST) d = call(&undo, &dout);
-      if (d != 0) fail(11, "the netmodes server went away during ADD and its cleanup did not finish: try again");
+  int r;
+  if (cmd && !strcmp(cmd, "ADD")) {
+    /* A lost ADD may have been half done: undo it whole (DEL is idempotent), then do it again. */
+    struct buf undo = request("DEL"), dout = {0};
+    for (int attempt = 0; attempt < 2; attempt++) {
+      r = call(&req, &out);
+      if (r != LOST) break;
+      if (call_again(&undo, &dout) != 0) fail(11, "the netmodes server went away during ADD and its cleanup did not finish: try again");
     }
-    r = call(&req, &out);
-    if (r == LOST) fail(11, "the netmodes server went away twice during this call: try again");
+    if (r == LOST) fail(11, "the netmodes server went away during ADD, twice (undone): try again");
+    free(undo.p);
+    free(dout.p);
+  } else {
+    r = call_again(&req, &out);
+    if (r == LOST) fail(11, "the netmodes server went away during this call, three times: try again");
   }
   if (r == NO_SERVER || r == WRONG_NAMESPACE) {
     if (must_serve) fail(11, "no netmodes server could be reached");
     run_in_process();
   }
-  return finish(r, &out);
+  int status = finish(r, &out);
+  free(req.p);
+  free(out.p);
+  free(input.p);
+  return status;
 }
