@@ -101,6 +101,21 @@ function leakCheck() {
   return out;
 }
 
+/** Pids of embedded DNS servers (lib/dns/server.js) in this network namespace. */
+function dnsServers() {
+  const own = nsIno('/proc/self/ns/net');
+  const out = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (nsIno(`/proc/${p}/ns/net`) === own && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('dns/server.js')) out.push(p);
+    } catch {
+      /* gone, or not ours to look at */
+    }
+  }
+  return out;
+}
+
 function leaksNow() {
   const out = [];
   const ns = fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : [];
@@ -109,6 +124,8 @@ function leaksNow() {
   if (links.length) out.push(`links: ${links.map((l) => l.ifname).join(' ')}`);
   const tables = execFileSync('nft', ['list', 'tables']).toString().trim();
   if (tables) out.push(`nftables: ${tables.replace(/\n/g, ', ')}`);
+  const dns = dnsServers();
+  if (dns.length) out.push(`embedded DNS server processes: ${dns.join(' ')}`);
   return out;
 }
 
