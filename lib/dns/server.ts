@@ -42,9 +42,9 @@ const MAX_TCP = 256;
 const TCP_IDLE_MS = 10_000;
 const TCP_MAX_PENDING = 64;
 /** Per upstream try. */
-const UPSTREAM_MS = Number(process.env.NETMODES_DNS_UPSTREAM_MS) || 1500;
+const UPSTREAM_MS = 1500;
 const MAX_UPSTREAMS = 3;
-const DNS_PORT = Number(process.env.NETMODES_DNS_PORT) || 53;
+const DNS_PORT = 53;
 
 interface NetRecord {
   version: 1;

@@ -259,8 +259,11 @@ describe('57 bridge mode: embedded DNS', function () {
     assert.equal(sh('ip', ['-o', 'link']).split('\n').length, links + 2, 'two veths, nothing else');
     await n.disconnect(eb);
     const t0 = Date.now();
+    // (each try is a node process in the namespace: ~50 ms of the figure is the client's start)
     await waitFor('the name to go', () => q1(a.name!, n.gateway, { name: 'web' }).rcode === 'NXDOMAIN', 1500);
-    assert.ok(Date.now() - t0 < 1500, `took ${Date.now() - t0} ms`);
+    const ms = Date.now() - t0;
+    assert.ok(ms < 1500, `took ${ms} ms`);
+    console.log(`      (the disconnected name was gone after ${ms} ms)`);
     const st = await dnsServerStatus();
     assert.equal(st?.networks.dns3.endpoints, 2);
   });
