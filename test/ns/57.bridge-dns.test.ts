@@ -305,6 +305,14 @@ describe('57 bridge mode: embedded DNS', function () {
     [pid] = serverPids();
     assert.ok(!(await n1.reconcile()).repaired.includes('dns server'));
     assert.deepEqual(serverPids(), [pid]);
+    // The bridge deleted from outside and rebuilt by reconcile(): the same server answers again.
+    sh('ip', ['link', 'del', n1.bridge]);
+    const rep2 = await n1.reconcile();
+    assert.ok(rep2.repaired.some((x) => x.startsWith('bridge')), JSON.stringify(rep2));
+    const eb = await n1.connect(await ns(), { id: 'again', dns: { servers: [up.addr] } });
+    assert.deepEqual(addrs(q1(a.name!, n1.gateway, { name: 'again' })), [eb.ip]);
+    assert.deepEqual(addrs(q1(a.name!, n1.gateway, { name: 'again', proto: 'tcp' })), [eb.ip]);
+    assert.deepEqual(serverPids(), [pid]);
     await n1.remove({ force: true });
     assert.deepEqual(serverPids(), [pid], 'another network still uses it');
     await waitFor('the removed network to go', async () => !(await dnsServerStatus())?.networks.dnsk1);
