@@ -263,13 +263,30 @@ async function sourceOf(n: NetState, ip: string): Promise<ZoneEndpoint | undefin
   return n.zone.endpointAt(ip);
 }
 
-async function answer(n: NetState, msg: Buffer, udp: boolean, src: string, send: (b: Buffer) => void): Promise<void> {
+/**
+ * Answers a query. The common case (a known endpoint asking for a name the zone holds) is
+ * synchronous: a map lookup for the source, then the zone's cache or decide().
+ */
+function answer(n: NetState, msg: Buffer, udp: boolean, src: string, send: (b: Buffer) => void): Promise<void> {
+  if (n.zone.endpointAt(src)) {
+    const v = n.zone.decideCached(msg, udp);
+    if (v.kind === 'reply') {
+      send(v.packet);
+      return Promise.resolve();
+    }
+    if (v.kind === 'drop') return Promise.resolve();
+  }
+  return answerSlow(n, msg, udp, src, send);
+}
+
+/** The rest: an unknown source or name (look at the store again first), or a name to forward. */
+async function answerSlow(n: NetState, msg: Buffer, udp: boolean, src: string, send: (b: Buffer) => void): Promise<void> {
   const ep = await sourceOf(n, src);
   if (!ep) return; // only endpoints of this network are answered
-  let v = decide(n.zone, msg, udp);
+  let v = n.zone.decideCached(msg, udp);
   if (v.kind === 'forward') {
     await quickScan(); // perhaps a container connected a moment ago
-    v = decide(n.zone, msg, udp);
+    v = n.zone.decideCached(msg, udp);
   }
   if (v.kind === 'drop') return;
   if (v.kind === 'reply') return send(v.packet);

@@ -36,6 +36,8 @@ const UDP_PLAIN = 512;
 const UDP_MAX = 4096;
 /** Records in one answer at most (a name shared by many endpoints, e.g. a common alias). */
 const MAX_ANSWERS = 32;
+/** Cached answers per zone at most (then the cache starts over). */
+const CACHE_MAX = 4096;
 
 export function normName(name: string): string {
   return name.toLowerCase().replace(/\.+$/, '');
@@ -72,6 +74,31 @@ export class Zone {
     }
   }
 
+  /**
+   * Answers of this zone by query bytes less the id (`u`/`t` + the rest): a repeated query costs a
+   * map lookup and a copy, no decode or encode. The zone is rebuilt on every change of the
+   * network's endpoints, and its cache with it.
+   */
+  private readonly cache = new Map<string, Buffer>();
+
+  /** decide(), through the cache of local answers. */
+  decideCached(msg: Buffer, udp: boolean): Verdict {
+    if (msg.length < 12 || msg.length > 512) return decide(this, msg, udp);
+    const key = (udp ? 'u' : 't') + msg.toString('latin1', 2);
+    const hit = this.cache.get(key);
+    if (hit) {
+      const out = Buffer.from(hit);
+      out.writeUInt16BE(msg.readUInt16BE(0), 0);
+      return { kind: 'reply', packet: out };
+    }
+    const v = decide(this, msg, udp);
+    if (v.kind === 'reply' && v.cacheable) {
+      if (this.cache.size >= CACHE_MAX) this.cache.clear();
+      this.cache.set(key, v.packet);
+    }
+    return v;
+  }
+
   /** The endpoint that owns a source address (only they are answered). */
   endpointAt(ip: string): ZoneEndpoint | undefined {
     return this.bySource.get(ip.startsWith('::ffff:') ? ip.slice(7) : ip);
@@ -92,7 +119,7 @@ export class Zone {
 
 /** What to do with a query. */
 export type Verdict =
-  | { kind: 'reply'; packet: Buffer }
+  | { kind: 'reply'; packet: Buffer; cacheable?: boolean }
   | { kind: 'forward' }
   | { kind: 'drop' };
 
@@ -164,5 +191,5 @@ export function decide(zone: Zone, msg: Buffer, udp: boolean): Verdict {
   const additionals: dnsPacket.Answer[] = opt ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as unknown as dnsPacket.Answer] : [];
   let out = dnsPacket.encode({ ...head, flags: baseFlags, answers, additionals });
   if (out.length > limit) out = dnsPacket.encode({ ...head, flags: baseFlags | TC, answers: [], additionals });
-  return { kind: 'reply', packet: out };
+  return { kind: 'reply', packet: out, cacheable: true };
 }

@@ -61,6 +61,22 @@ describe('46 embedded DNS: zone and answers', () => {
     assert.equal(reply(q('crowd'), false).answers!.length, 32);
   });
 
+  it('the answer cache: a repeated query gets its own id and its own spelling of the name back', () => {
+    const z = new Zone([{ id: 'db', hostname: 'db', ip: '10.0.0.2' }]);
+    const ask = (name: string, id: number) => {
+      const v = z.decideCached(dnsPacket.encode({ type: 'query', id, flags: 0x100, questions: [{ type: 'A', name }] }), true);
+      assert.equal(v.kind, 'reply');
+      return dnsPacket.decode((v as { packet: Buffer }).packet);
+    };
+    for (const [name, id] of [['db', 1], ['db', 2], ['dB', 3], ['db', 65535]] as const) {
+      const p = ask(name, id);
+      assert.equal(p.id, id);
+      assert.equal(p.questions![0].name, name);
+      assert.deepEqual(data(p), ['10.0.0.2']);
+    }
+    assert.equal(z.decideCached(q('other'), true).kind, 'forward', 'forwards are not cached');
+  });
+
   it('malformed queries: FORMERR, NOTIMP, or dropped; never a throw', () => {
     const good = q('db');
     assert.equal(decide(zone, Buffer.alloc(5), true).kind, 'drop');
