@@ -142,7 +142,8 @@ export async function stopDnsServer(): Promise<boolean> {
     await sleep(20);
     if (!(await dnsServerRunning())) return true;
     if (Date.now() > deadline) {
-      // Only a process stuck in the kernel outlives SIGKILL for seconds.
+      // Only a process stuck in the kernel outlives SIGKILL for seconds, or a lock held by a
+      // process the pid file does not name.
       if (sig === 'SIGKILL') throw new NetmodesError('EDNSSTOP', `the DNS server (pid ${pid ?? '?'}) did not stop`);
       sig = 'SIGKILL';
       deadline = Date.now() + 2000;

@@ -386,6 +386,30 @@ describe('57 bridge mode: embedded DNS', function () {
     assert.equal(await dnsServerRunning(), false);
   });
 
+  it('stopDnsServer(): false when none runs; EDNSSTOP when the lock outlives the process the pid file names', async () => {
+    assert.equal(await stopDnsServer(), false);
+    const { dnsLockFile, dnsPidFile } = require('../../lib/dns/paths');
+    const STORE = path.join(__dirname, '..', '..', 'lib', 'state', 'store.js');
+    // A holder of the server's lock that the pid file does not name (as if the server's fd had
+    // been passed on): signals to the named process cannot free the lock.
+    const holder = spawn(process.execPath, ['-e', `require(${JSON.stringify(STORE)}).batch([{ op: 'lock', file: ${JSON.stringify(dnsLockFile())}, exclusive: true }])
+      .then((r) => { console.log(typeof r[0] === 'number' ? 'held' : 'busy'); setInterval(() => {}, 1e6); })`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const decoy = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const said = await new Promise<string>((r) => holder.stdout!.once('data', (d) => r(String(d).trim())));
+      assert.equal(said, 'held');
+      assert.equal(await dnsServerRunning(), true, 'the lock is what "running" means');
+      fs.writeFileSync(dnsPidFile(), String(decoy.pid));
+      await assert.rejects(stopDnsServer(), (e: NetmodesError) => e.code === 'EDNSSTOP' && e.message.includes(String(decoy.pid)));
+      assert.notEqual(decoy.signalCode ?? (await new Promise((r) => decoy.once('exit', (_c, sig) => r(sig)))), null, 'the named process got the signals');
+    } finally {
+      holder.kill('SIGKILL');
+      decoy.kill('SIGKILL');
+      fs.rmSync(dnsPidFile(), { force: true });
+    }
+    await waitFor('the lock to be free', async () => !(await dnsServerRunning()));
+  });
+
   it('survives a fuzz of malformed and hostile packets (FORMERR or dropped), over UDP and TCP', async () => {
     const n = await net('dnsf', { subnet: '10.57.15.0/24' });
     const a = await ns();
