@@ -157,7 +157,7 @@ export async function stopDnsServer(): Promise<boolean> {
  * 127.0.0.53 answers), else DEFAULT_NAMESERVERS.
  */
 export function upstreamsFor(hostResolvConfText: string, servers: string[] | undefined): string[] {
-  if (servers && servers.length) return servers.map((s, i) => parseIP(s, `dns.servers[${i}]`).address);
+  if (servers && servers.length) return servers.map((s, i) => parseIP(s, `servers[${i}]`).address);
   const out: string[] = [];
   for (const raw of hostResolvConfText.split('\n')) {
     const [k, a] = raw.trim().split(/\s+/);

@@ -4,8 +4,8 @@
  * network and mount namespaces, and outliving it.
  *
  * - Config: the state store itself. Every 250 ms it stats each DNS network's endpoints directory
- *   (a record written or removed renames into it, which changes its mtime) and re-reads the
- *   records of those that changed; a query from an unknown source or for an unknown name makes it
+ *   (a record written or removed renames into it, which changes its mtime) and, for those that
+ *   changed, re-reads the records whose inode, mtime or size changed; a query from an unknown source or for an unknown name makes it
  *   look at once (at most every 20 ms), so a container that was just connected is found. SIGHUP
  *   rescans everything.
  * - Listening: UDP and TCP port 53 on each network's gateway addresses only (never a wildcard
@@ -65,6 +65,8 @@ interface Subnet {
 class NetState {
   zone = new Zone([]);
   epMtime = -1;
+  /** The endpoint files last read: name -> inode:mtime:size and the record. */
+  files = new Map<string, { key: string; rec?: ZoneEndpoint }>();
   readonly subnets: Subnet[] = [];
   readonly udp: dgram.Socket[] = [];
   readonly tcp: net.Server[] = [];
@@ -110,6 +112,11 @@ async function readJson<T>(file: string): Promise<T | undefined> {
   }
 }
 
+/**
+ * Re-reads a network's endpoint records when its directory changed: only files whose inode,
+ * mtime or size differ from the last look are read again (a record is replaced by rename, so a
+ * rewrite has a new inode), so a change costs a stat per endpoint, not a read and parse each.
+ */
 async function loadEndpoints(n: NetState, force: boolean): Promise<void> {
   const dir = path.join(networksDir(), n.rec.name, 'endpoints');
   const st = await fsp.stat(dir).catch(() => undefined);
@@ -117,19 +124,31 @@ async function loadEndpoints(n: NetState, force: boolean): Promise<void> {
   if (!force && mtime === n.epMtime) return;
   n.epMtime = mtime;
   const names = st ? (await fsp.readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.json') && !f.startsWith('.')) : [];
-  const eps: ZoneEndpoint[] = [];
-  for (const f of names) {
-    const r = await readJson<ZoneEndpoint>(path.join(dir, f));
-    if (r && typeof r.ip === 'string' && typeof r.id === 'string') {
-      try {
-        eps.push(r);
-        new Zone([r]); // a record the zone cannot take (a foreign file) is left out alone
-      } catch {
-        eps.pop();
-      }
-    }
+  const files = new Map<string, { key: string; rec?: ZoneEndpoint }>();
+  for (let i = 0; i < names.length; i += 64) {
+    await Promise.all(
+      names.slice(i, i + 64).map(async (f) => {
+        const fst = await fsp.stat(path.join(dir, f)).catch(() => undefined);
+        if (!fst) return;
+        const key = `${fst.ino}:${fst.mtimeMs}:${fst.size}`;
+        const old = n.files.get(f);
+        if (old && old.key === key && !force) return void files.set(f, old);
+        const r = await readJson<ZoneEndpoint>(path.join(dir, f));
+        let rec: ZoneEndpoint | undefined;
+        if (r && typeof r.ip === 'string' && typeof r.id === 'string') {
+          try {
+            new Zone([r]); // a record the zone cannot take (a foreign file) is left out alone
+            rec = r;
+          } catch {
+            /* left out */
+          }
+        }
+        files.set(f, { key, rec });
+      }),
+    );
   }
-  n.zone = new Zone(eps);
+  n.files = files;
+  n.zone = new Zone([...files.values()].flatMap((x) => (x.rec ? [x.rec] : [])));
 }
 
 function bindUdp(n: NetState, addr: string): Promise<void> {

@@ -264,8 +264,12 @@ describe('57 bridge mode: embedded DNS', function () {
     const ms = Date.now() - t0;
     assert.ok(ms < 1500, `took ${ms} ms`);
     console.log(`      (the disconnected name was gone after ${ms} ms)`);
+    // The same id back with another address: the new one, not a stale record.
+    const again = await n.connect(b, { id: 'late', ip: '10.57.5.200', dns: { servers: [up.addr] } });
+    assert.deepEqual(addrs(q1(a.name!, n.gateway, { name: 'late' })), ['10.57.5.200']);
+    assert.equal(again.ip, '10.57.5.200');
     const st = await dnsServerStatus();
-    assert.equal(st?.networks.dns3.endpoints, 2);
+    assert.equal(st?.networks.dns3.endpoints, 3);
   });
 
   it('IPv6 networks: AAAA and ip6.arpa PTR, over the IPv6 gateway too', async () => {

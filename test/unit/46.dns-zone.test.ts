@@ -101,6 +101,6 @@ describe('46 embedded DNS: zone and answers', () => {
     assert.deepEqual(upstreamsFor('nameserver 127.0.0.53\nnameserver 10.1.1.1\n', undefined), ['127.0.0.53', '10.1.1.1']);
     assert.deepEqual(upstreamsFor('nameserver 127.0.0.53\n', ['198.18.0.2']), ['198.18.0.2']);
     assert.deepEqual(upstreamsFor('', undefined), ['8.8.8.8', '8.8.4.4']);
-    assert.throws(() => upstreamsFor('', ['nope']), (e: ConfigError) => e.field === 'dns.servers[0]');
+    assert.throws(() => upstreamsFor('', ['nope']), (e: ConfigError) => e.field === 'servers[0]');
   });
 });
