@@ -21,6 +21,12 @@
       "type": "executable",
       "sources": ["native/exec/exec.c"],
       "cflags": ["-std=c11", "-O2", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "netmodes-cni",
+      "type": "executable",
+      "sources": ["native/cni/cni.c"],
+      "cflags": ["-std=c11", "-O2", "-Wall", "-Wextra"]
     }
   ]
 }

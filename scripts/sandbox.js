@@ -93,27 +93,66 @@ function prepareSandbox() {
  * few seconds before it counts.
  */
 function leakCheck() {
+  // A process the suite left running is a leak; kill it first, since it may hold what follows.
+  let strays = strayProcesses();
+  for (let i = 0; i < 25 && strays.length; i++) {
+    spawnSync('sleep', ['0.2']);
+    strays = strayProcesses();
+  }
+  const killed = strays.length ? killStrays() : [];
   let out = leaksNow();
   for (let i = 0; i < 30 && out.length; i++) {
     spawnSync('sleep', ['0.2']);
     out = leaksNow();
   }
+  if (killed.length) out.unshift(`processes (killed): ${killed.join('; ')}`);
   return out;
 }
 
-/** Pids of embedded DNS servers (lib/dns/server.js) in this network namespace. */
-function dnsServers() {
-  const own = nsIno('/proc/self/ns/net');
-  const out = [];
-  for (const p of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
+/**
+ * Processes other than this one and its ancestors that live in this sandbox's network namespace
+ * (servers a test started, such as the CNI plugin's resident server, and did not stop): listed,
+ * then killed, so that nothing outlives the sandbox.
+ */
+function strayProcesses() {
+  const own = fs.statSync('/proc/self/ns/net').ino;
+  const ancestors = new Set();
+  for (let pid = process.pid; pid > 1; ) {
+    ancestors.add(pid);
     try {
-      if (nsIno(`/proc/${p}/ns/net`) === own && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('dns/server.js')) out.push(p);
+      pid = Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
     } catch {
-      /* gone, or not ours to look at */
+      break;
+    }
+  }
+  const out = [];
+  for (const d of fs.readdirSync('/proc')) {
+    const pid = Number(d);
+    if (!pid || ancestors.has(pid)) continue;
+    try {
+      if (fs.statSync(`/proc/${pid}/ns/net`).ino !== own) continue;
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (/\) Z /.test(stat)) continue; // a zombie waiting for its parent
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+      out.push({ pid, cmd });
+    } catch {
+      /* gone meanwhile */
     }
   }
   return out;
+}
+
+/** Kills what strayProcesses() found; returns their descriptions. */
+function killStrays() {
+  const strays = strayProcesses();
+  for (const s of strays) {
+    try {
+      process.kill(s.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  return strays.map((s) => `${s.pid} ${s.cmd.slice(0, 120)}`);
 }
 
 function leaksNow() {
@@ -124,11 +163,9 @@ function leaksNow() {
   if (links.length) out.push(`links: ${links.map((l) => l.ifname).join(' ')}`);
   const tables = execFileSync('nft', ['list', 'tables']).toString().trim();
   if (tables) out.push(`nftables: ${tables.replace(/\n/g, ', ')}`);
-  const dns = dnsServers();
-  if (dns.length) out.push(`embedded DNS server processes: ${dns.join(' ')}`);
   return out;
 }
 
 if (process.env.NETMODES_SANDBOX_PARENT_INO && !process.env.NETMODES_SANDBOX_INO) prepareSandbox();
 
-module.exports = { inSandbox, assertSandboxed, enterSandbox, leakCheck };
+module.exports = { inSandbox, assertSandboxed, enterSandbox, leakCheck, strayProcesses, killStrays };

@@ -6,6 +6,7 @@
 import { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
+import * as path from 'node:path';
 import { ConfigError } from '../errors';
 import { Sandbox, SandboxInfo, SandboxOptions, createSandbox, listSandboxes, openSandbox, DEFAULT_NETWORK } from '../sandbox';
 import { createBridgeNetwork, listBridgeNetworks, openBridgeNetwork } from '../modes/bridge';
@@ -350,6 +351,62 @@ const networkRm: Command = {
 };
 
 // ---------------------------------------------------------------------------------------------
+// cni install / cni server / cni stop
+
+const cniInstall: Command = {
+  spec: {
+    name: 'cni install',
+    usage: '[--bin-dir DIR] [--node PATH]',
+    summary: 'Install the CNI plugin (type "netmodes") for Podman, containerd, CRI-O and the kubelet.',
+    details:
+      'Writes DIR/netmodes (default /opt/cni/bin/netmodes): a small native executable that hands each call to a\n' +
+      'resident netmodes server of the host namespace, starting it when absent. It names this Node.js and this\n' +
+      'package by absolute path, so it keeps working from any directory. Rerun it after moving the package.',
+    max: 0,
+    options: [
+      { name: 'bin-dir', type: 'string', value: 'DIR', help: 'plugin directory (default /opt/cni/bin)' },
+      { name: 'node', type: 'string', value: 'PATH', help: 'the Node.js the plugin starts (default: this one)' },
+    ],
+  },
+  async run({ opts }) {
+    const { installPlugin } = await import('../cni/install');
+    const dir = str(opts['bin-dir']);
+    const p = await installPlugin({ binDir: dir === undefined ? undefined : path.resolve(dir), node: str(opts.node) });
+    process.stdout.write(p + '\n');
+    return 0;
+  },
+};
+
+const cniServer: Command = {
+  spec: {
+    name: 'cni server',
+    usage: '',
+    summary: "Run the CNI plugin's resident server in the foreground (the plugin starts one by itself).",
+    details: 'Serves this network namespace until `netmodes cni stop`, SIGTERM, or 10 minutes without a call (NETMODES_CNI_IDLE_MS).',
+    max: 0,
+    options: [],
+  },
+  async run() {
+    const { serve } = await import('../cni/server');
+    if (!(await serve())) {
+      process.stderr.write('netmodes: a CNI server already runs for this network namespace\n');
+      return 1;
+    }
+    return 0;
+  },
+};
+
+const cniStop: Command = {
+  spec: { name: 'cni stop', usage: '', summary: "Stop this network namespace's resident CNI server, if one runs.", max: 0, options: [] },
+  async run() {
+    const { control } = await import('../cni/server');
+    const r = await control('stop');
+    process.stdout.write(r === undefined ? 'no server running\n' : 'stopped\n');
+    return 0;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
 // demo / version
 
 const demo: Command = {
@@ -385,7 +442,7 @@ const version: Command = {
   },
 };
 
-export const COMMANDS: Command[] = [run, exec, ps, rm, networkCreate, networkLs, networkInspect, networkRm, demo, version];
+export const COMMANDS: Command[] = [run, exec, ps, rm, networkCreate, networkLs, networkInspect, networkRm, cniInstall, cniServer, cniStop, demo, version];
 
 /** `message (CODE)`, with the parts of an AggregateError below it. */
 export function describe(err: unknown): string {

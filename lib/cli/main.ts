@@ -52,6 +52,7 @@ export async function main(argv: string[]): Promise<number> {
   const { cmd, rest, word } = lookup(argv);
   if (!cmd) {
     if (word === 'network') return usageError(argv.length > 1 ? `unknown network command ${JSON.stringify(argv[1])}` : 'network needs a command: create, ls, inspect or rm');
+    if (word === 'cni') return usageError(argv.length > 1 ? `unknown cni command ${JSON.stringify(argv[1])}` : 'cni needs a command: install, server or stop');
     return usageError(word.startsWith('-') ? `unknown option ${word}` : `unknown command ${JSON.stringify(word)}`);
   }
   const runsCommand = cmd.spec.name === 'run' || cmd.spec.name === 'exec';

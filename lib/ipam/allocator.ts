@@ -18,7 +18,7 @@
 
 import { ConfigError, NetmodesError } from '../errors';
 import { bigIntToIP, Cidr, Family, ipToBigInt } from '../net/addr';
-import { defaultGateway, parseSubnet, reservedAddresses, validateGateway } from './subnets';
+import { AddressRange, defaultGateway, parseRange, parseSubnet, reservedAddresses, validateGateway } from './subnets';
 
 /** Most addresses {@link AddressPool.allocate} hands out from one range: 2^24, an IPv4 /8. */
 export const MAX_WINDOW = 1 << 24;
@@ -106,13 +106,14 @@ export class AddressPool {
     this.subnet = subnet.toString();
     this.family = subnet.family;
 
-    let range = subnet;
+    let range: Pick<AddressRange, 'start' | 'end'> = subnet;
     if (opts.ipRange !== undefined) {
-      range = parseSubnet(opts.ipRange, 'ipRange');
-      if (range.family !== subnet.family || range.start < subnet.start || range.end > subnet.end) {
-        throw new ConfigError(`range ${range.toString()} is not inside subnet ${this.subnet}`, 'ipRange');
+      const r = parseRange(opts.ipRange, 'ipRange');
+      if (r.family !== subnet.family || r.start < subnet.start || r.end > subnet.end) {
+        throw new ConfigError(`range ${r.text} is not inside subnet ${this.subnet}`, 'ipRange');
       }
-      this.ipRange = range.toString();
+      this.ipRange = r.text;
+      range = r;
     }
 
     this.gateway =

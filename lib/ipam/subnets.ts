@@ -40,6 +40,35 @@ export function parseSubnet(s: string, field: string): Cidr {
   return cidr;
 }
 
+/** An allocation range: a CIDR block or an inclusive `FIRST-LAST` span of addresses. */
+export interface AddressRange {
+  readonly family: 4 | 6;
+  readonly start: bigint;
+  readonly end: bigint;
+  /** Canonical text: `network/prefix` for a block, `FIRST-LAST` for a span. */
+  readonly text: string;
+}
+
+/**
+ * Parses an allocation range: a subnet (`172.17.5.0/24`) or an inclusive span
+ * (`10.88.7.100-10.88.7.199`, as the CNI host-local plugin's rangeStart..rangeEnd), addresses of
+ * one family, first <= last.
+ * @throws ConfigError (with `field`).
+ */
+export function parseRange(s: string, field: string): AddressRange {
+  if (typeof s === 'string' && !s.includes('/') && s.includes('-')) {
+    const [a, b, ...rest] = s.split('-');
+    if (rest.length) throw new ConfigError(`invalid range ${JSON.stringify(s)} (expected FIRST-LAST or a CIDR block)`, field);
+    const x = ipToBigInt(a.trim(), field);
+    const y = ipToBigInt(b.trim(), field);
+    if (x.family !== y.family) throw new ConfigError(`range ${JSON.stringify(s)} mixes IPv4 and IPv6`, field);
+    if (y.value < x.value) throw new ConfigError(`range ${JSON.stringify(s)} ends before it starts`, field);
+    return { family: x.family, start: x.value, end: y.value, text: `${bigIntToIP(x.value, x.family)}-${bigIntToIP(y.value, y.family)}` };
+  }
+  const c = parseSubnet(s, field);
+  return { family: c.family, start: c.start, end: c.end, text: c.toString() };
+}
+
 /** Parses one `inUse` entry: a prefix, or a bare address meaning a /32 or /128. */
 function parseInUse(entry: string, field: string): Cidr {
   if (typeof entry === 'string' && !entry.includes('/')) {

@@ -359,6 +359,23 @@ export const firewall = {
     }
   },
 
+  /** The elements of `ep` that are not in the kernel (as `nft` would name them). */
+  async missing(net: FwNetwork, ep: FwEndpoint, ns: Namespace): Promise<string[]> {
+    const els = endpointElements(net, ep);
+    if (!els.size) return [];
+    const cur = await listOurs(ns);
+    if (!cur.present) return ['the netmodes nftables tables are missing'];
+    const out: string[] = [];
+    for (const [set, list] of els) {
+      const have = cur.sets.find((s) => s.name === set && s.family === familyOf(set));
+      const keys = new Set((have?.elements ?? []).map((e) => JSON.stringify([e.key, e.data])));
+      for (const e of list)
+        if (!keys.has(JSON.stringify([e.key, e.data])))
+          out.push(`element ${[e.key].flat().join(' . ')}${e.data === undefined ? '' : ' : ' + [e.data].flat().join(' . ')} is missing from set ${set}`);
+    }
+    return out;
+  },
+
   /**
    * Makes the endpoint elements of this network exactly those of `eps`: elements whose owner is
    * not live are deleted, missing ones added. Call after ensureNetwork().

@@ -12,7 +12,7 @@ export interface BridgeNetworkOptions {
   subnet?: string;
   /** Gateway (the bridge's address). Default: the first host address of the subnet. */
   gateway?: string;
-  /** Allocate container addresses only from this sub-range of the subnet. */
+  /** Allocate container addresses only from this sub-range of the subnet: a CIDR block, or `FIRST-LAST`. */
   ipRange?: string;
   /** MTU of the bridge and of every veth. Default 1500. */
   mtu?: number;

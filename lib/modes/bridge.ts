@@ -33,7 +33,7 @@ import * as nl from '../netlink';
 import { batchTrusted } from '../netlink/batch';
 import { parseCidr, parseIP, parseIPv4, assertIfname, parseMac, macFromIPv4, randomMac, cidrOverlaps } from '../net/addr';
 import { Ipv4Pool, Ipv6Pool, AddressPool } from '../ipam/allocator';
-import { chooseSubnet, checkSubnetFree, defaultGateway, validateGateway } from '../ipam/subnets';
+import { chooseSubnet, checkSubnetFree, defaultGateway, parseRange, validateGateway } from '../ipam/subnets';
 import { parsePortSpecs, PortMapping, hostIpsConflict, EPHEMERAL_PORT_RANGE } from '../portspec';
 import { buildResolvConf, buildHosts, assertHostname } from '../dnsfiles';
 import * as store from '../state/store';
@@ -274,7 +274,7 @@ export async function createBridgeNetwork(opts: BridgeNetworkOptions): Promise<B
     }
     const gateway = opts.gateway !== undefined ? validateGateway(parseIPv4(opts.gateway, 'gateway'), subnet, 'gateway') : defaultGateway(subnet);
     if (opts.ipRange !== undefined) {
-      const r = parseCidr(opts.ipRange, 'ipRange');
+      const r = parseRange(opts.ipRange, 'ipRange');
       const s = parseCidr(subnet, 'subnet');
       if (r.family !== 4 || r.start < s.start || r.end > s.end) throw new ConfigError(`must lie inside ${subnet}`, 'ipRange');
     }
@@ -392,6 +392,10 @@ export class BridgeNetwork {
   readonly mtu: number;
   /** Transmit and receive queues of each veth end (see BridgeNetworkOptions.vethQueues). */
   readonly vethQueues: number;
+  /** The bridge's fixed MAC address. */
+  readonly bridgeMac: string;
+  /** The range addresses are allocated from, if the network has one (CIDR or FIRST-LAST). */
+  readonly ipRange?: string;
 
   private readonly rec: NetworkRecord;
   private readonly host: Namespace;
@@ -418,6 +422,8 @@ export class BridgeNetwork {
     this.embeddedDns = !!rec.embeddedDns;
     this.mtu = rec.mtu;
     this.vethQueues = rec.vethQueues ?? 1;
+    this.bridgeMac = rec.bridgeMac;
+    this.ipRange = rec.ipRange;
     this.pool = new Ipv4Pool({ subnet: rec.subnet, gateway: rec.gateway, ipRange: rec.ipRange });
     this.prefix = parseCidr(rec.subnet, 'subnet').prefix;
     if (rec.ipv6) {
@@ -1158,6 +1164,78 @@ export class BridgeNetwork {
   async endpoint(id: string): Promise<Endpoint | undefined> {
     const rec = this.eps.get(id) ?? (await store.readJson<EndpointRecord>(this.epFile(id)));
     return rec && rec.ip ? this.toEndpoint(rec) : undefined;
+  }
+
+  /**
+   * True while the store still holds this network (not removed, and not removed and made again
+   * by another process since this object was opened).
+   */
+  async isCurrent(): Promise<boolean> {
+    if (this.removed) return false;
+    const rec = await store.readJson<NetworkRecord>(path.join(networksDir(), `${this.name}.json`));
+    return rec?.id === this.id;
+  }
+
+  /** IPv4 addresses a connect can still be given (from the store: every process's claims). */
+  async freeAddresses(): Promise<number> {
+    await this.load();
+    return this.pool.free;
+  }
+
+  /**
+   * What is not as a connect left it, for one endpoint: its veth (present, on the bridge, up,
+   * marked complete), the container's interface (MAC, up, addresses, default routes via the
+   * gateway), the bridge's neighbour entry and the firewall elements of its published ports and
+   * links. An empty list: all in place. Throws NetmodesError ENOENDPOINT for an unknown id.
+   * `nsPath`: the container's namespace, if not the one the endpoint was connected in.
+   */
+  async check(id: string, nsPath?: string): Promise<string[]> {
+    assertId(id, 'id');
+    const rec = await store.readJson<EndpointRecord>(this.epFile(id));
+    if (!rec || !rec.ip) throw new NetmodesError('ENOENDPOINT', `no endpoint ${JSON.stringify(id)} on network ${this.name}`);
+    const problems: string[] = [];
+    const bridge = await nl.linkGet(this.bridge, this.host).catch(() => undefined);
+    if (!bridge) problems.push(`bridge ${this.bridge} is missing`);
+    const veth = await nl.linkGet(rec.hostVeth, this.host).catch(() => undefined);
+    if (!veth) problems.push(`host veth ${rec.hostVeth} is missing`);
+    else {
+      if (veth.alias !== this.alias(rec.id)) problems.push(`host veth ${rec.hostVeth} is not marked complete (alias ${JSON.stringify(veth.alias ?? '')})`);
+      if (bridge && veth.master !== bridge.index) problems.push(`host veth ${rec.hostVeth} is not on bridge ${this.bridge}`);
+      if (!veth.up) problems.push(`host veth ${rec.hostVeth} is down`);
+    }
+    if (bridge) {
+      const neigh = (await nl.neighList(this.host, { link: bridge.index })).find((n) => n.address === rec.ip);
+      if (!neigh || neigh.lladdr?.toLowerCase() !== rec.mac.toLowerCase()) problems.push(`neighbour entry ${rec.ip} on ${this.bridge} is missing`);
+    }
+    let ns: Namespace | undefined;
+    try {
+      ns = await openNamespace(nsPath ?? rec.namespace);
+    } catch (err) {
+      problems.push(`namespace ${nsPath ?? rec.namespace} cannot be opened (${(err as { code?: string }).code ?? err})`);
+    }
+    if (ns) {
+      try {
+        const link = (await nl.linkList(ns)).find((l) => l.name === rec.ifname);
+        if (!link) problems.push(`interface ${rec.ifname} is missing in the container`);
+        else {
+          if (link.mac?.toLowerCase() !== rec.mac.toLowerCase()) problems.push(`interface ${rec.ifname} has MAC ${link.mac}, not ${rec.mac}`);
+          if (!link.up) problems.push(`interface ${rec.ifname} is down`);
+          const addrs = await nl.addrList(ns, { link: link.index });
+          for (const [ip, prefix] of [[rec.ip, this.prefix], ...(rec.ipv6 ? [[rec.ipv6, this.prefix6]] : [])] as Array<[string, number]>)
+            if (!addrs.some((a) => a.address === ip && a.prefix === prefix)) problems.push(`address ${ip}/${prefix} is missing on ${rec.ifname}`);
+          const routes = await nl.routeList(ns);
+          const gws: Array<[4 | 6, string]> = [[4, this.gateway]];
+          if (rec.ipv6 && this.ipv6) gws.push([6, this.ipv6.gateway]);
+          for (const [family, gw] of gws)
+            if (!routes.some((r) => r.family === family && r.dst === 'default' && r.gateway === gw))
+              problems.push(`default route via ${gw} is missing`);
+        }
+      } finally {
+        ns.close();
+      }
+    }
+    problems.push(...(await firewall.missing(toFw(this.rec), epToFw(rec), this.host)));
+    return problems;
   }
 
   /** JSON in the shape of `docker network inspect NAME`. */
