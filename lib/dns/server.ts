@@ -208,16 +208,21 @@ async function writeStatus(): Promise<void> {
 
 let scanning: Promise<void> | undefined;
 let scanAgain = false;
+let forceAgain = false;
 /** One scan of the store; calls while one runs coalesce into one more after it. */
 function scan(force = false): Promise<void> {
   if (scanning) {
     scanAgain = true;
+    forceAgain ||= force;
     return scanning;
   }
   scanning = (async () => {
+    let f = force;
     do {
       scanAgain = false;
-      await scanOnce(force);
+      await scanOnce(f);
+      f = forceAgain;
+      forceAgain = false;
     } while (scanAgain && !stopping);
   })().finally(() => {
     scanning = undefined;
@@ -378,7 +383,14 @@ function forwardTcp(msg: Buffer, up: string): Promise<Buffer | undefined> {
 
 function onUdp(n: NetState, s: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
   if (msg.length > 4096 || rinfo.port === 0) return;
-  answer(n, msg, true, rinfo.address, (b) => s.send(b, rinfo.port, rinfo.address, () => undefined)).catch(() => undefined);
+  const send = (b: Buffer) => {
+    try {
+      s.send(b, rinfo.port, rinfo.address, () => undefined);
+    } catch {
+      /* the socket was closed meanwhile (its network went) */
+    }
+  };
+  answer(n, msg, true, rinfo.address, send).catch(() => undefined);
 }
 
 function onTcp(n: NetState, c: net.Socket): void {
