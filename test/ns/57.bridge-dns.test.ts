@@ -156,6 +156,12 @@ describe('57 bridge mode: embedded DNS', function () {
     assert.equal(db.resolvConf, `search corp.test\nnameserver ${n.gateway}\noptions ndots:1\n`);
     assert.deepEqual((db as unknown as { dnsUpstreams: string[] }).dnsUpstreams, [up.addr]);
     assert.match(db.hosts, /10\.57\.1\.\d+\tdbhost database Store\n$/);
+    // Without dns.servers the host's nameservers become the upstreams (read here, never asked:
+    // this endpoint sends no query in this test).
+    const c = await n.connect(await ns(), { id: 'quiet' });
+    const { upstreamsFor } = require('../../lib/dns/control');
+    assert.deepEqual((c as unknown as { dnsUpstreams: string[] }).dnsUpstreams, upstreamsFor(fs.readFileSync('/etc/resolv.conf', 'utf8'), undefined));
+    assert.deepEqual(c.resolvConf.match(/^nameserver .*$/gm), [`nameserver ${n.gateway}`]);
     const r = query(b.name!, n.gateway, [
       { name: 'db-1' },
       { name: 'dbhost' },
