@@ -28,8 +28,8 @@ const sb = require('./peers/sandbox');
 const prun = require('./peers/run');
 const c = require('./peers/common');
 
-const ALL_PEERS = ['netmodes', 'cfloor', 'cfloorgroup', 'cfloorv4', 'ipbatch', 'floorgroup', 'ip', 'netavark', 'cni'];
-const SLOW = new Set(['netavark', 'cni']);
+const ALL_PEERS = ['netmodes', 'cfloor', 'cfloorgroup', 'cfloorv4', 'ipbatch', 'floorgroup', 'ip', 'netavark', 'cni', 'cniplugin', 'cniplugin-process'];
+const SLOW = new Set(['netavark', 'cni', 'cniplugin-process']);
 
 function parseArgs(argv) {
   const quick = argv.includes('--quick');
@@ -616,6 +616,7 @@ const LABEL = {
   cfloorv4: 'C floor, bulk delete, no IPv6, 1 queue',
   ipbatch: 'floor (ip -batch + nft -f)', floorgroup: 'floor, bulk delete (+ del group)', ip: 'ip/nft per operation',
   netavark: 'netavark 1.4', cni: 'CNI bridge+host-local+portmap',
+  cniplugin: 'netmodes CNI plugin (resident server)', 'cniplugin-process': 'netmodes CNI plugin (Node per call)',
 };
 
 function report(R) {
@@ -641,6 +642,14 @@ function report(R) {
         `${fmt(s.detach.p50, 2)} / ${fmt(s.detach.p99, 2)}`, fmt(s.cycleMs, 2), fmt(s.cyclesPerSecond, 0),
         fx(ratio(s.cycleMs, floor)), n === 'netmodes' ? '-' : fx(ratio(s.cycleMs, ours)), s.errors];
     }), ['implementation', 'N', 'attach', 'attach p50/p99', 'detach', 'detach p50/p99', 'attach+detach', 'cycles/s', 'vs floor', 'vs netmodes', 'err']));
+    if (S.cniplugin && S.cni) {
+      // The issue's comparison: the plugin as a runtime runs it against the reference chain.
+      const line = (n) => `${LABEL[n]} ${fx(ratio(S.cni.attach.ms, S[n].attach.ms))} faster per ADD, ${fx(ratio(S.cni.detach.ms, S[n].detach.ms))} per DEL, ` +
+        `${fx(ratio(S.cni.cycleMs, S[n].cycleMs))} per ADD+DEL` +
+        S[n].concurrent.map((x) => { const y = S.cni.concurrent.find((z) => z.inFlight === x.inFlight); return y ? `, ${fx(ratio(x.cyclesPerSecond, y.cyclesPerSecond))} in cycles/s at ${x.inFlight} in flight` : ''; }).join('');
+      out.push(`CNI, against the reference bridge + host-local + portmap chain (a process per plugin and call): ${line('cniplugin')}` +
+        (S['cniplugin-process'] ? `; ${line('cniplugin-process')}` : ''));
+    }
     const w = R.churn.warmup;
     if (w) out.push(`(netmodes ran ${w.cycles} untimed cycles first, ${fmt(w.cycleMs, 2)} ms each, so that V8 had compiled it: the state of a long-running service)`);
     const conc = names.flatMap((n) => S[n].concurrent.map((x) => [LABEL[n] || n, x.inFlight, fmt(x.cyclesPerSecond, 0), fmt(x.attachPerSecond, 0),

@@ -29,6 +29,8 @@ const PEER_MODULES = {
   cfloor: () => require('./cfloor').peers.cfloor,
   cfloorgroup: () => require('./cfloor').peers.cfloorgroup,
   cfloorv4: () => require('./cfloor').peers.cfloorv4,
+  cniplugin: () => require('./cniplugin').cniplugin,
+  'cniplugin-process': () => require('./cniplugin').cniprocess,
 };
 const DEFAULTS = {
   n: 200, peers: ['netavark', 'cni', 'ip', 'ipbatch', 'cfloor', 'cfloorgroup', 'cfloorv4'], conc: [8, 64], scale: [10, 1000], scaleExtra: 20,

@@ -1,6 +1,6 @@
 /**
  * The benchmark script still runs (issue 6's deliverable): a very small run of netmodes against the
- * like-for-like C floor through every section but the data path, in the script's own nested
+ * like-for-like C floor (and the CNI plugin as a runtime runs it) through every section but the data path, in the script's own nested
  * sandbox. It must verify both, time them without errors, and write its JSON, tables and chart.
  * Figures are not judged here (speed is measured by `npm run bench`, not by tests).
  */
@@ -17,10 +17,10 @@ describe('80 benchmark script: a small run end to end', function () {
   this.timeout(240000);
   before(sandboxed);
 
-  it('netmodes and the C floor: verified, timed, JSON + tables + chart written', () => {
+  it('netmodes, the C floor and the CNI plugin: verified, timed, JSON + tables + chart written', () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nm-bench-')), 'r.json');
     const args = [
-      path.join(root, 'benchmarks', 'run.js'), '--quick', '--peers', 'netmodes,cfloorv4', '--n', '30', '--warmup', '20',
+      path.join(root, 'benchmarks', 'run.js'), '--quick', '--peers', 'netmodes,cfloorv4,cniplugin', '--n', '30', '--warmup', '20',
       '--conc', '8', '--scale', '10', '--peer-scale', '10', '--churn', '50,100', '--no-datapath', '--out', out,
     ];
     const chart = path.join(root, 'benchmarks', 'results', 'chart-quick.svg');
@@ -29,7 +29,7 @@ describe('80 benchmark script: a small run end to end', function () {
     assert.equal(r.status, 0, `bench exited ${r.status ?? r.signal}: ${r.stderr.slice(-3000)}`);
     const R = JSON.parse(fs.readFileSync(out, 'utf8'));
     assert.ok(R.verifyPeers.netmodes.ok && R.verifyPeers.cfloorv4.ok, 'both did the work they are timed for');
-    for (const name of ['netmodes', 'cfloorv4']) {
+    for (const name of ['netmodes', 'cfloorv4', 'cniplugin']) {
       const s = R.churn.summary[name];
       assert.equal(s.errors, 0, name);
       assert.ok(s.cycleMs > 0 && Number.isFinite(s.cycleMs), `${name}: ${s.cycleMs}`);
