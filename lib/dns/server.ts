@@ -307,10 +307,11 @@ function answer(n: NetState, msg: Buffer, udp: boolean, src: string, send: (b: B
 async function answerSlow(n: NetState, msg: Buffer, udp: boolean, src: string, send: (b: Buffer) => void): Promise<void> {
   const ep = await sourceOf(n, src);
   if (!ep) return; // only endpoints of this network are answered
-  let v = n.zone.decideCached(msg, udp);
+  const foreign = (name: string, ptr: boolean) => [...nets.values()].some((m) => m !== n && (ptr ? m.zone.ptr(name) : m.zone.lookup(name)) !== undefined);
+  let v = n.zone.decideCached(msg, udp, foreign);
   if (v.kind === 'forward') {
     await quickScan(); // perhaps a container connected a moment ago
-    v = n.zone.decideCached(msg, udp);
+    v = n.zone.decideCached(msg, udp, foreign);
   }
   if (v.kind === 'drop') return;
   if (v.kind === 'reply') return send(v.packet);

@@ -82,8 +82,8 @@ export class Zone {
   private readonly cache = new Map<string, Buffer>();
 
   /** decide(), through the cache of local answers. */
-  decideCached(msg: Buffer, udp: boolean): Verdict {
-    if (msg.length < 12 || msg.length > 512) return decide(this, msg, udp);
+  decideCached(msg: Buffer, udp: boolean, foreign?: (name: string, ptr: boolean) => boolean): Verdict {
+    if (msg.length < 12 || msg.length > 512) return decide(this, msg, udp, foreign);
     const key = (udp ? 'u' : 't') + msg.toString('latin1', 2);
     const hit = this.cache.get(key);
     if (hit) {
@@ -91,7 +91,7 @@ export class Zone {
       out.writeUInt16BE(msg.readUInt16BE(0), 0);
       return { kind: 'reply', packet: out };
     }
-    const v = decide(this, msg, udp);
+    const v = decide(this, msg, udp, foreign);
     if (v.kind === 'reply' && v.cacheable) {
       if (this.cache.size >= CACHE_MAX) this.cache.clear();
       this.cache.set(key, v.packet);
@@ -138,7 +138,7 @@ export function errorReply(query: Buffer, rcode: number): Buffer {
  * two additional ones (EDNS OPT, TSIG), checked in the header before anything is decoded.
  * `udp`: the answer must fit the client's UDP size (else it goes out truncated, TC set).
  */
-export function decide(zone: Zone, msg: Buffer, udp: boolean): Verdict {
+export function decide(zone: Zone, msg: Buffer, udp: boolean, foreign?: (name: string, ptr: boolean) => boolean): Verdict {
   if (msg.length < 12) return { kind: 'drop' }; // not even a header: nothing to answer to
   const flags = msg.readUInt16BE(2);
   if (flags & QR) return { kind: 'drop' }; // an answer: never answer answers (no loops)
@@ -163,7 +163,16 @@ export function decide(zone: Zone, msg: Buffer, udp: boolean): Verdict {
 
   const ptrNames = q.type === 'PTR' ? zone.ptr(q.name) : undefined;
   const owners = ptrNames ? undefined : zone.lookup(q.name);
-  if (!ptrNames && !owners) return { kind: 'forward' };
+  const head = { type: 'response' as const, id: p.id, questions: [q] };
+  const baseFlags = AA | RA | (flags & RD);
+  const additionals: dnsPacket.Answer[] = opt ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as unknown as dnsPacket.Answer] : [];
+  if (!ptrNames && !owners) {
+    // A name (or address) of another network: NXDOMAIN here, never forwarded (the upstream
+    // learns no container name either). Not cached: the other network may change on its own.
+    if (foreign?.(q.name, q.type === 'PTR'))
+      return { kind: 'reply', packet: dnsPacket.encode({ ...head, flags: baseFlags | RCODE.NXDOMAIN, answers: [], additionals }) };
+    return { kind: 'forward' };
+  }
 
   const answers: dnsPacket.Answer[] = [];
   if (ptrNames) {
@@ -186,9 +195,6 @@ export function decide(zone: Zone, msg: Buffer, udp: boolean): Verdict {
     // network is authoritative for its names.
   }
   answers.splice(MAX_ANSWERS);
-  const head = { type: 'response' as const, id: p.id, questions: [q] };
-  const baseFlags = AA | RA | (flags & RD);
-  const additionals: dnsPacket.Answer[] = opt ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0 } as unknown as dnsPacket.Answer] : [];
   let out = dnsPacket.encode({ ...head, flags: baseFlags, answers, additionals });
   if (out.length > limit) out = dnsPacket.encode({ ...head, flags: baseFlags | TC, answers: [], additionals });
   return { kind: 'reply', packet: out, cacheable: true };

@@ -226,8 +226,15 @@ describe('57 bridge mode: embedded DNS', function () {
     const ea = await n1.connect(a, { id: 'alpha', dns: { servers: [up.addr] } });
     await n2.connect(b, { id: 'beta', dns: { servers: [up.addr] } });
     assert.deepEqual(addrs(q1(a.name!, n1.gateway, { name: 'alpha' })), [ea.ip]);
-    assert.equal(q1(b.name!, n2.gateway, { name: 'alpha' }).rcode, 'NXDOMAIN', "another network's name");
+    const other = q1(b.name!, n2.gateway, { name: 'alpha' });
+    assert.equal(other.rcode, 'NXDOMAIN', "another network's name");
+    assert.deepEqual(other.answers, []);
+    assert.equal(q1(b.name!, n2.gateway, { name: 'ALPHA.', proto: 'tcp' }).rcode, 'NXDOMAIN');
     assert.equal(q1(b.name!, n2.gateway, { name: ea.ip.split('.').reverse().join('.') + '.in-addr.arpa', type: 'PTR' }).rcode, 'NXDOMAIN');
+    // ... answered here, not by the upstream: it never hears another network's names.
+    assert.equal(q1(b.name!, n2.gateway, { name: 'nx.test' }).rcode, 'NXDOMAIN');
+    await waitFor('the upstream log', () => up.lines.includes('Q udp nx.test A'));
+    assert.ok(!up.lines.some((l) => /alpha|in-addr/.test(l)), up.lines.join('\n'));
     // b asks a's network's server (routed through the host): dropped, its source is not of that network.
     assert.deepEqual(q1(b.name!, n1.gateway, { name: 'alpha' }, 800), { timeout: true });
     assert.deepEqual(q1(b.name!, n1.gateway, { name: 'alpha', proto: 'tcp' }, 800), { timeout: true });

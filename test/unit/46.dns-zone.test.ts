@@ -75,6 +75,14 @@ describe('46 embedded DNS: zone and answers', () => {
       assert.deepEqual(data(p), ['10.0.0.2']);
     }
     assert.equal(z.decideCached(q('other'), true).kind, 'forward', 'forwards are not cached');
+    // A name another network holds: NXDOMAIN with the question echoed, and not cached.
+    const foreign = (name: string) => name.toLowerCase() === 'other';
+    const v = z.decideCached(q('Other'), true, foreign);
+    assert.equal(v.kind, 'reply');
+    const p = dnsPacket.decode((v as { packet: Buffer }).packet) as dnsPacket.DecodedPacket & { rcode?: string };
+    assert.equal(p.rcode, 'NXDOMAIN');
+    assert.equal(p.questions![0].name, 'Other');
+    assert.equal(z.decideCached(q('Other'), true).kind, 'forward', 'not cached: the other network may change');
   });
 
   it('malformed queries: FORMERR, NOTIMP, or dropped; never a throw', () => {
