@@ -11,9 +11,9 @@
  * - Listening: UDP and TCP port 53 on each network's gateway addresses only (never a wildcard
  *   address). A query is answered from the zone of the network whose gateway it arrived on, and
  *   only when its source is an endpoint of that network: anything else is dropped.
- * - Forwarding: names the zone does not hold go to the asking endpoint's upstreams, one at a
- *   time, from a fresh socket with a random id each; the first answer is relayed with the
- *   client's id (NXDOMAIN, SERVFAIL and truncation as they are). No answer from any: none to
+ * - Forwarding: names the zone does not hold (and no other network does: those get NXDOMAIN) go
+ *   to the asking endpoint's upstreams, one at a time, from a fresh socket with a random id
+ *   each; the first answer is relayed with the client's id (NXDOMAIN, SERVFAIL and truncation as they are). No answer from any: none to
  *   the client either (it times out, as the issue asks). UDP queries go out over UDP, TCP ones
  *   over TCP.
  * - Caps: at most MAX_INFLIGHT forwarded queries and MAX_TCP connections at a time, a TCP

@@ -4,8 +4,9 @@
  *
  * One Zone per network: the names of its endpoints (id, host name, aliases; lower-cased, no
  * trailing dot) and the reverse names of their addresses. A query is answered from the zone of
- * the network whose gateway it arrived on, so names of other networks are never seen; every name
- * the zone does not hold is forwarded to the asking endpoint's upstreams.
+ * the network whose gateway it arrived on, so records of other networks are never seen; every name
+ * the zone does not hold is forwarded to the asking endpoint's upstreams, except the names and
+ * addresses of other networks (NXDOMAIN, see `foreign` in decide()).
  */
 import * as dnsPacket from 'dns-packet';
 import { ipToBigInt } from '../net/addr';
