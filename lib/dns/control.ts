@@ -76,10 +76,16 @@ function startServer(): Promise<void> {
   });
 }
 
+/**
+ * The server's pid from its pid file, when that process is a DNS server indeed: a pid file left by
+ * a killed server may name a process that took the pid over since (it must get no signal).
+ */
 async function readPid(): Promise<number | undefined> {
   const t = await fsp.readFile(dnsPidFile(), 'utf8').catch(() => '');
   const pid = Number(t.trim());
-  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+  if (!Number.isInteger(pid) || pid <= 1) return undefined;
+  const cmd = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return cmd.split('\0').includes(dnsServerScript()) ? pid : undefined;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
