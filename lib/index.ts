@@ -6,6 +6,8 @@ export {
   Namespace,
   NETNS_DIR,
   createNamespace,
+  deleteNamespace,
+  reapStaleNamespaces,
   openNamespace,
   currentNamespace,
   listNamespaces,

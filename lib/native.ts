@@ -20,8 +20,12 @@ export interface NativeCore {
   nsOpen(path: string, prepare?: number): Promise<NsHandle>;
   /** The process's C heap (glibc mallinfo2, every arena): bytes in use, free in the arenas, in mmapped blocks. */
   mallocStats(): { inUse: number; free: number; mapped: number };
-  nsCreate(dir: string, name: string): Promise<NsHandle>;
+  /** `fault`: a test-only fault point (NETMODES_FAULT of the form `netns:*`). */
+  nsCreate(dir: string, name: string, fault?: string): Promise<NsHandle>;
+  /** Unmounts and unlinks a namespace, or unlinks a half-made name; ENOENT when absent, EBUSY while another process makes it. */
   nsDelete(path: string): Promise<void>;
+  /** Removes the half-made names under dir whose creators are gone; resolves with their names. */
+  nsReap(dir: string): Promise<string[]>;
   /** Fills the handle's socket pool with one socket of `protocol` (NETLINK_ROUTE = 0, NETLINK_NETFILTER = 12). */
   nsPrepare(ns: NsHandle, protocol: number): Promise<void>;
   sysctlGet(ns: NsHandle | null, key: string): Promise<string>;

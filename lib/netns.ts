@@ -56,17 +56,13 @@ export class Namespace {
 
   /**
    * Deletes a named namespace (unmount and unlink) and closes this handle. Links inside it go
-   * with it once nothing else holds it. Deleting twice is a no-op.
+   * with it once nothing else holds it. Deleting twice is a no-op. See {@link deleteNamespace}.
    * Equivalent to: `ip netns del NAME`
    */
   async delete(): Promise<void> {
     if (!this.name) throw new ConfigError('only named namespaces can be deleted', 'namespace');
     this.close();
-    try {
-      await native().nsDelete(this.path);
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'ENOENT') throw err;
-    }
+    await deletePath(this.path);
   }
 
   toString(): string {
@@ -83,16 +79,59 @@ export function currentNamespace(): Namespace {
 }
 
 /**
+ * TEST-ONLY: the fault point NETMODES_FAULT names when it is one of the native namespace code's
+ * (`netns:before-link`, `netns:after-link`, `netns:after-mount` kill the process with SIGKILL
+ * there; `netns:stall-after-link` waits for a byte on stdin; see FaultPoint in native/netns.cc).
+ */
+function nsFault(): string | undefined {
+  const f = process.env.NETMODES_FAULT;
+  return f?.startsWith('netns:') ? f : undefined;
+}
+
+/**
  * Creates a persistent named namespace, exactly as `ip netns add NAME` does (a bind mount under
  * /run/netns, visible to `ip netns list` and usable with `ip netns exec`).
- * Throws NetlinkError EEXIST when the name is taken.
+ * A name left half-made by a process killed inside this call (a file with no namespace mounted
+ * on it, whose creator is gone) is reclaimed (docs/reliability.md).
+ * Throws NetlinkError EEXIST when the name is taken: by a namespace, by a creation another
+ * process is in the middle of, or by a file that is no namespace and not a leftover of ours
+ * (one of `ip netns add`'s counts as a leftover once it is a minute old).
  * Equivalent to: `ip netns add NAME`
  */
 export async function createNamespace(name: string, opts: { dir?: string } = {}): Promise<Namespace> {
   assertNamespaceName(name);
   const dir = opts.dir ?? NETNS_DIR;
-  const handle = await native().nsCreate(dir, name);
+  const handle = await native().nsCreate(dir, name, nsFault());
   return new Namespace(handle, path.join(dir, name), name);
+}
+
+async function deletePath(p: string): Promise<void> {
+  try {
+    await native().nsDelete(p);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') throw err;
+  }
+}
+
+/**
+ * Deletes the namespace named `name` (under `dir`, default /run/netns), or the file a creation
+ * killed midway left there. Deleting what is not there is a no-op. Throws NetlinkError EBUSY
+ * while another process is creating that name (the creation is left to finish).
+ * Equivalent to: `ip netns del NAME`
+ */
+export async function deleteNamespace(name: string, opts: { dir?: string } = {}): Promise<void> {
+  assertNamespaceName(name);
+  await deletePath(path.join(opts.dir ?? NETNS_DIR, name));
+}
+
+/**
+ * Removes every name under `dir` (default /run/netns) that a process killed inside
+ * createNamespace left half-made: a file with no namespace on it and no live creator. Never
+ * touches a namespace or a creation in progress. Resolves with the names removed, for a service
+ * cleaning up after a crash without knowing the names.
+ */
+export async function reapStaleNamespaces(opts: { dir?: string } = {}): Promise<string[]> {
+  return (await native().nsReap(opts.dir ?? NETNS_DIR)).sort();
 }
 
 /**

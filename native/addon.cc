@@ -121,10 +121,25 @@ Napi::Value JsNsOpen(const Napi::CallbackInfo& info) {
       WrapNs);
 }
 
+// nsCreate(dir, name, fault?): `fault` is a test-only fault point (NETMODES_FAULT, passed by
+// lib/netns.ts so that no pool thread reads the environment while JS may write it).
 Napi::Value JsNsCreate(const Napi::CallbackInfo& info) {
   std::string dir = info[0].As<Napi::String>().Utf8Value();
   std::string name = info[1].As<Napi::String>().Utf8Value();
-  return PromiseWorker<NsPtr>::Run(info.Env(), [dir, name] { return CreateNamedNs(dir, name); }, WrapNs);
+  std::string fault = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+  return PromiseWorker<NsPtr>::Run(info.Env(), [dir, name, fault] { return CreateNamedNs(dir, name, fault); }, WrapNs);
+}
+
+// nsReap(dir) -> names: removes the half-made names under dir whose creators are gone.
+Napi::Value JsNsReap(const Napi::CallbackInfo& info) {
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  return PromiseWorker<std::vector<std::string>>::Run(
+      info.Env(), [dir] { return ReapStaleNs(dir); },
+      [](Napi::Env env, std::vector<std::string>& names) -> Napi::Value {
+        Napi::Array a = Napi::Array::New(env, names.size());
+        for (size_t i = 0; i < names.size(); i++) a.Set(static_cast<uint32_t>(i), Napi::String::New(env, names[i]));
+        return a;
+      });
 }
 
 // nsPrepare(handle, protocol): makes sure the handle's pool holds a socket of that protocol, so
@@ -226,6 +241,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nsOpen", Napi::Function::New(env, JsNsOpen));
   exports.Set("nsCreate", Napi::Function::New(env, JsNsCreate));
   exports.Set("nsDelete", Napi::Function::New(env, JsNsDelete));
+  exports.Set("nsReap", Napi::Function::New(env, JsNsReap));
   exports.Set("nsPrepare", Napi::Function::New(env, JsNsPrepare));
   exports.Set("sysctlGet", Napi::Function::New(env, JsSysctlGet));
   exports.Set("sysctlSet", Napi::Function::New(env, JsSysctlSet));

@@ -62,9 +62,15 @@ std::shared_ptr<NsState> CurrentNs();
 // Opens a namespace file (`/run/netns/X`, `/proc/PID/ns/net`) and checks it is a network one.
 std::shared_ptr<NsState> OpenNsPath(const std::string& path);
 // `ip netns add NAME`: bind-mounts a new namespace at dir/NAME (dir is normally /run/netns).
-std::shared_ptr<NsState> CreateNamedNs(const std::string& dir, const std::string& name);
-// `ip netns del NAME`: lazy unmount and unlink.
+// Reclaims a name left half-made (a file with no namespace on it, whose creator is gone); EEXIST
+// for a namespace, a name being made by another process, or anything else. `fault`: a test-only
+// fault point (see FaultPoint in netns.cc), empty otherwise.
+std::shared_ptr<NsState> CreateNamedNs(const std::string& dir, const std::string& name, const std::string& fault = "");
+// `ip netns del NAME`: lazy unmount and unlink; also removes a half-made name. ENOENT when there
+// is nothing, EBUSY for a name another process is making right now.
 void DeleteNamedNs(const std::string& path);
+// Removes every half-made name under dir whose creator is gone; returns their names.
+std::vector<std::string> ReapStaleNs(const std::string& dir);
 
 // Reads or writes a file under /proc/sys/net/ as seen from inside the namespace.
 std::string SysctlGet(NsState& ns, const std::string& key);

@@ -169,7 +169,7 @@ const ps: Command = {
     name: 'ps',
     usage: '[--json] [-q]',
     summary: 'List sandboxes.',
-    details: 'STATE is `creating` for a sandbox whose creation was interrupted: remove it with `netmodes rm`.',
+    details: 'STATE is `creating` for a sandbox whose creation was interrupted: remove it with `netmodes rm`\n(creating a sandbox of that name again also undoes it).',
     max: 0,
     options: [JSON_OPT, { name: 'quiet', short: 'q', type: 'boolean', help: 'print names only' }],
   },

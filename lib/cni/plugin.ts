@@ -125,7 +125,7 @@ function assertMatches(net: BridgeNetwork, conf: NetConf): void {
 // The verbs.
 
 async function add(env: CniEnv, conf: NetConf): Promise<string> {
-  const net = await networkFor(conf);
+  let net = await networkFor(conf);
   const id = endpointId(env.containerId!, env.ifname!);
   let ip: string | undefined;
   let ipv6: string | undefined;
@@ -145,16 +145,18 @@ async function add(env: CniEnv, conf: NetConf): Promise<string> {
     throw err;
   });
   let ep;
+  const opts = { id, ifname: env.ifname, ip, ipv6, mac: conf.mac, ports: conf.ports, hostname: hostnameOf(env.containerId!) };
   try {
-    ep = await net.connect(ns, {
-      id,
-      ifname: env.ifname,
-      ip,
-      ipv6,
-      mac: conf.mac,
-      ports: conf.ports,
-      hostname: hostnameOf(env.containerId!),
-    });
+    try {
+      ep = await net.connect(ns, opts);
+    } catch (err) {
+      // A network kept open in this process (the resident server) does not see addresses that other
+      // processes released: before saying the pool is exhausted, ask the store again.
+      if ((err as NetmodesError).code !== 'EPOOLEXHAUSTED') throw err;
+      nets.delete(`${stateDir()}\0${conf.name}`);
+      net = await networkFor(conf);
+      ep = await net.connect(ns, opts);
+    }
   } catch (err) {
     if ((err as NetmodesError).code === 'EENDPOINTEXISTS')
       throw new CniError(

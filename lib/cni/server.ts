@@ -76,7 +76,7 @@ export function parseRequest(buf: Buffer): { env: Record<string, string>; stdin:
 }
 
 export interface ServerOptions {
-  /** Exit after this long without a call (ms). Default NETMODES_CNI_IDLE_MS or 10 minutes. */
+  /** Exit after this long without a call (ms; 0: never). Default NETMODES_CNI_IDLE_MS or 10 minutes. */
   idleMs?: number;
 }
 
@@ -96,7 +96,9 @@ export async function serve(opts: ServerOptions = {}): Promise<boolean> {
   if (typeof lockFd !== 'number') return false;
   await fsp.writeFile(p.lock, `${process.pid}\n`);
   await fsp.rm(p.sock, { force: true });
-  const idleMs = opts.idleMs ?? (Number(process.env.NETMODES_CNI_IDLE_MS) || 10 * 60_000);
+  const envIdle = process.env.NETMODES_CNI_IDLE_MS;
+  // 0: never exit for idleness (a server run by an init system).
+  const idleMs = opts.idleMs ?? (envIdle !== undefined && envIdle !== '' && Number.isFinite(Number(envIdle)) ? Number(envIdle) : 10 * 60_000);
   let inFlight = 0;
   let timer: NodeJS.Timeout | undefined;
   let stopping = false;
@@ -109,12 +111,12 @@ export async function serve(opts: ServerOptions = {}): Promise<boolean> {
   };
   const arm = () => {
     if (timer) clearTimeout(timer);
-    timer = inFlight ? undefined : setTimeout(stop, idleMs);
+    timer = inFlight || idleMs <= 0 ? undefined : setTimeout(stop, idleMs);
   };
   server.on('connection', (sock) => {
     let buf = Buffer.alloc(0);
     let answered = false;
-    sock.setTimeout(30_000, () => sock.destroy());
+    sock.setTimeout(30_000, () => sock.destroy()); // until the request is whole
     sock.on('error', () => undefined);
     sock.on('data', (d) => {
       if (answered) return;
@@ -129,6 +131,7 @@ export async function serve(opts: ServerOptions = {}): Promise<boolean> {
       }
       if (!req) return;
       answered = true;
+      sock.setTimeout(0); // a verb may wait for a network's lock (a reconcile) as long as it takes
       const reply = (status: number, out: string) => {
         if (!sock.destroyed) sock.end(frame(status, out));
       };

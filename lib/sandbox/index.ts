@@ -356,6 +356,7 @@ async function fromRecord(rec: SandboxRecord, endpoint?: Endpoint): Promise<Sand
 
 /**
  * Creates a sandbox. See the module documentation for what each mode does and accepts.
+ * A sandbox of that name left half-made by a killed process (state `creating`) is undone first.
  * Throws ConfigError for bad options (before any change), NetmodesError ESANDBOXEXISTS when
  * the name is taken, ENOSANDBOX for a missing `container:NAME` or link, ENONETWORK for a missing
  * network; any failure midway undoes what was done.
@@ -372,11 +373,17 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
 
   return withSandboxLock(async () => {
     const existing = await readRecord(name);
-    if (existing)
-      throw new NetmodesError(
-        'ESANDBOXEXISTS',
-        `a sandbox named ${name} already exists${existing.state === 'creating' ? ' (half-made: remove it)' : ''}`,
-      );
+    if (existing?.state === 'ready') throw new NetmodesError('ESANDBOXEXISTS', `a sandbox named ${name} already exists`);
+    if (existing) {
+      // Left `creating`: every creation holds this lock to the end, so its creator died midway.
+      // Undo what it did (as remove() would) and take the name.
+      try {
+        await teardown(existing);
+        await deleteRecord(name);
+      } catch (err) {
+        throw new NetmodesError('ESANDBOXEXISTS', `a sandbox named ${name} was left half-made and cannot be undone: ${(err as Error).message}`, { cause: err });
+      }
+    }
     const rec: SandboxRecord = {
       version: 1,
       name,

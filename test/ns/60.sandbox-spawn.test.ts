@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { ConfigError, NetmodesError, Sandbox, createSandbox, listSandboxes, openSandbox, listNamespaces, EXEC_FAILED, EXEC_NOT_FOUND, EXEC_CANNOT_EXECUTE } from '../../lib';
 import { sandboxed, uniq, addNs, delNs } from '../helpers/kernel';
 import { Sandboxes, collect, runIn } from '../helpers/sandbox';
@@ -111,17 +111,29 @@ describe('60 sandbox: lifecycle and validation', () => {
     assert.ok(existsSync(`/run/netns/${name}`));
   });
 
-  it('an interrupted creation (record left in state creating) is listed and can be removed', async () => {
+  it('an interrupted creation (record left in state creating) is listed, can be removed, or is undone by creating the name again', async () => {
     const name = uniq('sbl');
-    await createSandbox({ name, network: 'none' });
-    const file = `/run/netmodes/sandboxes/${name}/sandbox.json`;
-    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), state: 'creating' }));
+    const interrupted = async () => {
+      const sb = await createSandbox({ name, network: 'none' });
+      const file = `/run/netmodes/sandboxes/${name}/sandbox.json`;
+      writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), state: 'creating' }));
+      return sb;
+    };
+    await interrupted();
     assert.equal((await listSandboxes()).find((s) => s.name === name)!.state, 'creating');
-    await assert.rejects(createSandbox({ name, network: 'none' }), (e: NetmodesError) => e.code === 'ESANDBOXEXISTS' && /half-made/.test(e.message));
     await assert.rejects(createSandbox({ name: uniq('sbl'), network: `container:${name}` }), (e: NetmodesError) => e.code === 'ENOSANDBOX');
     await (await openSandbox(name)).remove();
     assert.ok(!existsSync(`/run/netns/${name}`));
     assert.deepEqual(await listSandboxes(), []);
+
+    // Creating it again: the half-made one (its namespace too) is undone first.
+    const old = await interrupted();
+    const oldIno = statSync(`/run/netns/${name}`).ino;
+    const fresh = await sbs.create({ name, network: 'none' });
+    assert.notEqual(fresh.id, old.id);
+    assert.notEqual(statSync(`/run/netns/${name}`).ino, oldIno, 'a new namespace');
+    assert.deepEqual((await listSandboxes()).map((s) => [s.name, s.state]), [[name, 'ready']]);
+    assert.equal((await runIn(fresh, 'true')).code, 0);
   });
 
   it('many sandboxes created and removed at once, from one process', async () => {

@@ -240,6 +240,8 @@ describe('85 CNI plugin', function () {
         const none = await call({ ...c, containerId: 'nobody', command: 'CHECK' }, { ...cfg, prevResult: r.json });
         assert.equal(none.json.code, 110);
         assert.match(none.json.msg, /not attached/);
+        // The library's check of an unknown endpoint.
+        await assert.rejects((await openBridgeNetwork(NET)).check('nobody'), { code: 'ENOENDPOINT' });
         // CHECK needs 0.4.0 or later.
         const old = await call({ ...c, command: 'CHECK' }, { ...cfg, cniVersion: '0.3.1', prevResult: r.json });
         assert.equal(old.json.code, 1);
@@ -280,8 +282,13 @@ describe('85 CNI plugin', function () {
         const b = newNs();
         const full = await call({ command: 'ADD', containerId: 'second', netns: nsPath(b), ifname: 'eth0' }, small);
         assert.equal(full.json.code, 101);
-        assert.equal((await call({ command: 'DEL', containerId: 'only', netns: nsPath(a), ifname: 'eth0' }, small)).code, 0);
+        // Another process (this one, through the library) frees the address: the server, which
+        // keeps the network open, must not go on calling the pool exhausted.
+        await (await openBridgeNetwork(`tiny${mode}`)).disconnect('only');
         assert.equal((await call({ command: 'STATUS' }, small)).code, 0);
+        const second = await call({ command: 'ADD', containerId: 'second', netns: nsPath(b), ifname: 'eth0' }, small);
+        assert.equal(second.code, 0, second.stdout);
+        assert.equal((await call({ command: 'DEL', containerId: 'second', netns: nsPath(b), ifname: 'eth0' }, small)).code, 0);
         assert.equal((await call({ command: 'STATUS' }, { ...small, cniVersion: '1.0.0' })).json.code, 1);
         await removeNetwork(`tiny${mode}`);
       });
@@ -419,16 +426,23 @@ describe('85 CNI plugin', function () {
       await removeNetwork(NET);
     });
 
-    it('a plugin process killed with SIGKILL at each point of an ADD leaves what the next DEL cleans completely', async () => {
+    it('a plugin process killed with SIGKILL at each point of an ADD leaves what the next DEL, GC or reconcile() cleans completely', async () => {
+      let k = 0;
       for (const point of FAULT_POINTS.filter((p) => p.startsWith('connect:'))) {
-        const a = newNs();
-        const c = { containerId: `kill-${point.replace(/\W/g, '')}`, netns: nsPath(a), ifname: 'eth0' };
-        const cfg = withPorts(conf(), [{ hostPort: 8500, containerPort: 80 }]);
-        const r = await runPlugin(plugin, { ...c, command: 'ADD', env: { NETMODES_CNI_MODE: 'process', NETMODES_FAULT: point } }, cfg);
-        assert.equal(r.signal, 'SIGKILL', `${point}: ${r.stdout} ${r.stderr}`);
-        const d = await runPlugin(plugin, { ...c, command: 'DEL', env: { NETMODES_CNI_MODE: 'process' } }, cfg);
-        assert.equal(d.code, 0, `${point}: ${d.stdout}`);
-        await assertClean(NET, BRIDGE, [nsPath(a)]);
+        for (const cleaner of ['DEL', 'GC', 'reconcile']) {
+          const a = newNs();
+          const c = { containerId: `kill-${k++}`, netns: nsPath(a), ifname: 'eth0' };
+          const cfg = withPorts(conf(), [{ hostPort: 8500, containerPort: 80 }]);
+          const r = await runPlugin(plugin, { ...c, command: 'ADD', env: { NETMODES_CNI_MODE: 'process', NETMODES_FAULT: point } }, cfg);
+          assert.equal(r.signal, 'SIGKILL', `${point}: ${r.stdout} ${r.stderr}`);
+          if (cleaner === 'reconcile') await (await openBridgeNetwork(NET)).reconcile();
+          else {
+            const cfgFor = cleaner === 'GC' ? { ...conf({}, '1.1.0'), 'cni.dev/valid-attachments': [] } : cfg;
+            const d = await runPlugin(plugin, { ...c, command: cleaner, env: { NETMODES_CNI_MODE: 'process' } }, cfgFor);
+            assert.equal(d.code, 0, `${point}, ${cleaner}: ${d.stdout}`);
+          }
+          await assertClean(NET, BRIDGE, [nsPath(a)]);
+        }
       }
     });
 
