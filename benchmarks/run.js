@@ -4,7 +4,7 @@
 //
 //   node benchmarks/run.js [--quick] [--peers netmodes,cfloor,netavark,cni,ip,ipbatch] [--n 500] [--ip-n 200] [--slow-n 100]
 //        [--repeat 3] [--warmup 1000] [--conc 8,64] [--scale 10,1000,5000] [--peer-scale 10,250] [--no-scale] [--no-datapath]
-//        [--churn 500,5000,20000 | --no-churn] [--out FILE]
+//        [--churn 500,5000,20000 | --no-churn] [--no-dns] [--out FILE]
 //
 // Per container: namespace exists -> attached to a bridge with an address, a default route and one
 // published TCP port -> detached. Peers (benchmarks/peers/): netavark 1.4 and the CNI plugins as a
@@ -38,7 +38,7 @@ function parseArgs(argv) {
       churn: { small: 200, large: 1000 }, datapath: { seconds: 1, runs: 1, ports: [10, 10000], netavarkPorts: [10, 300] } }
     : { n: 500, midN: 200, slowN: 100, repeat: 3, warmup: 1000, fastPeerScale: [10, 1000], conc: [8, 64], scale: [10, 1000, 5000], peerScale: [10, 250], scaleExtra: 20, portsScale: true,
       churn: { small: 500, large: 5000, long: 20000 }, datapath: { seconds: 3, runs: 3, ports: [10, 10000], netavarkPorts: [10, 1000] } };
-  o.quick = quick; o.peers = [...ALL_PEERS]; o.out = null;
+  o.quick = quick; o.peers = [...ALL_PEERS]; o.out = null; o.dns = true;
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
@@ -59,6 +59,7 @@ function parseArgs(argv) {
       case '--no-churn': o.churn = null; break;
       case '--churn': { const [small, large, long] = list(next()).map(Number); o.churn = { small, large, ...(long ? { long } : {}) }; break; }
       case '--no-datapath': o.datapath = null; break;
+      case '--no-dns': o.dns = false; break;
       case '--out': o.out = next(); break;
       case '--report': o.report = next(); break;
       case '-h': case '--help':
@@ -711,6 +712,7 @@ function report(R) {
     out.push(table(R.datapath.map((d) => [LABEL[d.peer] || d.peer, d.publishedPorts, fmt(d.connectionsPerSecond, 0), fx(ratio(d.connectionsPerSecond, base[d.peer])), fmt(d.setupMs / 1000, 1), d.errors]),
       ['implementation', 'published ports', 'connections/s', 'vs fewest', 'setup s', 'err']));
   }
+  if (R.dns) out.push(require('./50.dns').report(R.dns));
   return out.join('\n');
 }
 
@@ -740,6 +742,8 @@ async function main() {
   const tools = ['ip', 'nft', 'unshare', 'sysctl'];
   if (opts.peers.includes('netavark')) tools.push('iptables', 'netavark');
   if (opts.peers.includes('cni')) tools.push('iptables', 'cni-bridge');
+  // aardvark-dns is installed for a full run; a --quick one uses it when present (else netmodes alone).
+  if (opts.dns && opts.peers.includes('netmodes') && !opts.quick) tools.push('aardvark-dns');
   const sandbox = sb.ensureSandbox({ tools });
   const stateDir = sb.workPath('netmodes-state');
   process.env.NETMODES_STATE_DIR = stateDir; // the library's state store on the sandbox's tmpfs
@@ -774,6 +778,11 @@ async function main() {
   if (opts.scale.length || opts.peerScale.length || opts.portsScale) R.scaling = await scalingAll(opts, log, keep);
   if (opts.churn && opts.peers.includes('netmodes')) R.churnMemory = await churnMemory(opts, log);
   if (opts.datapath && opts.peers.some((p) => p === 'netmodes' || p === 'netavark')) R.datapath = await datapathAll(opts, log);
+  // The embedded DNS server against aardvark-dns, and what embeddedDns costs a connect (benchmarks/50.dns.js).
+  if (opts.dns && opts.peers.includes('netmodes')) {
+    await prun.cleanSandbox(keep);
+    R.dns = await require('./50.dns').dnsAll({ quick: opts.quick }, log, nm);
+  }
   R.wallSeconds = Math.round((Date.now() - started) / 1000);
 
   const dir = path.join(__dirname, 'results');

@@ -17,6 +17,7 @@ export {
 } from './netns';
 export * from './netlink';
 export * from './modes/bridge';
+export { ensureDnsServer, stopDnsServer, dnsServerRunning, dnsServerStatus, DnsStatus } from './dns/control';
 export {
   Sandbox,
   SandboxOptions,

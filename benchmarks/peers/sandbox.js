@@ -43,6 +43,7 @@ const TOOLS = [
   { name: 'iptables', pkg: 'iptables', paths: ['/usr/sbin/iptables', '/sbin/iptables'] },
   { name: 'netavark', pkg: 'netavark', paths: ['/usr/lib/podman/netavark', '/usr/libexec/podman/netavark'] },
   { name: 'cni-bridge', pkg: 'containernetworking-plugins', paths: ['/usr/lib/cni/bridge', '/opt/cni/bin/bridge'] },
+  { name: 'aardvark-dns', pkg: 'aardvark-dns', paths: ['/usr/lib/podman/aardvark-dns', '/usr/libexec/podman/aardvark-dns'] },
   { name: 'unshare', pkg: 'util-linux', paths: ['/usr/bin/unshare', '/bin/unshare'] },
   { name: 'sysctl', pkg: 'procps', paths: ['/usr/sbin/sysctl', '/sbin/sysctl'] },
 ];

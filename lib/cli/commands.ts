@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { ConfigError } from '../errors';
-import { Sandbox, SandboxInfo, SandboxOptions, createSandbox, listSandboxes, openSandbox } from '../sandbox';
+import { Sandbox, SandboxInfo, SandboxOptions, createSandbox, listSandboxes, openSandbox, DEFAULT_NETWORK } from '../sandbox';
 import { createBridgeNetwork, listBridgeNetworks, openBridgeNetwork } from '../modes/bridge';
 import type { BridgeNetworkOptions, PublishedPort } from '../modes/bridge';
 import { CommandSpec, JSON_OPT, OptValue, Parsed, UsageError } from './args';
@@ -91,6 +91,7 @@ const run: Command = {
       { name: 'mac-address', aliases: ['mac'], type: 'string', value: 'MAC', help: 'fixed MAC address of eth0' },
       { name: 'name', type: 'string', value: 'NAME', help: 'sandbox name (default: nm- and 8 hex digits)' },
       { name: 'link', type: 'list', value: 'NAME[:ALIAS]', help: 'link to a sandbox on the same network' },
+      { name: 'network-alias', aliases: ['net-alias'], type: 'list', value: 'NAME', help: 'another name of the sandbox on its network (embedded DNS, hosts)' },
       { name: 'dns', type: 'list', value: 'IP', help: 'nameserver for resolv.conf' },
       { name: 'dns-search', type: 'list', value: 'DOMAIN', help: 'search domain for resolv.conf' },
       { name: 'dns-option', type: 'list', value: 'OPT', help: 'resolver option for resolv.conf' },
@@ -107,6 +108,7 @@ const run: Command = {
       ...(str(opts.ip) !== undefined && { ip: str(opts.ip) }),
       ...(str(opts['mac-address']) !== undefined && { mac: str(opts['mac-address']) }),
       ...(list(opts.link).length > 0 && { links: list(opts.link) }),
+      ...(list(opts['network-alias']).length > 0 && { aliases: list(opts['network-alias']) }),
       ...(str(opts.hostname) !== undefined && { hostname: str(opts.hostname) }),
       ...((dns.servers.length || dns.search.length || dns.options.length) > 0 && { dns }),
     };
@@ -246,6 +248,7 @@ const networkCreate: Command = {
       { name: 'internal', type: 'boolean', help: 'no route out, no published ports' },
       { name: 'no-icc', type: 'boolean', help: 'sandboxes on the network talk only through links' },
       { name: 'no-masquerade', type: 'boolean', help: 'do not masquerade traffic leaving the subnet' },
+      { name: 'no-dns', type: 'boolean', help: 'no embedded DNS server (on by default, except for the network bridge)' },
       { name: 'ipv6-subnet', type: 'string', value: 'CIDR', help: 'also IPv6, on this subnet' },
       { name: 'ipv6-gateway', type: 'string', value: 'IP', help: 'IPv6 gateway (default: the subnet\'s first)' },
     ],
@@ -270,6 +273,8 @@ const networkCreate: Command = {
     if (opts.internal) o.internal = true;
     if (opts['no-icc']) o.icc = false;
     if (opts['no-masquerade']) o.masquerade = false;
+    // As Docker: sandboxes of a user-defined network find each other by name; of the default one, not.
+    o.embeddedDns = !opts['no-dns'] && name !== DEFAULT_NETWORK;
     if (str(opts['ipv6-subnet']) !== undefined) o.ipv6 = { subnet: str(opts['ipv6-subnet'])!, ...(str(opts['ipv6-gateway']) !== undefined && { gateway: str(opts['ipv6-gateway']) }) };
     else if (opts['ipv6-gateway'] !== undefined) throw new UsageError('--ipv6-gateway needs --ipv6-subnet', networkCreate.spec);
     const net = await progress(`creating network ${name}`, () => createBridgeNetwork(o));

@@ -34,6 +34,12 @@ export interface BridgeNetworkOptions {
   internal?: boolean;
   /** Dual stack. */
   ipv6?: { subnet: string; gateway?: string };
+  /**
+   * The embedded DNS server (lib/dns/): containers resolve each other's ids, host names and
+   * aliases, and their resolv.conf names the gateway. Default false (`netmodes network create`
+   * turns it on unless --no-dns, as Docker does for user-defined networks).
+   */
+  embeddedDns?: boolean;
 }
 
 export interface ConnectLink {
@@ -60,6 +66,8 @@ export interface ConnectOptions {
   links?: ConnectLink[];
   /** Host name written to the hosts text. Default: the first 12 characters of the id. */
   hostname?: string;
+  /** More names of the endpoint on this network (Docker's --network-alias): hosts text and embedded DNS. */
+  aliases?: string[];
   /** resolv.conf content. Default: the host's /etc/resolv.conf with loopback servers replaced. */
   dns?: { servers?: string[]; search?: string[]; options?: string[] };
 }
@@ -98,6 +106,10 @@ export interface EndpointRecord {
   resolvConf: string;
   hosts: string;
   created: string;
+  /** Absent in records written before the option existed: none. */
+  aliases?: string[];
+  /** With embeddedDns: where the server forwards this endpoint's other names. */
+  dnsUpstreams?: string[];
 }
 
 export interface Endpoint extends Readonly<EndpointRecord> {
@@ -125,6 +137,8 @@ export interface NetworkRecord {
   internal: boolean;
   ipv6?: { subnet: string; gateway: string };
   created: string;
+  /** Absent in records written before the option existed: false. */
+  embeddedDns?: boolean;
 }
 
 export interface BridgeNetworkInfo {
@@ -137,6 +151,7 @@ export interface BridgeNetworkInfo {
   icc: boolean;
   internal: boolean;
   masquerade: boolean;
+  embeddedDns: boolean;
   endpoints: number;
   created: string;
 }

@@ -38,6 +38,7 @@ import { parsePortSpecs, PortMapping, hostIpsConflict, EPHEMERAL_PORT_RANGE } fr
 import { buildResolvConf, buildHosts, assertHostname } from '../dnsfiles';
 import * as store from '../state/store';
 import { firewall, FwNetwork, FwEndpoint } from './bridge-firewall';
+import * as dns from '../dns/control';
 import type {
   BridgeNetworkOptions,
   ConnectOptions,
@@ -170,7 +171,7 @@ function checkNetworkOptions(o: BridgeNetworkOptions): void {
     throw new ConfigError('must be an integer from 68 to 65535', 'mtu');
   if (o.vethQueues !== undefined && (!Number.isInteger(o.vethQueues) || o.vethQueues < 1 || o.vethQueues > 4096))
     throw new ConfigError('must be an integer from 1 to 4096', 'vethQueues');
-  for (const k of ['icc', 'masquerade', 'internal'] as const) assertBool(o[k], k);
+  for (const k of ['icc', 'masquerade', 'internal', 'embeddedDns'] as const) assertBool(o[k], k);
   if (o.hostIp !== undefined) parseIP(o.hostIp, 'hostIp');
 }
 
@@ -308,6 +309,7 @@ export async function createBridgeNetwork(opts: BridgeNetworkOptions): Promise<B
       internal: opts.internal ?? false,
       ipv6,
       created: new Date().toISOString(),
+      ...(opts.embeddedDns ? { embeddedDns: true } : {}),
     };
     // A state directory without a record is what a remove() killed before its last step left:
     // its files must not pass for this network's.
@@ -320,16 +322,23 @@ export async function createBridgeNetwork(opts: BridgeNetworkOptions): Promise<B
     const net = new BridgeNetwork(rec, host);
     try {
       await net.setupKernel(false);
+      if (rec.embeddedDns) await dns.ensureDnsServer(rec);
     } catch (err) {
       // A bridge of that name that is not ours stays exactly as it was.
       const foreign = (err as NetlinkError).code === 'EEXIST' && (err as NetlinkError).index === undefined && (err as NetlinkError).op === 'RTM_NEWLINK';
       if (!foreign) await net.teardownKernel().catch(() => undefined);
       await store.removeFile(file);
       if (foreign) throw new NetmodesError('EEXIST', `bridge ${rec.bridge} already exists (not made by netmodes)`, { cause: err });
+      await dnsAfterRemove();
       throw err;
     }
     return net;
   });
+}
+
+/** Stops the embedded DNS server once no network in the store uses it. */
+async function dnsAfterRemove(): Promise<void> {
+  if (!(await readNetworkRecords()).some((n) => n.embeddedDns)) await dns.stopDnsServer();
 }
 
 /**
@@ -360,6 +369,7 @@ export async function listBridgeNetworks(): Promise<BridgeNetworkInfo[]> {
       icc: r.icc,
       internal: r.internal,
       masquerade: r.masquerade,
+      embeddedDns: !!r.embeddedDns,
       endpoints: eps.length,
       created: r.created,
     });
@@ -377,6 +387,8 @@ export class BridgeNetwork {
   readonly icc: boolean;
   readonly internal: boolean;
   readonly masquerade: boolean;
+  /** Whether the embedded DNS server answers for this network (see lib/dns/). */
+  readonly embeddedDns: boolean;
   readonly mtu: number;
   /** Transmit and receive queues of each veth end (see BridgeNetworkOptions.vethQueues). */
   readonly vethQueues: number;
@@ -407,6 +419,7 @@ export class BridgeNetwork {
     this.icc = rec.icc;
     this.internal = rec.internal;
     this.masquerade = rec.masquerade;
+    this.embeddedDns = !!rec.embeddedDns;
     this.mtu = rec.mtu;
     this.vethQueues = rec.vethQueues ?? 1;
     this.bridgeMac = rec.bridgeMac;
@@ -653,6 +666,8 @@ export class BridgeNetwork {
     if (opts.ipv6 !== undefined && !this.ipv6) throw new ConfigError('the network has no IPv6 subnet', 'ipv6');
     const hostname = opts.hostname ?? id.slice(0, 12);
     assertHostname(hostname, 'hostname');
+    if (opts.aliases !== undefined && !Array.isArray(opts.aliases)) throw new ConfigError('must be an array of names', 'aliases');
+    (opts.aliases ?? []).forEach((a, i) => assertHostname(a, `aliases[${i}]`));
     const maps = parsePortSpecs(opts.ports ?? [], 'ports');
     if (maps.length && this.internal) throw new ConfigError('an internal network publishes no ports', 'ports');
     if (opts.links !== undefined && !Array.isArray(opts.links)) throw new ConfigError('must be an array', 'links');
@@ -739,11 +754,17 @@ export class BridgeNetwork {
         links,
         hostname,
         resolvConf,
-        hosts: buildHosts({ hostname, ip, ipv6, links: links.map((l) => ({ name: l.name, alias: l.alias, ip: l.ip })) }),
+        hosts: buildHosts({ hostname, ip, ipv6, aliases: opts.aliases, links: links.map((l) => ({ name: l.name, alias: l.alias, ip: l.ip })) }),
         created,
+        ...(opts.aliases?.length ? { aliases: [...opts.aliases] } : {}),
+        ...(dnsUpstreams ? { dnsUpstreams } : {}),
       });
       const hostVeth = `veth${hex(11)}`;
-      const resolvConf = buildResolvConf(await hostResolvConf(), opts.dns ?? {});
+      const hostText = await hostResolvConf();
+      // With the embedded server, resolv.conf names it (on the gateway) and the servers asked
+      // for, or the host's, become its upstreams for this endpoint.
+      const dnsUpstreams = this.rec.embeddedDns ? dns.upstreamsFor(hostText, opts.dns?.servers) : undefined;
+      const resolvConf = buildResolvConf(hostText, dnsUpstreams ? { ...opts.dns, servers: [this.gateway] } : opts.dns ?? {});
       const created = new Date().toISOString();
       let rec = makeRecord();
       const fixed = ports.filter((p): p is PublishedPort => p !== undefined);
@@ -758,6 +779,8 @@ export class BridgeNetwork {
       // Each link is registered with its target (see linkedDir); the target is checked again after
       // the kernel step, in case it was leaving meanwhile.
       for (const l of links) ops.push({ op: 'reserve', file: this.linkFile(l.id, id), data: owner });
+      // Whether the DNS server runs, in the same trip (last: a lock op that would wait ends the batch).
+      if (this.rec.embeddedDns) ops.push(dns.lockProbeOp());
       let res: store.FsResult[];
       try {
         // The network's lock (shared: connects and disconnects run side by side; reconcile and
@@ -813,6 +836,8 @@ export class BridgeNetwork {
         rec = makeRecord();
         await store.writeJson(epFile, rec);
       }
+      // A server that died (SIGKILL) comes back with the next connect.
+      if (this.rec.embeddedDns && !dns.lockProbeResult(res[ops.length - 1])) await dns.ensureDnsServer(this.rec);
       fault('connect:after-reserve');
       fault('connect:after-record');
       await this.attachKernel(await nsReady, rec);
@@ -1260,6 +1285,7 @@ export class BridgeNetwork {
         'com.docker.network.bridge.host_binding_ipv4': r.hostIp,
         'com.docker.network.driver.mtu': String(r.mtu),
         'netmodes.veth_queues': String(this.vethQueues),
+        'netmodes.embedded_dns': String(this.embeddedDns),
       },
     };
   }
@@ -1295,6 +1321,7 @@ export class BridgeNetwork {
         fault('remove:after-state');
         await store.removeFile(file);
         this.removed = true;
+        if (this.rec.embeddedDns) await dnsAfterRemove();
       });
     });
   }
@@ -1442,6 +1469,11 @@ export class BridgeNetwork {
       }
       this.eps.clear();
       for (const [k, v] of eps) this.eps.set(k, v);
+      // 4c. The embedded DNS server (one for every network of the host): back if it was killed.
+      if (this.rec.embeddedDns && !(await dns.dnsServerRunning())) {
+        await dns.ensureDnsServer(this.rec);
+        report.repaired.push('dns server');
+      }
       // 5. Endpoint files that never got past "creating" (a connect killed before its record).
       for (const f of await store.listDir(path.join(this.dir, 'endpoints'))) {
         const id = f.replace(/\.json$/, '');

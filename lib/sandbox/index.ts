@@ -85,6 +85,8 @@ export interface SandboxOptions {
   hostname?: string;
   /** resolv.conf overrides (Docker's --dns, --dns-search, --dns-option). */
   dns?: { servers?: string[]; search?: string[]; options?: string[] };
+  /** More names on the network (Docker's --network-alias; bridge mode): hosts and embedded DNS. */
+  aliases?: string[];
 }
 
 /** A sandbox as listed: the record (less its file paths and version), plus who shares its namespace. */
@@ -105,6 +107,7 @@ interface Plan {
   links: Link[];
   hostname?: string;
   dns?: SandboxOptions['dns'];
+  aliases?: string[];
 }
 
 function isBridgeNetwork(v: unknown): v is BridgeNetwork {
@@ -167,6 +170,12 @@ function plan(opts: SandboxOptions): Plan {
   }
   p.links = parseLinks(opts.links);
   if (p.links.length && p.mode !== 'bridge') throw conflict('links', 'links join sandboxes on one bridge network');
+  if (opts.aliases !== undefined) {
+    if (!Array.isArray(opts.aliases)) throw new ConfigError('expected an array of names', 'aliases');
+    if (opts.aliases.length && p.mode !== 'bridge') throw conflict('aliases', 'aliases are names on a bridge network');
+    opts.aliases.forEach((a, i) => assertHostname(a, `aliases[${i}]`));
+    if (opts.aliases.length) p.aliases = opts.aliases;
+  }
   if (opts.hostname !== undefined) {
     if (p.mode === 'container') throw conflict('hostname', `the sandbox uses ${p.container}'s`);
     p.hostname = assertHostname(opts.hostname, 'hostname');
@@ -453,6 +462,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
           links,
           hostname: rec.hostname,
           ...(p.dns && { dns: p.dns }),
+          ...(p.aliases && { aliases: p.aliases }),
         });
         Object.assign(rec, { ip: endpoint.ip, mac: endpoint.mac, ports: endpoint.ports, hostname: endpoint.hostname ?? rec.hostname });
         if (endpoint.ipv6) rec.ipv6 = endpoint.ipv6;

@@ -39,6 +39,9 @@ describe('80 benchmark script: a small run end to end', function () {
     assert.ok(R.scaling.some((x: any) => x.peer === 'netmodes' && x.kernelProbe), 'netmodes scaling with its kernel probe');
     assert.ok(R.churnMemory.cycles['100'].rssMiB > 0 && R.churnMemory.youngFixed, 'section 4, both child runs');
     assert.match(r.stdout, /^netmodes\s+30\s/m, 'the sequential table');
+    assert.ok(R.dns.servers.some((x: any) => x.server === 'netmodes' && x.count > 0 && x.timeouts === 0), 'the embedded DNS section');
+    assert.ok(R.dns.connect.embeddedDns.n > 0 && R.dns.connect.plain.n > 0);
+    assert.match(r.stdout, /### Embedded DNS/);
     assert.match(r.stdout, /vs floor/);
     assert.ok(fs.readFileSync(chart, 'utf8').startsWith('<svg'), 'the chart');
     fs.rmSync(path.dirname(out), { recursive: true, force: true });
