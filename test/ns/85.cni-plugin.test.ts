@@ -313,7 +313,8 @@ describe('85 CNI plugin', function () {
         await assertClean();
       });
 
-      it('20 parallel ADDs get 20 distinct addresses; 20 parallel DELs leave nothing behind', async () => {
+      it('20 parallel ADDs (the first ones racing to make the network) get 20 distinct addresses; 20 parallel DELs leave nothing behind', async () => {
+        await removeNetwork(NET);
         const spaces = Array.from({ length: 20 }, () => newNs());
         const adds = await Promise.all(
           spaces.map((n, i) => call({ command: 'ADD', containerId: `par-${i}-${mode}`, netns: nsPath(n), ifname: 'eth0' }, withPorts(conf(), [{ hostPort: 8400 + i, containerPort: 80 }]))),
@@ -391,6 +392,28 @@ describe('85 CNI plugin', function () {
       } finally {
         await removeNetwork('cnidns'); // the last network with embedded DNS: its server stops
       }
+    });
+
+    it('an ADD never finds a network half-made: a network is opened only when no create or remove holds the networks\' lock', async () => {
+      const a = newNs();
+      const cfg = { cniVersion: '1.0.0', name: 'ranged', type: 'netmodes', bridge: 'nmranged0', ipam: { subnet: '10.88.15.0/24' } };
+      // The network exists (made by a first ADD); then a create or remove holds the lock, as a
+      // create does between its record and its bridge.
+      assert.equal((await call({ command: 'ADD', containerId: 'first', netns: nsPath(a), ifname: 'net1' }, cfg)).code, 0);
+      assert.equal((await call({ command: 'DEL', containerId: 'first', netns: nsPath(a), ifname: 'net1' }, cfg)).code, 0);
+      const store = await import('../../lib/state/store');
+      const held = await store.FileLock.acquire(path.join(STATE, 'networks.lock'), true);
+      let done = false;
+      const add = runPlugin(plugin, { command: 'ADD', containerId: 'waiter', netns: nsPath(a), ifname: 'eth0', env: { NETMODES_CNI_MODE: 'process' } }, cfg).then((r) => {
+        done = true;
+        return r;
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(done, false, 'the ADD waited for the lock');
+      held.release();
+      const r = await add;
+      assert.equal(r.code, 0, r.stdout);
+      assert.equal((await call({ command: 'DEL', containerId: 'waiter', netns: nsPath(a), ifname: 'eth0' }, cfg)).code, 0);
     });
 
     it('every error has the specification\'s code and changes nothing', async () => {
