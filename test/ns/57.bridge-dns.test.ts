@@ -95,13 +95,14 @@ class Upstream {
   }
 }
 
-/** Pids of running DNS server processes (there must be one at most). */
+/** Pids of running DNS server processes of this sandbox (there must be one at most). */
 function serverPids(): number[] {
   const out: number[] = [];
+  const own = fs.statSync('/proc/self/ns/net').ino; // other sandboxes' servers are theirs
   for (const p of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
-      if (fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('dns/server.js')) out.push(Number(p));
+      if (fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('dns/server.js') && fs.statSync(`/proc/${p}/ns/net`).ino === own) out.push(Number(p));
     } catch {
       /* gone */
     }
