@@ -63,12 +63,17 @@ async function openExisting(name: string): Promise<BridgeNetwork | undefined> {
   }
 }
 
-/** The network of the configuration: opened, or made on first use; its options must match. */
-async function networkFor(conf: NetConf): Promise<BridgeNetwork> {
+/**
+ * The network of the configuration: opened, or made on first use (`created`); its options must
+ * match.
+ */
+async function networkFor(conf: NetConf): Promise<{ net: BridgeNetwork; created: boolean }> {
   let net = await openExisting(conf.name);
+  let created = false;
   if (!net) {
     try {
       net = await createBridgeNetwork(conf.network);
+      created = true;
     } catch (err) {
       if ((err as NetmodesError).code !== 'ENETWORKEXISTS') throw err;
       net = await openExisting(conf.name); // another process made it meanwhile
@@ -77,7 +82,14 @@ async function networkFor(conf: NetConf): Promise<BridgeNetwork> {
     nets.set(`${stateDir()}\0${conf.name}`, Promise.resolve(net));
   }
   assertMatches(net, conf);
-  return net;
+  return { net, created };
+}
+
+/** Takes down a network this ADD made, when the ADD failed on bad input (and nobody joined it since). */
+async function undoCreated(net: BridgeNetwork, err: unknown): Promise<void> {
+  if (!(err instanceof ConfigError) && !(err instanceof CniError)) return;
+  nets.delete(`${stateDir()}\0${net.name}`);
+  await net.remove().catch(() => undefined); // ENETWORKINUSE: another ADD joined it meanwhile
 }
 
 /** The configuration's field that names an option, for the messages. */
@@ -127,7 +139,6 @@ function assertMatches(net: BridgeNetwork, conf: NetConf): void {
 // The verbs.
 
 async function add(env: CniEnv, conf: NetConf): Promise<string> {
-  let net = await networkFor(conf);
   const id = endpointId(env.containerId!, env.ifname!);
   let ip: string | undefined;
   let ipv6: string | undefined;
@@ -146,6 +157,14 @@ async function add(env: CniEnv, conf: NetConf): Promise<string> {
     if ((err as { code?: string }).code === 'EINVAL') throw new CniError(CNI_ERR.INVALID_ENVIRONMENT, `CNI_NETNS ${env.netns} is not a network namespace`);
     throw err;
   });
+  let net: BridgeNetwork;
+  let created: boolean;
+  try {
+    ({ net, created } = await networkFor(conf));
+  } catch (err) {
+    ns.close();
+    throw err;
+  }
   let ep;
   const hostname = hostnameOf(env.containerId!);
   // With the embedded DNS server, the configuration's nameservers are this container's upstreams.
@@ -162,10 +181,11 @@ async function add(env: CniEnv, conf: NetConf): Promise<string> {
       // processes released: before saying the pool is exhausted, ask the store again.
       if ((err as NetmodesError).code !== 'EPOOLEXHAUSTED') throw err;
       nets.delete(`${stateDir()}\0${conf.name}`);
-      net = await networkFor(conf);
+      net = (await networkFor(conf)).net;
       ep = await net.connect(ns, opts);
     }
   } catch (err) {
+    if (created) await undoCreated(net, err);
     if ((err as NetmodesError).code === 'EENDPOINTEXISTS')
       throw new CniError(
         CNI_ERR.ALREADY_ATTACHED,

@@ -426,6 +426,7 @@ describe('85 CNI plugin', function () {
       const before = kernelSnapshot([a]);
       const files = () => JSON.stringify(sh('find', [STATE, '-path', `${STATE}/cni`, '-prune', '-o', '-print']).split('\n').sort());
       const filesBefore = files();
+      const fresh = conf({ name: 'freshnet', bridge: 'nmfresh0', ipam: { subnet: '10.88.16.0/24' } });
       const cases: Array<[string, CniCall, unknown, number, RegExp]> = [
         ['unsupported version', ok, conf({}, '0.2.0'), 1, /incompatible CNI version 0\.2\.0/],
         ['no CNI_COMMAND', { ...ok, command: '' }, conf(), 4, /CNI_COMMAND/],
@@ -451,6 +452,10 @@ describe('85 CNI plugin', function () {
         ['no name', ok, { cniVersion: '1.0.0', type: 'netmodes' }, 7, /name/],
         ['a namespace that does not exist', { ...ok, netns: '/run/netns/does-not-exist' }, conf(), 3, /does not exist/],
         ['a file that is not a namespace', { ...ok, netns: '/etc/hostname' }, conf(), 4, /not a network namespace/],
+        // The first ADD of a network that fails leaves no network behind either.
+        ['a new network, a namespace that does not exist', { ...ok, netns: '/run/netns/does-not-exist' }, fresh, 3, /does not exist/],
+        ['a new network, an address outside its subnet', ok, { ...fresh, runtimeConfig: { ips: ['10.99.0.5/24'] } }, 7, /ip/],
+        ['a new network, two IPv4 addresses', ok, { ...fresh, runtimeConfig: { ips: ['10.88.16.5', '10.88.16.6'] } }, 7, /one IPv4 address/],
       ];
       for (const [what, c, cfg, code, msg] of cases) {
         const r = await call(c, cfg);
