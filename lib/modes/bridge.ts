@@ -78,6 +78,7 @@ function checkNetworkOptions(o: BridgeNetworkOptions): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The network's lifecycle.
 
 /** Subnets that a new network must not overlap: the host's addresses and routes, and other networks'. */
 async function subnetsInUse(host: Namespace): Promise<string[]> {
@@ -88,9 +89,6 @@ async function subnetsInUse(host: Namespace): Promise<string[]> {
   for (const n of await readNetworkRecords()) out.push(n.subnet);
   return out;
 }
-
-
-// ---------------------------------------------------------------------------------------------
 
 /**
  * Creates a bridge network: the bridge, its gateway address, forwarding, and the firewall
