@@ -1,7 +1,8 @@
 /**
  * Bridge mode, the network's own kernel objects (made once per network, not per container): the
- * bridge with the gateway address and a fixed MAC, up, no STP; ip_forward on; route_localnet on
- * the bridge (so 127.0.0.1 can be published); the nftables objects of bridge-firewall.ts.
+ * bridge with the gateway address and a fixed MAC, up, no STP, no IPv6 unless the network has
+ * it; ip_forward on; route_localnet on the bridge (so 127.0.0.1 can be published); the nftables
+ * objects of bridge-firewall.ts.
  */
 import { isNotFound } from '../errors';
 import { sysctlSet, sysctlKey } from '../netns';
@@ -33,6 +34,10 @@ export async function setupKernel(s: NetworkState, repair: boolean): Promise<str
         up: true,
         alias: `${ALIAS_PREFIX}net:${r.name}`,
         noIpv6: !r.ipv6,
+        // Without IPv6 on the network, none on the bridge either: with IPv6 on (even without an
+        // address) the bridge sends MLD reports of its own when it gets its carrier and on other
+        // changes, and floods each to every port (test 54 counts the frames at rest).
+        disableIpv6: !r.ipv6,
         bridge: { stp: false, forwardDelay: 0 },
       },
       s.host,
