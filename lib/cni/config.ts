@@ -9,6 +9,7 @@ import { ConfigError } from '../errors';
 import { parseCidr, parseIP, parseMac } from '../net/addr';
 import type { BridgeNetworkOptions, PortSpec } from '../modes/bridge';
 import { parsePortSpecs } from '../portspec';
+import { isValidHostname } from '../dnsfiles';
 import { CNI_ERR, CniError } from './errors';
 
 /** The specification versions this plugin speaks (VERSION lists them). */
@@ -40,6 +41,12 @@ export interface NetConf {
   set: Set<keyof BridgeNetworkOptions>;
   /** Per-attachment requests: runtimeConfig / args / CNI_ARGS. */
   ips: string[];
+  /**
+   * More names for the embedded DNS server: runtimeConfig.aliases[NETWORK] (the `aliases`
+   * capability, as Podman passes --network-alias) and CNI_ARGS K8S_POD_NAME (the container's name
+   * as Podman passes it; the pod's name from the kubelet), when it is a valid host name.
+   */
+  aliases: string[];
   mac?: string;
   ports: PortSpec[];
   dns?: Record<string, unknown>;
@@ -272,6 +279,7 @@ export function parseConf(raw: Record<string, unknown>, env: CniEnv): NetConf {
   }
   put('icc', optBool(raw, 'icc'));
   put('internal', optBool(raw, 'internal'));
+  put('embeddedDns', optBool(raw, 'embeddedDns'));
   const ipam = optObj(raw, 'ipam') ?? {};
   if (ipam.type !== undefined && !['host-local', 'netmodes', ''].includes(ipam.type as string))
     throw new ConfigError(`netmodes manages addresses itself (as host-local does); ${JSON.stringify(ipam.type)} is not supported`, 'ipam.type');
@@ -303,6 +311,21 @@ export function parseConf(raw: Record<string, unknown>, env: CniEnv): NetConf {
   let mac = rc ? optString(rc, 'mac', 'runtimeConfig.mac') : undefined;
   if (env.args.MAC) mac = env.args.MAC;
   if (mac !== undefined) parseMac(mac, 'runtimeConfig.mac');
+  const aliases: string[] = [];
+  const al = rc?.aliases;
+  if (al !== undefined && al !== null) {
+    if (!isObj(al)) throw new ConfigError('must be an object of network name: [names]', 'runtimeConfig.aliases');
+    const mine = al[name];
+    if (mine !== undefined && mine !== null) {
+      if (!Array.isArray(mine)) throw new ConfigError('must be an array of names', `runtimeConfig.aliases.${name}`);
+      mine.forEach((a, i) => {
+        if (typeof a !== 'string' || !isValidHostname(a)) throw new ConfigError(`${JSON.stringify(a)} is not a host name`, `runtimeConfig.aliases.${name}[${i}]`);
+        if (!aliases.includes(a)) aliases.push(a);
+      });
+    }
+  }
+  const podName = env.args.K8S_POD_NAME;
+  if (podName && isValidHostname(podName) && !aliases.includes(podName)) aliases.push(podName);
   const ports = readPorts(raw);
   parsePortSpecs(ports, 'runtimeConfig.portMappings'); // errors name the configuration's field
   const conf: NetConf = {
@@ -312,6 +335,7 @@ export function parseConf(raw: Record<string, unknown>, env: CniEnv): NetConf {
     network,
     set,
     ips: readIps(raw, env),
+    aliases,
     mac,
     ports,
     dns: optObj(raw, 'dns'),

@@ -90,6 +90,7 @@ const FIELD: Partial<Record<keyof BridgeNetworkOptions, string>> = {
   masquerade: 'ipMasq',
   icc: 'icc',
   internal: 'internal',
+  embeddedDns: 'embeddedDns',
   ipv6: 'ipam.ranges',
 };
 
@@ -118,6 +119,7 @@ function assertMatches(net: BridgeNetwork, conf: NetConf): void {
   if (o.masquerade !== net.masquerade) differ('masquerade', net.masquerade, o.masquerade);
   if (conf.set.has('icc') && o.icc !== net.icc) differ('icc', net.icc, o.icc);
   if (conf.set.has('internal') && o.internal !== net.internal) differ('internal', net.internal, o.internal);
+  if (conf.set.has('embeddedDns') && o.embeddedDns !== net.embeddedDns) differ('embeddedDns', net.embeddedDns, o.embeddedDns);
   if (conf.set.has('subnet') && (o.ipv6 ? canon(o.ipv6.subnet) : undefined) !== net.ipv6?.subnet) differ('ipv6', net.ipv6?.subnet, o.ipv6?.subnet);
 }
 
@@ -145,7 +147,13 @@ async function add(env: CniEnv, conf: NetConf): Promise<string> {
     throw err;
   });
   let ep;
-  const opts = { id, ifname: env.ifname, ip, ipv6, mac: conf.mac, ports: conf.ports, hostname: hostnameOf(env.containerId!) };
+  const hostname = hostnameOf(env.containerId!);
+  // With the embedded DNS server, the configuration's nameservers are this container's upstreams.
+  const servers = Array.isArray(conf.dns?.nameservers) ? (conf.dns!.nameservers as unknown[]).filter((x): x is string => typeof x === 'string') : [];
+  const opts = {
+    id, ifname: env.ifname, ip, ipv6, mac: conf.mac, ports: conf.ports, hostname,
+    ...(net.embeddedDns ? { aliases: conf.aliases.filter((a) => a !== hostname), ...(servers.length ? { dns: { servers } } : {}) } : {}),
+  };
   try {
     try {
       ep = await net.connect(ns, opts);
@@ -181,7 +189,9 @@ async function add(env: CniEnv, conf: NetConf): Promise<string> {
       ips,
     },
     conf.prevResult,
-    conf.dns,
+    // The container asks the embedded server (on the gateway) and keeps the configuration's search
+    // domains and options.
+    net.embeddedDns ? { ...conf.dns, nameservers: [net.gateway] } : conf.dns,
   );
   return JSON.stringify(result);
 }

@@ -189,7 +189,12 @@ async function dnsAfterRemove(): Promise<void> {
  */
 export async function openBridgeNetwork(name: string): Promise<BridgeNetwork> {
   assertNamespaceName(name, 'name');
-  const rec = await store.readJson<NetworkRecord>(path.join(networksDir(), `${name}.json`));
+  // The record is read under the networks' lock, shared: a create (whose record goes in before
+  // its bridge) or a remove in progress holds it exclusively, so a network is never opened
+  // half-made (a connect to it would find no bridge). Lock and read in one trip.
+  const { lock, results } = await store.FileLock.acquireWith(globalLock(), false, [{ op: 'read', file: path.join(networksDir(), `${name}.json`) }]);
+  lock.release();
+  const rec = store.parseRecord<NetworkRecord>(results[0]);
   if (!rec) throw new NetmodesError('ENONETWORK', `no bridge network named ${JSON.stringify(name)}`);
   const net = new BridgeNetwork(rec, currentNamespace());
   await net.load();

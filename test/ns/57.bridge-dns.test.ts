@@ -95,13 +95,14 @@ class Upstream {
   }
 }
 
-/** Pids of running DNS server processes (there must be one at most). */
+/** Pids of running DNS server processes of this sandbox (there must be one at most). */
 function serverPids(): number[] {
   const out: number[] = [];
+  const own = fs.statSync('/proc/self/ns/net').ino; // other sandboxes' servers are theirs
   for (const p of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
-      if (fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('dns/server.js')) out.push(Number(p));
+      if (fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('dns/server.js') && fs.statSync(`/proc/${p}/ns/net`).ino === own) out.push(Number(p));
     } catch {
       /* gone */
     }
@@ -217,6 +218,26 @@ describe('57 bridge mode: embedded DNS', function () {
     } finally {
       await sb.remove();
     }
+  });
+
+  it('caps its TCP connections (256 at a time) and still answers over UDP and TCP when they are used up and released', async () => {
+    const n = await net('dnscap', { subnet: '10.57.9.0/24' });
+    const a = await ns();
+    await n.connect(a, { id: 'capper', dns: { servers: [up.addr] } });
+    // 300 idle connections from the container: the server keeps at most 256 of them open.
+    const HOLD = `const net=require('net');const socks=[];let open=0,closed=0;
+      for(let i=0;i<300;i++){const c=net.connect(53,process.argv[1]);c.on('connect',()=>open++);c.on('close',()=>closed++);c.on('error',()=>{});socks.push(c);}
+      setTimeout(()=>{console.log(JSON.stringify({open,closed,alive:socks.filter((c)=>!c.destroyed).length}));
+        process.exit(0)},1500);`;
+    const r = spawnSync('ip', ['netns', 'exec', a.name!, process.execPath, '-e', HOLD, n.gateway], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(r.status, 0, r.stderr);
+    const held = JSON.parse(r.stdout);
+    assert.ok(held.alive <= 256 && held.alive >= 200, JSON.stringify(held));
+    assert.ok(held.closed >= 300 - 256, JSON.stringify(held));
+    // Released with the holding process: both transports answer again.
+    const [u, t] = query(a.name!, n.gateway, [{ name: 'capper' }, { name: 'capper', proto: 'tcp' }]);
+    assert.equal(u.answers!.length, 1);
+    assert.equal(t.answers!.length, 1);
   });
 
   it('names of other networks are never answered, queries from outside the subnets are dropped, it listens on gateways only', async () => {

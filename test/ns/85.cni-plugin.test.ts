@@ -313,7 +313,8 @@ describe('85 CNI plugin', function () {
         await assertClean();
       });
 
-      it('20 parallel ADDs get 20 distinct addresses; 20 parallel DELs leave nothing behind', async () => {
+      it('20 parallel ADDs (the first ones racing to make the network) get 20 distinct addresses; 20 parallel DELs leave nothing behind', async () => {
+        await removeNetwork(NET);
         const spaces = Array.from({ length: 20 }, () => newNs());
         const adds = await Promise.all(
           spaces.map((n, i) => call({ command: 'ADD', containerId: `par-${i}-${mode}`, netns: nsPath(n), ifname: 'eth0' }, withPorts(conf(), [{ hostPort: 8400 + i, containerPort: 80 }]))),
@@ -360,6 +361,59 @@ describe('85 CNI plugin', function () {
       const taken = await call({ command: 'ADD', containerId: 'd3', netns: nsPath(c2), ifname: 'eth0', args: 'IgnoreUnknown=1;IP=10.88.10.50' }, dual);
       assert.equal(taken.json.code, 102, taken.stdout);
       for (const [id, n] of [['d1', a], ['d2', b]]) assert.equal((await call({ command: 'DEL', containerId: id, netns: nsPath(n), ifname: 'eth0' }, dual)).code, 0);
+    });
+
+    it('embeddedDns: containers find each other by container id, host name, runtimeConfig.aliases and K8S_POD_NAME; the result names the gateway', async () => {
+      const dnsNet = { cniVersion: '1.0.0', name: 'cnidns', type: 'netmodes', bridge: 'nmcnidns0', embeddedDns: true, ipam: { subnet: '10.88.13.0/24' },
+        capabilities: { aliases: true }, dns: { nameservers: ['198.18.0.53'], search: ['example.test'], options: ['ndots:1'] } };
+      const a = newNs();
+      const b = newNs();
+      try {
+        const ra = await call({ command: 'ADD', containerId: 'dbcontainer0001', netns: nsPath(a), ifname: 'eth0', args: 'IgnoreUnknown=1;K8S_POD_NAME=db' },
+          { ...dnsNet, runtimeConfig: { aliases: { cnidns: ['database'], other: ['not-ours'] } } });
+        assert.equal(ra.code, 0, ra.stdout);
+        assert.deepEqual(ra.json.dns, { search: ['example.test'], options: ['ndots:1'], nameservers: ['10.88.13.1'] });
+        const rb = await call({ command: 'ADD', containerId: 'webcontainer001', netns: nsPath(b), ifname: 'eth0' }, dnsNet);
+        assert.equal(rb.code, 0, rb.stdout);
+        const ipA = ra.json.ips[0].address.split('/')[0];
+        const QUERY = path.join(__dirname, '..', 'helpers', 'dns', 'query.js');
+        const names = ['db', 'database', 'DB.', 'dbcontainer0001', 'dbcontainer0', 'not-ours'];
+        const out = JSON.parse(sh('ip', ['netns', 'exec', b, process.execPath, QUERY, '-'], { input: JSON.stringify({ server: '10.88.13.1', timeout: 2000, queries: names.map((name) => ({ name })) }) }));
+        assert.deepEqual(out.slice(0, 5).map((x: any) => x.answers.map((y: any) => y.data)), [[ipA], [ipA], [ipA], [ipA], [ipA]]);
+        // Another network's alias is no name here: forwarded to the configuration's nameserver
+        // (198.18.0.53, which nothing in the sandbox routes to), so no answer.
+        assert.ok(out[5].timeout || !(out[5].answers ?? []).length, JSON.stringify(out[5]));
+        // A configuration that disagrees about embeddedDns is refused.
+        const c = newNs();
+        const no = await call({ command: 'ADD', containerId: 'x', netns: nsPath(c), ifname: 'eth0' }, { ...dnsNet, embeddedDns: false });
+        assert.equal(no.json.code, 7);
+        assert.match(no.json.msg, /embeddedDns/);
+        for (const [id, n] of [['dbcontainer0001', a], ['webcontainer001', b]]) assert.equal((await call({ command: 'DEL', containerId: id, netns: nsPath(n), ifname: 'eth0' }, dnsNet)).code, 0);
+      } finally {
+        await removeNetwork('cnidns'); // the last network with embedded DNS: its server stops
+      }
+    });
+
+    it('an ADD never finds a network half-made: a network is opened only when no create or remove holds the networks\' lock', async () => {
+      const a = newNs();
+      const cfg = { cniVersion: '1.0.0', name: 'ranged', type: 'netmodes', bridge: 'nmranged0', ipam: { subnet: '10.88.15.0/24' } };
+      // The network exists (made by a first ADD); then a create or remove holds the lock, as a
+      // create does between its record and its bridge.
+      assert.equal((await call({ command: 'ADD', containerId: 'first', netns: nsPath(a), ifname: 'net1' }, cfg)).code, 0);
+      assert.equal((await call({ command: 'DEL', containerId: 'first', netns: nsPath(a), ifname: 'net1' }, cfg)).code, 0);
+      const store = await import('../../lib/state/store');
+      const held = await store.FileLock.acquire(path.join(STATE, 'networks.lock'), true);
+      let done = false;
+      const add = runPlugin(plugin, { command: 'ADD', containerId: 'waiter', netns: nsPath(a), ifname: 'eth0', env: { NETMODES_CNI_MODE: 'process' } }, cfg).then((r) => {
+        done = true;
+        return r;
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(done, false, 'the ADD waited for the lock');
+      held.release();
+      const r = await add;
+      assert.equal(r.code, 0, r.stdout);
+      assert.equal((await call({ command: 'DEL', containerId: 'waiter', netns: nsPath(a), ifname: 'eth0' }, cfg)).code, 0);
     });
 
     it('every error has the specification\'s code and changes nothing', async () => {
