@@ -23,6 +23,11 @@
  * (Docker accepts `-p` with `--net=none` and publishes nothing; here it is an error, since a
  * port that can never be reached is more likely a mistake than an intent.)
  *
+ * Each mode's own steps are in lib/modes/: bridge.ts (networks; a sandbox connects its namespace
+ * to one), host.ts, container.ts and none.ts. This layer checks the options (the table above),
+ * keeps the record and the sandbox's files (records.ts), makes and deletes the namespace of bridge
+ * and none sandboxes, and runs processes inside (exec.ts).
+ *
  * Processes run inside with {@link Sandbox.spawn}. Removing a sandbox takes down everything it
  * added (endpoint, published ports, namespace, files). A sandbox whose namespace others joined
  * (`container:NAME`) cannot be removed before them: `remove()` throws ESANDBOXINUSE.
@@ -31,29 +36,31 @@
  */
 import { ChildProcess, SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, NetmodesError, isNotFound, wrap } from '../errors';
 import { assertNamespaceName, createNamespace, NETNS_DIR, Namespace } from '../netns';
 import { native } from '../native';
-import { assertHostname, buildHosts, buildResolvConf } from '../dnsfiles';
+import { assertHostname, buildResolvConf } from '../dnsfiles';
 import { parsePortSpecs } from '../portspec';
 import { createBridgeNetwork, openBridgeNetwork, reapDetached } from '../modes/bridge';
-import type { BridgeNetwork, Endpoint, PortSpec, PublishedPort } from '../modes/bridge';
+import type { BridgeNetwork, Endpoint, PortSpec } from '../modes/bridge';
+import { createHostSandbox, warnPortsDiscarded } from '../modes/host';
+import { joinSandbox, leaveSandbox, refuseWhileShared } from '../modes/container';
+import { setupNone } from '../modes/none';
 import { spawnIn, ExecTarget } from './exec';
-import { linkSet } from '../netlink';
 import {
   HOST_NETNS,
   SandboxMode,
   SandboxRecord,
   allRecords,
   deleteRecord,
-  liveSharers,
+  noSandbox,
   readRecord,
-  sandboxDir,
+  readText,
   sharersOf,
   withSandboxLock,
   writeRecord,
+  writeSandboxFile,
 } from './records';
 
 export { SandboxMode, HOST_NETNS };
@@ -189,23 +196,6 @@ function plan(opts: SandboxOptions): Plan {
   return p;
 }
 
-async function readText(file: string): Promise<string> {
-  try {
-    return await fsp.readFile(file, 'utf8');
-  } catch (err) {
-    if (isNotFound(err)) return '';
-    throw err;
-  }
-}
-
-/** Writes a file bind-mounted into the sandbox (readable by whatever user runs inside). */
-async function writeSandboxFile(name: string, file: string, text: string): Promise<string> {
-  await fsp.mkdir(sandboxDir(name), { recursive: true, mode: 0o700 });
-  const p = path.join(sandboxDir(name), file);
-  await fsp.writeFile(p, text, { mode: 0o644 });
-  return p;
-}
-
 /** The default network, created on first use (as Docker's `bridge`, on 172.17.0.0/16 when free). */
 async function defaultNetwork(): Promise<BridgeNetwork> {
   try {
@@ -219,10 +209,6 @@ async function defaultNetwork(): Promise<BridgeNetwork> {
     // Another process made it meanwhile.
     return openBridgeNetwork(DEFAULT_NETWORK).catch(() => Promise.reject(wrap('create the default network', err)));
   }
-}
-
-function noSandbox(name: string, field?: string): NetmodesError {
-  return new NetmodesError('ENOSANDBOX', `${field ? field + ': ' : ''}no such sandbox: ${name}`);
 }
 
 /** Takes down what a record says was set up. Every step tolerates what is already gone. */
@@ -321,17 +307,9 @@ export class Sandbox {
     await withSandboxLock(async () => {
       const rec = await readRecord(this.name);
       if (!rec || rec.id !== this.id) return;
-      const sharers = await liveSharers(rec);
-      if (sharers.length)
-        throw new NetmodesError(
-          'ESANDBOXINUSE',
-          `sandbox ${this.name} is in use: ${sharers.join(', ')} share${sharers.length === 1 ? 's' : ''} its network namespace; remove ${sharers.length === 1 ? 'it' : 'them'} first`,
-        );
+      await refuseWhileShared(rec);
       await teardown(rec);
-      if (rec.container) {
-        const owner = await readRecord(rec.container);
-        if (owner?.sharedBy?.includes(rec.name)) await writeRecord({ ...owner, sharedBy: owner.sharedBy.filter((n) => n !== rec.name) });
-      }
+      await leaveSandbox(rec);
       await deleteRecord(this.name);
     });
   }
@@ -365,11 +343,7 @@ async function fromRecord(rec: SandboxRecord, endpoint?: Endpoint): Promise<Sand
 export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const p = plan(opts);
   const name = opts.name;
-  if (p.mode === 'host' && opts.ports?.length)
-    process.emitWarning('Published ports are discarded when using host network mode', {
-      type: 'NetmodesWarning',
-      code: 'NETMODES_PORTS_DISCARDED',
-    });
+  if (p.mode === 'host' && opts.ports?.length) warnPortsDiscarded();
 
   return withSandboxLock(async () => {
     const existing = await readRecord(name);
@@ -396,30 +370,12 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
     };
 
     if (p.mode === 'container') {
-      const owner = await readRecord(p.container!);
-      if (!owner) throw noSandbox(p.container!, 'network');
-      if (owner.state !== 'ready') throw new NetmodesError('ENOSANDBOX', `network: sandbox ${owner.name} is half-made (remove it)`);
-      Object.assign(rec, {
-        state: 'ready',
-        namespacePath: owner.namespacePath,
-        container: owner.name,
-        hostname: owner.hostname,
-        hostsFile: owner.hostsFile,
-        resolvFile: owner.resolvFile,
-      });
-      // The owner lists its sharers first: a crash in between leaves an entry remove() ignores.
-      await writeRecord({ ...owner, sharedBy: [...(owner.sharedBy ?? []).filter((n) => n !== name), name] });
-      await writeRecord(rec);
+      await joinSandbox(rec, p.container!);
       return fromRecord(rec);
     }
 
     if (p.mode === 'host') {
-      // Nothing in the kernel: the record is written once, ready, after its file.
-      rec.namespacePath = HOST_NETNS;
-      rec.state = 'ready';
-      if (p.hostname) rec.hostname = p.hostname;
-      if (p.dns) rec.resolvFile = await writeSandboxFile(name, 'resolv.conf', buildResolvConf(await readText('/etc/resolv.conf'), p.dns));
-      await writeRecord(rec);
+      await createHostSandbox(rec, p);
       return fromRecord(rec);
     }
 
@@ -449,8 +405,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
       throw err;
     }
     try {
-      // lo up: a bridge connect does it in its own batch; otherwise one RTM_NEWLINK.
-      if (!net) await linkSet('lo', { up: true }, ns);
+      // The mode's own step: a bridge connect (lo up in its batch), or none mode's lo up.
       let texts: { resolvConf: string; hosts: string };
       let endpoint: Endpoint | undefined;
       if (net) {
@@ -468,7 +423,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
         if (endpoint.ipv6) rec.ipv6 = endpoint.ipv6;
         texts = { resolvConf: endpoint.resolvConf, hosts: endpoint.hosts };
       } else {
-        texts = { resolvConf: buildResolvConf(await readText('/etc/resolv.conf'), p.dns), hosts: buildHosts({ hostname: rec.hostname }) };
+        texts = await setupNone(ns, rec.hostname, p.dns);
       }
       rec.resolvFile = await writeSandboxFile(name, 'resolv.conf', texts.resolvConf);
       rec.hostsFile = await writeSandboxFile(name, 'hosts', texts.hosts);

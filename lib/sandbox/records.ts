@@ -15,6 +15,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { NetmodesError, isNotFound } from '../errors';
 import { listDir, readJson, stateDir, withLock, writeJson } from '../state/store';
 import type { PublishedPort } from '../modes/bridge';
 
@@ -86,6 +87,28 @@ export async function allRecords(): Promise<SandboxRecord[]> {
   const names = await listDir(sandboxesDir());
   const recs = await Promise.all(names.map((n) => readRecord(n)));
   return recs.filter((r): r is SandboxRecord => !!r).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** A text file, or '' when there is none. */
+export async function readText(file: string): Promise<string> {
+  try {
+    return await fsp.readFile(file, 'utf8');
+  } catch (err) {
+    if (isNotFound(err)) return '';
+    throw err;
+  }
+}
+
+/** Writes a file bind-mounted into the sandbox (readable by whatever user runs inside). */
+export async function writeSandboxFile(name: string, file: string, text: string): Promise<string> {
+  await fsp.mkdir(sandboxDir(name), { recursive: true, mode: 0o700 });
+  const p = path.join(sandboxDir(name), file);
+  await fsp.writeFile(p, text, { mode: 0o644 });
+  return p;
+}
+
+export function noSandbox(name: string, field?: string): NetmodesError {
+  return new NetmodesError('ENOSANDBOX', `${field ? field + ': ' : ''}no such sandbox: ${name}`);
 }
 
 /** Names of the sandboxes that joined `name`'s namespace (container mode), from every record. */

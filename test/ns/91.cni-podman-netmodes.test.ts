@@ -51,6 +51,6 @@ podmanSuite({
   },
   residents: /dist\/lib\/cni\/server\.js/,
   // DEL detaches the veth at once (off the network) and the server deletes detached veths in
-  // batches, 100 ms after the first (lib/modes/bridge.ts, the reaper).
+  // batches, 100 ms after the first (lib/modes/bridge-reaper.ts).
   settleMs: 1000,
 });

@@ -1,0 +1,387 @@
+/**
+ * Bridge mode, connect: one container onto the network.
+ *
+ * Validation, then the claims in the state store: the endpoint's record, its address(es), its
+ * host ports and its link registrations, each an O_EXCL claim, in one trip to the thread pool
+ * with the network's lock (shared). Then the kernel side (attachKernel): the firewall elements
+ * (one nf_tables transaction) and the veth (plumb: one rtnetlink worker call): one veth pair made
+ * in ONE RTM_NEWLINK (host end named vethXXXXXXXXXXX on the bridge, container end created
+ * directly in the container's namespace as eth0 with its MAC, no IPv6 unless the network has
+ * it), a permanent neighbour entry on each side (no ARP broadcasts at a thousand ports), the
+ * address, lo up, the default route; published ports and links are nftables set/map elements, so
+ * the rule count never grows with containers. The veth's final alias, set last, is the commit
+ * mark (see bridge.ts's module comment). A failed connect undoes what it did.
+ *
+ * This is the hot path (benchmarked): one trip to the thread pool for the claims and the lock,
+ * then one worker call for the veth beside one for the firewall. Add no awaits or trips to it.
+ */
+import { promises as fsp } from 'node:fs';
+import { ConfigError, NetmodesError, NetlinkError } from '../errors';
+import { Namespace, namespacePath, prepareNamespace, openPrepared } from '../netns';
+import * as nl from '../netlink';
+import { batchTrusted } from '../netlink/batch';
+import { assertIfname, parseMac, macFromIPv4 } from '../net/addr';
+import { parsePortSpecs, PortMapping, hostIpsConflict } from '../portspec';
+import { buildResolvConf, buildHosts, assertHostname } from '../dnsfiles';
+import * as store from '../state/store';
+import * as dns from '../dns/control';
+import { firewall } from './bridge-firewall';
+import { NetworkState, assertId, epToFw, fault, hex, portDir, portFile, releaseOp, toFw } from './bridge-store';
+import { reaper } from './bridge-reaper';
+import { unplumb } from './bridge-disconnect';
+import type { ConnectOptions, Endpoint, EndpointRecord, PublishedPort, EndpointLink } from './bridge-types';
+
+/** A Linux bridge takes at most this many ports (BR_MAX_PORTS - 1); one more gives EXFULL. */
+export const MAX_BRIDGE_PORTS = 1023;
+
+// The host's resolv.conf, re-read at most once a second (read asynchronously: connect never
+// blocks the event loop on a file).
+let resolvCache: { text: string; at: number } | undefined;
+async function hostResolvConf(): Promise<string> {
+  const now = Date.now();
+  if (!resolvCache || now - resolvCache.at > 1000) {
+    let text = '';
+    try {
+      text = await fsp.readFile('/etc/resolv.conf', 'utf8');
+    } catch {
+      /* no resolv.conf: buildResolvConf falls back to public resolvers */
+    }
+    resolvCache = { text, at: now };
+  }
+  return resolvCache.text;
+}
+
+/** BridgeNetwork.connect() (documented there): the options checked, then connectLocked. */
+export async function connectEndpoint(s: NetworkState, nsArg: Namespace | string, opts: ConnectOptions = {}): Promise<Endpoint> {
+  s.checkUsable();
+  if (!opts || typeof opts !== 'object') throw new ConfigError('options must be an object', 'options');
+  const id = opts.id ?? hex(64);
+  assertId(id, 'id');
+  const ifname = opts.ifname ?? 'eth0';
+  assertIfname(ifname, 'ifname');
+  if (opts.mac !== undefined) parseMac(opts.mac, 'mac');
+  if (opts.ipv6 !== undefined && !s.rec.ipv6) throw new ConfigError('the network has no IPv6 subnet', 'ipv6');
+  const hostname = opts.hostname ?? id.slice(0, 12);
+  assertHostname(hostname, 'hostname');
+  if (opts.aliases !== undefined && !Array.isArray(opts.aliases)) throw new ConfigError('must be an array of names', 'aliases');
+  (opts.aliases ?? []).forEach((a, i) => assertHostname(a, `aliases[${i}]`));
+  const maps = parsePortSpecs(opts.ports ?? [], 'ports');
+  if (maps.length && s.rec.internal) throw new ConfigError('an internal network publishes no ports', 'ports');
+  if (opts.links !== undefined && !Array.isArray(opts.links)) throw new ConfigError('must be an array', 'links');
+  const links: EndpointLink[] = [];
+  // The name /etc/hosts gives a link: the peer's host name (its id may be 64 characters, more
+  // than a host name label may have).
+  for (const [i, l] of (opts.links ?? []).entries()) {
+    const target = typeof l?.endpoint === 'string' ? l.endpoint : l?.endpoint?.id;
+    if (typeof target !== 'string') throw new ConfigError('must name an endpoint', `links[${i}].endpoint`);
+    if (l.alias !== undefined) assertHostname(l.alias, `links[${i}].alias`);
+    const peer = s.eps.get(target) ?? (await store.readJson<EndpointRecord>(s.epFile(target)));
+    if (!peer || !peer.ip)
+      throw new NetmodesError('ENOLINK', `links[${i}]: no endpoint ${JSON.stringify(target)} on network ${s.rec.name}`);
+    links.push({ id: peer.id, name: peer.hostname, alias: l.alias, ip: peer.ip });
+  }
+  // The namespace is opened, and a socket made inside it, beside the claims (connectLocked):
+  // neither waits for the other.
+  let nsPath: string;
+  let nsReady: Promise<Namespace>;
+  if (typeof nsArg === 'string') {
+    nsPath = namespacePath(nsArg).p;
+    nsReady = openPrepared(nsArg);
+  } else if (nsArg instanceof Namespace) {
+    nsPath = nsArg.path;
+    nsReady = prepareNamespace(nsArg);
+  } else {
+    throw new ConfigError('must be a Namespace or a namespace path', 'ns');
+  }
+  nsReady.catch(() => undefined); // awaited (and its error thrown) in connectLocked
+  try {
+    return await connectLocked(s, nsPath, nsReady, id, ifname, hostname, maps, links, opts);
+  } finally {
+    if (typeof nsArg === 'string') await nsReady.then((ns) => ns.close(), () => undefined);
+  }
+}
+
+async function connectLocked(
+  s: NetworkState,
+  nsPath: string,
+  nsReady: Promise<Namespace>,
+  id: string,
+  ifname: string,
+  hostname: string,
+  maps: PortMapping[],
+  links: EndpointLink[],
+  opts: ConnectOptions,
+): Promise<Endpoint> {
+  if (s.eps.size >= MAX_BRIDGE_PORTS)
+    throw new NetmodesError('EBRIDGEFULL', `bridge ${s.rec.bridge} already has ${MAX_BRIDGE_PORTS} ports (the kernel's limit)`);
+  const owner = s.ownerOf(id);
+  const epFile = s.epFile(id);
+  // Candidates chosen in memory (ConfigError / EADDRINUSE for what this process knows is taken),
+  // then made ours with one batch of file operations: the endpoint's record, its address(es)
+  // and its fixed host ports, each an O_EXCL claim (store.ts). Dynamic host ports and an
+  // address another process took meanwhile are claimed after, one at a time.
+  const picked: string[] = []; // marked used in this process's pools
+  const pick = (want: string | undefined, v6: boolean): string => {
+    const ip = s.pickIp(want, v6);
+    picked.push(ip);
+    return ip;
+  };
+  const undo: Array<() => Promise<unknown>> = [];
+  const fsUndo: store.FsOp[] = [];
+  let lock: store.FileLock | undefined;
+  const rollback = async (): Promise<void> => {
+    for (const u of undo.reverse()) await u().catch(() => undefined);
+    if (fsUndo.length) await store.batch(fsUndo.reverse()).catch(() => undefined);
+    for (const ip of picked) (ip.includes(':') ? s.pool6 : s.pool)?.release(ip);
+  };
+  try {
+    const ports = s.resolvePorts(maps, 'ports');
+    let ip = pick(opts.ip, false);
+    let ipv6 = s.rec.ipv6 ? pick(opts.ipv6, true) : undefined;
+    const mac = opts.mac !== undefined ? parseMac(opts.mac, 'mac') : macFromIPv4(ip);
+    const makeRecord = (): EndpointRecord => ({
+      id,
+      network: s.rec.name,
+      namespace: nsPath,
+      ifname,
+      ip,
+      ipv6,
+      mac: opts.mac !== undefined ? mac : macFromIPv4(ip),
+      hostVeth,
+      ports: ports.filter((p): p is PublishedPort => p !== undefined),
+      links,
+      hostname,
+      resolvConf,
+      hosts: buildHosts({ hostname, ip, ipv6, aliases: opts.aliases, links: links.map((l) => ({ name: l.name, alias: l.alias, ip: l.ip })) }),
+      created,
+      ...(opts.aliases?.length ? { aliases: [...opts.aliases] } : {}),
+      ...(dnsUpstreams ? { dnsUpstreams } : {}),
+    });
+    const hostVeth = `veth${hex(11)}`;
+    const hostText = await hostResolvConf();
+    // With the embedded server, resolv.conf names it (on the gateway) and the servers asked
+    // for, or the host's, become its upstreams for this endpoint.
+    const dnsUpstreams = s.rec.embeddedDns ? dns.upstreamsFor(hostText, opts.dns?.servers) : undefined;
+    const resolvConf = buildResolvConf(hostText, dnsUpstreams ? { ...opts.dns, servers: [s.rec.gateway] } : opts.dns ?? {});
+    const created = new Date().toISOString();
+    let rec = makeRecord();
+    const fixed = ports.filter((p): p is PublishedPort => p !== undefined);
+    const ops: store.FsOp[] = [
+      // The record goes in as the endpoint's claim (complete when nothing below changes it);
+      // until the veth carries its final alias, reconcile() takes it for half-made.
+      { op: 'reserve', file: epFile, data: JSON.stringify(rec) },
+      { op: 'reserve', file: s.ipFile(ip), data: owner },
+    ];
+    if (ipv6) ops.push({ op: 'reserve', file: s.ipFile(ipv6), data: owner });
+    for (const p of fixed) ops.push({ op: 'reserve', file: portFile(p), data: owner }, { op: 'list', dir: portDir(p.protocol, p.hostPort) });
+    // Each link is registered with its target (see linkedDir); the target is checked again after
+    // the kernel step, in case it was leaving meanwhile.
+    for (const l of links) ops.push({ op: 'reserve', file: s.linkFile(l.id, id), data: owner });
+    // Whether the DNS server runs, in the same trip (last: a lock op that would wait ends the batch).
+    if (s.rec.embeddedDns) ops.push(dns.lockProbeOp());
+    let res: store.FsResult[];
+    try {
+      // The network's lock (shared: connects and disconnects run side by side; reconcile and
+      // remove take it exclusively), then the claims: one trip to the thread pool.
+      ({ lock, results: res } = await store.FileLock.acquireWith(s.lockFile, false, ops));
+    } catch (err) {
+      // An I/O error part way: undo the claims that were made.
+      const done = ((err as { results?: unknown[] }).results ?? []) as unknown[];
+      for (const [i, r] of done.entries()) if (r === true && ops[i].op === 'reserve') fsUndo.push(releaseOp(ops[i], i === 0 ? undefined : owner));
+      throw err;
+    }
+    const epMine = res[0] === true;
+    if (epMine) fsUndo.push({ op: 'remove', file: epFile });
+    if (res[1] === true) fsUndo.push({ op: 'release', file: s.ipFile(ip), owner });
+    let k = 2;
+    const ip6Mine = ipv6 ? res[k++] === true : true;
+    if (ipv6 && ip6Mine) fsUndo.push({ op: 'release', file: s.ipFile(ipv6), owner });
+    let portBusy: PublishedPort | undefined;
+    for (const p of fixed) {
+      const mine = res[k++] === true;
+      const others = res[k++] as string[];
+      if (mine) fsUndo.push({ op: 'release', file: portFile(p), owner });
+      // 0.0.0.0 conflicts with every specific address on the same port, and the reverse.
+      if (!mine || others.some((o) => o !== p.hostIp && hostIpsConflict(o, p.hostIp))) portBusy ??= p;
+    }
+    // (fsUndo runs in reverse: the file goes, then its directory if that left it empty.)
+    for (const l of links) if (res[k++] === true) fsUndo.push(...s.unregisterOps(l.id, [id]).reverse());
+    if (!epMine) throw new NetmodesError('EENDPOINTEXISTS', `endpoint ${JSON.stringify(id)} already exists on network ${s.rec.name}`);
+    if (portBusy) throw new NetmodesError('EPORTINUSE', `${portBusy.protocol} port ${portBusy.hostIp}:${portBusy.hostPort} is already published`);
+    let changed = false;
+    if (res[1] !== true) {
+      // Another process holds it (or the address asked for).
+      if (opts.ip !== undefined) throw new NetmodesError('EADDRINUSE', `${ip} is already in use on network ${s.rec.name}`);
+      ip = await s.allocateIp(owner, false);
+      undo.push(() => s.releaseIp(ip, owner));
+      changed = true;
+    }
+    if (ipv6 && !ip6Mine) {
+      if (opts.ipv6 !== undefined) throw new NetmodesError('EADDRINUSE', `${ipv6} is already in use on network ${s.rec.name}`);
+      ipv6 = await s.allocateIp(owner, true);
+      const v6 = ipv6;
+      undo.push(() => s.releaseIp(v6, owner));
+      changed = true;
+    }
+    for (const [i, m] of maps.entries()) {
+      if (ports[i] !== undefined) continue;
+      const p = await s.claimDynamicPort(m, s.hostIpFor(m), owner);
+      undo.push(() => s.releasePorts([p], owner));
+      ports[i] = p;
+      changed = true;
+    }
+    if (changed) {
+      rec = makeRecord();
+      await store.writeJson(epFile, rec);
+    }
+    // A server that died (SIGKILL) comes back with the next connect.
+    if (s.rec.embeddedDns && !dns.lockProbeResult(res[ops.length - 1])) await dns.ensureDnsServer(s.rec);
+    fault('connect:after-reserve');
+    fault('connect:after-record');
+    await attachKernel(s, await nsReady, rec);
+    if (links.length) {
+      // A target that left while this connect ran may have missed our registration: then its
+      // disconnect did not take the link's elements away, and this connect must not stand.
+      undo.push(() => firewall.removeEndpoint(toFw(s.rec), epToFw(rec), s.host).catch(() => undefined));
+      undo.push(() => unplumb(s, rec, true).catch(() => undefined));
+      const targets = await store.batch(links.map((l) => ({ op: 'read', file: s.epFile(l.id) })));
+      const gone = links.find((l, i) => store.parseRecord<EndpointRecord>(targets[i])?.ip !== l.ip);
+      if (gone) throw new NetmodesError('ENOLINK', `links: endpoint ${JSON.stringify(gone.id)} left network ${s.rec.name} while this one connected`);
+    }
+    s.eps.set(id, rec);
+    return s.toEndpoint(rec);
+  } catch (err) {
+    await rollback();
+    throw err;
+  } finally {
+    lock?.release();
+  }
+}
+
+/**
+ * The kernel side of a connect: the firewall elements (one nf_tables transaction) and the veth
+ * (one rtnetlink worker call). On a network with icc=false the elements go first (the port is
+ * isolated before it is ever up on the bridge); elsewhere both go at once, each on its own
+ * thread (a DNAT element for an address that does not answer yet is harmless).
+ */
+async function attachKernel(s: NetworkState, ns: Namespace, rec: EndpointRecord): Promise<void> {
+  const fw = () => firewall.addEndpoint(toFw(s.rec), epToFw(rec), s.host);
+  const unFw = () => firewall.removeEndpoint(toFw(s.rec), epToFw(rec), s.host).catch(() => undefined);
+  if (!s.rec.icc || process.env.NETMODES_FAULT) {
+    await fw();
+    fault('connect:after-elements');
+    try {
+      await plumb(s, ns, rec);
+    } catch (err) {
+      await unFw();
+      throw err;
+    }
+    return;
+  }
+  // The veth's call first: it is the longer one, so its worker starts before the firewall's
+  // messages are encoded on this thread.
+  const [k, f] = await Promise.allSettled([plumb(s, ns, rec), fw()]);
+  if (f.status === 'fulfilled' && k.status === 'fulfilled') return;
+  if (f.status === 'fulfilled') await unFw();
+  if (k.status === 'fulfilled') await unplumb(s, rec, true).catch(() => undefined);
+  throw f.status === 'rejected' ? f.reason : (k as PromiseRejectedResult).reason;
+}
+
+/** The kernel side of a connect: one worker call, one message per step. */
+async function plumb(s: NetworkState, ns: Namespace, rec: EndpointRecord, retried = false, byName = false): Promise<void> {
+  const r = s.rec;
+  if (s.bridgeIdx === undefined && !byName)
+    s.bridgeIdx = await nl.linkGet(r.bridge, s.host).then((l) => l.index, () => undefined);
+  const br = byName ? r.bridge : (s.bridgeIdx ?? r.bridge);
+  const ops: nl.BatchOp[] = [
+    // ip link add vethX mtu M numtxqueues Q numrxqueues Q master BR type veth
+    //   peer name eth0 netns NS address MAC mtu M numtxqueues Q numrxqueues Q up
+    // (the host end comes up with the commit mark, below: one message fewer)
+    {
+      op: 'linkAdd',
+      ns: s.host,
+      name: rec.hostVeth,
+      kind: 'veth',
+      mtu: r.mtu,
+      queues: s.vethQueues,
+      master: br,
+      alias: s.pendingAlias(rec.id),
+      noIpv6: !r.ipv6,
+      // A bridge port needs no IPv6 of its own (the bridge carries the gateway's addresses):
+      // without it, the host's IPv6 route table does not grow with the number of containers,
+      // and bringing a port up or deleting it does not walk a table that does.
+      disableIpv6: true,
+      peer: { name: rec.ifname, ns, mac: rec.mac, mtu: r.mtu, queues: s.vethQueues, up: true },
+    },
+    // ip neigh add IP lladdr MAC dev BR nud permanent (no ARP broadcast to find the container)
+    { op: 'neighAdd', ns: s.host, link: br, address: rec.ip, lladdr: rec.mac },
+    { op: 'linkSet', ns, link: 'lo', up: true },
+    { op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ip}/${s.prefix}` },
+    // ip neigh add GW lladdr BRMAC dev eth0 nud permanent
+    { op: 'neighAdd', ns, link: rec.ifname, address: r.gateway, lladdr: r.bridgeMac },
+  ];
+  if (rec.ipv6 && r.ipv6) ops.push({ op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ipv6}/${s.prefix6}`, noDad: true });
+  const routes: nl.BatchOp[] = [{ op: 'routeAdd', ns, dst: 'default', gateway: r.gateway, link: rec.ifname }];
+  if (rec.ipv6 && r.ipv6) routes.push({ op: 'routeAdd', ns, dst: 'default', gateway: r.ipv6.gateway, link: rec.ifname });
+  // Everything in one worker call, in order, stopping at the first failure: a failed create
+  // never lets a later step touch an interface that is not ours. The veth was created with a
+  // pending alias; the final one, set last, is the commit mark: from then on the endpoint is
+  // complete and reconcile() keeps it (rtnetlink has no transactions).
+  const first = ops.length;
+  ops.push(...routes);
+  // With the commit mark, the host end up (the container's eth0 gets its carrier only now) and
+  // hairpin mode (bridge link set dev vethX hairpin on): with br_netfilter, a container reaching
+  // its own published port is DNATed back out the port it came in on.
+  ops.push({ op: 'linkSet', ns: s.host, link: rec.hostVeth, alias: s.alias(rec.id), up: true, hairpin: true });
+  // The test-only fault hook needs the steps apart; otherwise they go as one call.
+  const parts = process.env.NETMODES_FAULT ? [ops.slice(0, first), ops.slice(first, -1), ops.slice(-1)] : [ops];
+  let base = 0;
+  try {
+    for (const [i, part] of parts.entries()) {
+      await batchTrusted(part);
+      base += part.length;
+      if (parts.length > 1 && i === 0) fault('connect:after-veth');
+      if (parts.length > 1 && i === 1) fault('connect:after-routes');
+    }
+  } catch (err) {
+    const e = err as NetlinkError;
+    const idx = e.index === undefined ? undefined : base + e.index;
+    if (idx !== undefined && idx >= first && idx < ops.length - 1 && e.code === 'EEXIST') {
+      // A namespace that already has a default route (connected to another network first)
+      // keeps it; the steps after the refused route still go in.
+      return finish(s, rec, ops.slice(idx + 1));
+    }
+    if (idx === 0 && typeof br === 'number' && (e.code === 'EINVAL' || e.code === 'ENODEV')) {
+      // The bridge was rebuilt since its index was learned: by name again.
+      s.bridgeIdx = undefined;
+      return plumb(s, ns, rec, retried, true);
+    }
+    if (idx === 0 && (e.code === 'EEXIST' || e.code === 'EXFULL' || e.code === 'ENOSPC') && !retried) {
+      // The container still has the interface of a detached, not yet reaped veth (this or
+      // another process's), or detached veths still fill the bridge's ports: reap, retry.
+      await reaper.flush(true);
+      return plumb(s, ns, rec, true, byName);
+    }
+    if (idx === 0 && e.code === 'EEXIST')
+      throw new ConfigError(`the namespace already has an interface named ${rec.ifname}`, 'ifname', 'EEXIST');
+    if (idx !== 0) await nl.linkDel(rec.hostVeth, s.host).catch(() => undefined);
+    if (idx === 0 && (e.code === 'EXFULL' || e.code === 'ENOSPC'))
+      throw new NetmodesError('EBRIDGEFULL', `bridge ${r.bridge} is full (${MAX_BRIDGE_PORTS} ports)`, { cause: err });
+    throw err;
+  }
+}
+
+/** The rest of a connect after a refused default route, one step at a time. */
+async function finish(s: NetworkState, rec: EndpointRecord, rest: nl.BatchOp[]): Promise<void> {
+  for (const op of rest) {
+    try {
+      await nl.batch([op]);
+    } catch (err) {
+      if (op.op !== 'routeAdd' || (err as NetlinkError).code !== 'EEXIST') {
+        await nl.linkDel(rec.hostVeth, s.host).catch(() => undefined);
+        throw err;
+      }
+    }
+  }
+}
+
