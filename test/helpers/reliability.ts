@@ -185,7 +185,8 @@ export function startScript(script: string, args: string[] = [], env: NodeJS.Pro
   c.stderr.on('data', (d: Buffer) => (stderr += d));
   c.out = () => stdout;
   c.err = () => stderr;
-  c.done = new Promise<void>((r) => c.on('exit', () => r()));
+  // 'close', not 'exit': by then everything the child wrote has been read (its pipes are closed).
+  c.done = new Promise<void>((r) => c.on('close', () => r()));
   return c;
 }
 
