@@ -464,6 +464,18 @@ describe('85 CNI plugin', function () {
         assert.match(r.json.msg, msg, what);
         assert.equal(typeof r.json.cniVersion, 'string', what);
       }
+      // stdin that cannot be read (a directory): 5.
+      const dirFd = fs.openSync('/tmp', 'r');
+      try {
+        const child = spawn(plugin, [], { env: { ...process.env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'err', CNI_NETNS: nsPath(a), CNI_IFNAME: 'eth0', CNI_PATH: bin }, stdio: [dirFd, 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout!.on('data', (d) => (out += d));
+        const code = await new Promise((r) => child.once('close', r));
+        assert.equal(code, 1, out);
+        assert.equal(JSON.parse(out).code, 5, out);
+      } finally {
+        fs.closeSync(dirFd);
+      }
       // A bridge of that name that is not ours (106) and a subnet that overlaps the host's (104).
       ip(['link', 'add', 'foreign0', 'type', 'bridge']);
       try {
