@@ -77,11 +77,3 @@ export function buildResult(version: string, a: Attachment, prev: Record<string,
   out.dns = d ?? {};
   return out;
 }
-
-/** A result passed through unchanged but for its version's shape (DEL/CHECK print nothing). */
-export function convertResult(version: string, prev: Record<string, unknown>): CniResult {
-  const base = normalize(prev);
-  const out: CniResult = { cniVersion: version, interfaces: base.interfaces, ips: base.ips, routes: base.routes, dns: base.dns ?? {} };
-  if (!versionAtLeast(version, '1.0.0')) for (const ip of out.ips!) ip.version = ip.address.includes(':') ? '6' : '4';
-  return out;
-}

@@ -186,16 +186,24 @@ async function recoverAll(): Promise<void> {
   }
 }
 
+/** A request frame (what native/cni/cni.c sends): `env` as KEY=VALUE entries, then stdin. */
+export function requestFrame(env: Record<string, string>, stdin = ''): Buffer {
+  const e = Buffer.from(Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\0'));
+  const body = Buffer.from(stdin);
+  const req = Buffer.alloc(12 + e.length + body.length);
+  req.write('NMC1', 0, 'latin1');
+  req.writeUInt32LE(e.length, 4);
+  e.copy(req, 8);
+  req.writeUInt32LE(body.length, 8 + e.length);
+  body.copy(req, 12 + e.length);
+  return req;
+}
+
 /** Sends one control request to this namespace's server; resolves its reply, or undefined if none runs. */
 export function control(what: 'stop' | 'ping', ino = netnsIno()): Promise<string | undefined> {
   const p = serverPaths(ino);
   return new Promise((resolve) => {
-    const env = Buffer.from(`NETMODES_CNI_CONTROL=${what}\0NETMODES_CNI_NETNS_INO=${ino}`);
-    const req = Buffer.alloc(12 + env.length);
-    req.write('NMC1', 0, 'latin1');
-    req.writeUInt32LE(env.length, 4);
-    env.copy(req, 8);
-    req.writeUInt32LE(0, 8 + env.length);
+    const req = requestFrame({ NETMODES_CNI_CONTROL: what, NETMODES_CNI_NETNS_INO: ino });
     const sock = net.connect(p.sock);
     let buf = Buffer.alloc(0);
     sock.on('error', () => resolve(undefined));
@@ -211,8 +219,9 @@ export function control(what: 'stop' | 'ping', ino = netnsIno()): Promise<string
 if (require.main === module) {
   process.chdir('/');
   serve().then(
-    (ran) => {
-      process.exitCode = ran ? 0 : 0;
+    () => {
+      // Not running because another server holds the lock is fine too: that one serves.
+      process.exitCode = 0;
     },
     (err) => {
       process.stderr.write(`netmodes cni server: ${(err as Error).stack ?? err}\n`);

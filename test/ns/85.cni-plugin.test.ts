@@ -643,13 +643,8 @@ describe('85 CNI plugin', function () {
       assert.equal(await control('ping', '1'), undefined); // no server file for that namespace
       // A hand-made request that claims another namespace, on this namespace's socket.
       const net = await import('node:net');
-      const { serverPaths } = await import('../../lib/cni/server');
-      const env = Buffer.from('CNI_COMMAND=VERSION\0NETMODES_CNI_NETNS_INO=1');
-      const req = Buffer.alloc(12 + env.length);
-      req.write('NMC1', 0, 'latin1');
-      req.writeUInt32LE(env.length, 4);
-      env.copy(req, 8);
-      req.writeUInt32LE(0, 8 + env.length);
+      const { serverPaths, requestFrame } = await import('../../lib/cni/server');
+      const req = requestFrame({ CNI_COMMAND: 'VERSION', NETMODES_CNI_NETNS_INO: '1' });
       const reply: Buffer = await new Promise((resolve, reject) => {
         const s = net.connect(serverPaths().sock);
         let b = Buffer.alloc(0);
