@@ -12,6 +12,7 @@
 //            vethQueues; default: the kernel's, one per possible CPU)
 //            --disable-ipv6 (attach: net.ipv6.conf.VETH.disable_ipv6 = 1 on the host end right after
 //            the create, as netmodes does for its bridge ports)
+//            --ports-per-bridge L --leaf-prefix P [--mtu M] (attach: the multi-bridge layout, below)
 //   LINES:   one container per line: "<netns path> <host veth> <ipv4> <published port>"
 //
 // Per container, the same kernel work as the ip/ipbatch peers (benchmarks/peers/iproute.js):
@@ -28,6 +29,15 @@
 // either end, so no DAD, router solicitation or MLD work. IFLA_AF_SPEC in the creating RTM_NEWLINK
 // fails (EAFNOSUPPORT), and IFF_UP is applied before IFLA_AF_SPEC in one message, so the host end
 // must not come up before its own addrgenmode is set (see native/rtnl/encode.cc).
+// The multi-bridge layout (--ports-per-bridge L, as a netmodes network with `portsPerBridge` L): --bridge
+// is the root and keeps the gateway. A container whose IPv4 address is at offset o from the network
+// address (the address masked with --prefix) goes on slot s = o / L: slot 0 is the root itself; slot
+// s > 0 is the leaf bridge P"b"s, joined to the root by the veth pair P"t"s (a port of the root) /
+// P"u"s (a port of the leaf). A leaf is made when its slot is first used (inside that container's
+// time), or found by name when an earlier run made it: bridge (STP off, MTU M, one queue pair) made
+// down, IPv6 disabled, then the trunk pair (one queue pair per end, MTU M) with P"t"s on the root, IPv6
+// disabled on both ends, P"u"s put on the leaf, and the leaf and both ends up: 6 requests and 3
+// sysctl writes. The container's host veth then gets the slot's bridge as master.
 // Every request carries NLM_F_ACK and the program waits for that ACK before the next one (a failure
 // stops the run with the kernel's error and extended-ack message, exit status 1).
 // The namespace socket is opened per container: open the namespace file, setns() into it, socket(),
@@ -209,9 +219,9 @@ static struct sock nl_open_in(int nsfd, int home, int proto) {
 // --- requests ------------------------------------------------------------------------------------------
 
 struct opts {
-  const char *bridge, *gateway, *table, *map;
+  const char *bridge, *gateway, *table, *map, *leaf_prefix;
   int prefix, port, ipv6, port_no_ipv6;
-  uint32_t group, queues;
+  uint32_t group, queues, per_bridge, mtu;
 };
 
 struct container {
@@ -224,15 +234,20 @@ static void link_msg(struct buf *b, struct sock *s, uint16_t type, uint16_t flag
   msg_begin(b, type, NLM_F_ACK | flags, ++s->seq, &ifi, sizeof ifi);
 }
 
-/** ip link add VETH [numtxqueues Q numrxqueues Q] master BRIDGE [up] type veth peer name eth0 [Q queues] netns NS */
-static void veth_add(struct sock *s, const struct container *c, int nsfd, int bridge, unsigned up, uint32_t queues) {
+/**
+ * ip link add NAME [numtxqueues Q numrxqueues Q] [mtu M] master BRIDGE [up] type veth peer name PEER [Q queues]
+ * [mtu M] [netns NS] (nsfd < 0: the peer stays in this namespace)
+ */
+static void veth_add(struct sock *s, const char *name, const char *peer_name, int nsfd, int bridge, unsigned up,
+                     uint32_t queues, uint32_t mtu) {
   struct buf b = {0};
   link_msg(&b, s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, up);
-  put_str(&b, IFLA_IFNAME, c->veth);
+  put_str(&b, IFLA_IFNAME, name);
   if (queues) {
     put_u32(&b, IFLA_NUM_TX_QUEUES, queues);
     put_u32(&b, IFLA_NUM_RX_QUEUES, queues);
   }
+  if (mtu) put_u32(&b, IFLA_MTU, mtu);
   put_u32(&b, IFLA_MASTER, (uint32_t)bridge);
   size_t info = nest_begin(&b, IFLA_LINKINFO);
   put_str(&b, IFLA_INFO_KIND, "veth");
@@ -240,12 +255,13 @@ static void veth_add(struct sock *s, const struct container *c, int nsfd, int br
   size_t peer = nest_begin(&b, VETH_INFO_PEER);
   struct ifinfomsg pifi = {.ifi_family = AF_UNSPEC};
   memcpy(reserve(&b, sizeof pifi), &pifi, sizeof pifi);
-  put_str(&b, IFLA_IFNAME, "eth0");
+  put_str(&b, IFLA_IFNAME, peer_name);
   if (queues) {
     put_u32(&b, IFLA_NUM_TX_QUEUES, queues);
     put_u32(&b, IFLA_NUM_RX_QUEUES, queues);
   }
-  put_u32(&b, IFLA_NET_NS_FD, (uint32_t)nsfd);
+  if (mtu) put_u32(&b, IFLA_MTU, mtu);
+  if (nsfd >= 0) put_u32(&b, IFLA_NET_NS_FD, (uint32_t)nsfd);
   nest_end(&b, peer);
   nest_end(&b, data);
   nest_end(&b, info);
@@ -347,6 +363,32 @@ static void link_group(struct sock *s, const char *name, uint32_t group) {
   exchange(s, &b, s->seq, "link set group", NULL, NULL);
 }
 
+/** ip link set NAME master INDEX */
+static void link_master(struct sock *s, const char *name, int master) {
+  struct buf b = {0};
+  link_msg(&b, s, RTM_NEWLINK, 0, 0, 0);
+  put_str(&b, IFLA_IFNAME, name);
+  put_u32(&b, IFLA_MASTER, (uint32_t)master);
+  exchange(s, &b, s->seq, "link set master", NULL, NULL);
+}
+
+/** ip link add NAME numtxqueues 1 numrxqueues 1 [mtu M] type bridge stp_state 0 (down) */
+static void bridge_add(struct sock *s, const char *name, uint32_t mtu) {
+  struct buf b = {0};
+  link_msg(&b, s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, 0);
+  put_str(&b, IFLA_IFNAME, name);
+  put_u32(&b, IFLA_NUM_TX_QUEUES, 1);
+  put_u32(&b, IFLA_NUM_RX_QUEUES, 1);
+  if (mtu) put_u32(&b, IFLA_MTU, mtu);
+  size_t info = nest_begin(&b, IFLA_LINKINFO);
+  put_str(&b, IFLA_INFO_KIND, "bridge");
+  size_t data = nest_begin(&b, IFLA_INFO_DATA);
+  put_u32(&b, IFLA_BR_STP_STATE, 0);
+  nest_end(&b, data);
+  nest_end(&b, info);
+  exchange(s, &b, s->seq, "bridge add", NULL, NULL);
+}
+
 /** ip link del group G: one request, one RCU grace period for every link in it. */
 static void group_del(struct sock *s, uint32_t group) {
   if (!group) die("refusing to delete link group 0 (every link's default group)");
@@ -393,13 +435,64 @@ static void element(struct sock *s, const struct opts *o, const struct container
   exchange(s, &b, want, add ? "element add" : "element delete", NULL, NULL);
 }
 
+// --- the multi-bridge layout ---------------------------------------------------------------------------
+
+static int *leaves;     // ifindex of the leaf bridge of each slot (0: not known yet); slot 0 is the root
+static size_t n_leaves; // entries in `leaves`
+
+static void leaf_name(char *out, const struct opts *o, char kind, uint32_t slot) {
+  if (snprintf(out, IFNAMSIZ, "%s%c%u", o->leaf_prefix, kind, slot) >= IFNAMSIZ) die("leaf name %s%c%u too long", o->leaf_prefix, kind, slot);
+}
+
+/** The slot of a container: its address's offset from the network address, over L. */
+static uint32_t slot_of(const struct opts *o, const char *ip) {
+  uint32_t a = ntohl(parse_ip(ip).s_addr);
+  uint32_t mask = o->prefix ? ~0u << (32 - o->prefix) : 0;
+  return (a & ~mask) / o->per_bridge;
+}
+
+/** The bridge container `c` goes on: the root for slot 0, else the slot's leaf (made here if missing). */
+static int bridge_for(const struct opts *o, const struct container *c, struct sock *host, int root) {
+  if (!o->per_bridge) return root;
+  uint32_t slot = slot_of(o, c->ip);
+  if (!slot) return root;
+  if (slot >= n_leaves) {
+    size_t n = (size_t)slot + 1;
+    int *grown = realloc(leaves, n * sizeof *leaves);
+    if (!grown) die("out of memory");
+    memset(grown + n_leaves, 0, (n - n_leaves) * sizeof *grown);
+    leaves = grown;
+    n_leaves = n;
+  }
+  if (leaves[slot]) return leaves[slot];
+  char leaf[IFNAMSIZ], trunk[IFNAMSIZ], uplink[IFNAMSIZ];
+  leaf_name(leaf, o, 'b', slot);
+  leaf_name(trunk, o, 't', slot);
+  leaf_name(uplink, o, 'u', slot);
+  int index = (int)if_nametoindex(leaf); // made by an earlier run on the same root
+  if (!index) {
+    bridge_add(host, leaf, o->mtu);
+    disable_ipv6(leaf);
+    index = (int)if_nametoindex(leaf);
+    if (!index) die("leaf %s: %s", leaf, strerror(errno));
+    veth_add(host, trunk, uplink, -1, root, 0, 1, o->mtu);
+    disable_ipv6(trunk);
+    disable_ipv6(uplink);
+    link_master(host, uplink, index);
+    link_up(host, leaf);
+    link_up(host, trunk);
+    link_up(host, uplink);
+  }
+  return leaves[slot] = index;
+}
+
 // --- per container -------------------------------------------------------------------------------------
 
 static void attach(const struct opts *o, const struct container *c, struct sock *host, struct sock *nft,
                    int home, int bridge) {
   int nsfd = open(c->ns, O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) die("open %s: %s", c->ns, strerror(errno));
-  veth_add(host, c, nsfd, bridge, o->ipv6 ? IFF_UP : 0, o->queues);
+  veth_add(host, c->veth, "eth0", nsfd, bridge_for(o, c, host, bridge), o->ipv6 ? IFF_UP : 0, o->queues, o->mtu);
   if (o->port_no_ipv6) disable_ipv6(c->veth);
   struct sock in = nl_open_in(nsfd, home, NETLINK_ROUTE);
   addr_add(&in, link_index(&in, "eth0"), c->ip, o->prefix);
@@ -427,7 +520,8 @@ static void detach(const struct opts *o, const struct container *c, struct sock 
 
 static void usage(void) {
   fprintf(stderr, "usage: floor attach|detach|detach-group [--bridge B] [--gateway IP] [--prefix N] [--table T] [--map M]\n"
-                  "             [--port P] [--group G] [--no-ipv6] [--queues N] [--disable-ipv6] < lines of \"netns-path veth ipv4 port\"\n");
+                  "             [--port P] [--group G] [--no-ipv6] [--queues N] [--disable-ipv6]\n"
+                  "             [--ports-per-bridge L --leaf-prefix P [--mtu M]] < lines of \"netns-path veth ipv4 port\"\n");
   exit(2);
 }
 
@@ -475,9 +569,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--port")) o.port = atoi(v);
     else if (!strcmp(a, "--group")) o.group = (uint32_t)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--queues")) o.queues = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--ports-per-bridge")) o.per_bridge = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--leaf-prefix")) o.leaf_prefix = v;
+    else if (!strcmp(a, "--mtu")) o.mtu = (uint32_t)strtoul(v, NULL, 10);
     else usage();
   }
   if (o.prefix < 0 || o.prefix > 32 || o.port < 1 || o.port > 65535) usage();
+  if (o.per_bridge && (!o.leaf_prefix || !*o.leaf_prefix)) usage();
 
   struct container *list;
   int n = read_containers(&list);
