@@ -244,6 +244,7 @@ const networkCreate: Command = {
       { name: 'bridge', type: 'string', value: 'IFNAME', help: 'bridge device name (default: br- and 12 hex digits)' },
       { name: 'mtu', type: 'string', value: 'N', help: 'MTU of the bridge and its veths (default 1500)' },
       { name: 'veth-queues', type: 'string', value: 'N', help: 'transmit and receive queues of each veth end (default 1)' },
+      { name: 'ports-per-bridge', type: 'string', value: 'N', help: 'a dense network: N addresses (a power of two, 2-512) per bridge, beyond 1,023 containers' },
       { name: 'host-ip', type: 'string', value: 'IP', help: 'default host address for published ports' },
       { name: 'internal', type: 'boolean', help: 'no route out, no published ports' },
       { name: 'no-icc', type: 'boolean', help: 'sandboxes on the network talk only through links' },
@@ -269,6 +270,10 @@ const networkCreate: Command = {
     if (opts['veth-queues'] !== undefined) {
       if (!/^\d{1,4}$/.test(str(opts['veth-queues'])!)) throw new UsageError(`--veth-queues: expected a number, got ${JSON.stringify(opts['veth-queues'])}`, networkCreate.spec);
       o.vethQueues = Number(opts['veth-queues']);
+    }
+    if (opts['ports-per-bridge'] !== undefined) {
+      if (!/^\d{1,4}$/.test(str(opts['ports-per-bridge'])!)) throw new UsageError(`--ports-per-bridge: expected a number, got ${JSON.stringify(opts['ports-per-bridge'])}`, networkCreate.spec);
+      o.portsPerBridge = Number(opts['ports-per-bridge']);
     }
     if (opts.internal) o.internal = true;
     if (opts['no-icc']) o.icc = false;

@@ -280,6 +280,11 @@ export function parseConf(raw: Record<string, unknown>, env: CniEnv): NetConf {
   put('icc', optBool(raw, 'icc'));
   put('internal', optBool(raw, 'internal'));
   put('embeddedDns', optBool(raw, 'embeddedDns'));
+  // A dense network (more than 1,023 containers; README "Dense networks").
+  if (raw.portsPerBridge !== undefined) {
+    if (typeof raw.portsPerBridge !== 'number') throw new ConfigError('must be a number', 'portsPerBridge');
+    put('portsPerBridge', raw.portsPerBridge);
+  }
   const ipam = optObj(raw, 'ipam') ?? {};
   if (ipam.type !== undefined && !['host-local', 'netmodes', ''].includes(ipam.type as string))
     throw new ConfigError(`netmodes manages addresses itself (as host-local does); ${JSON.stringify(ipam.type)} is not supported`, 'ipam.type');

@@ -36,7 +36,7 @@ export const CNI_ERR = {
   PORT_IN_USE: 103,
   /** The network's subnet overlaps another network or the host's routes (ESUBNETOVERLAP). */
   SUBNET_OVERLAP: 104,
-  /** The bridge is full (EBRIDGEFULL: a Linux bridge holds 1,023 ports). */
+  /** The bridge is full (EBRIDGEFULL: a Linux bridge holds 1,023 ports; see portsPerBridge). */
   BRIDGE_FULL: 105,
   /** A bridge of that name exists and is not netmodes' (EEXIST). */
   BRIDGE_EXISTS: 106,

@@ -132,6 +132,7 @@ function assertMatches(net: BridgeNetwork, conf: NetConf): void {
   if (conf.set.has('icc') && o.icc !== net.icc) differ('icc', net.icc, o.icc);
   if (conf.set.has('internal') && o.internal !== net.internal) differ('internal', net.internal, o.internal);
   if (conf.set.has('embeddedDns') && o.embeddedDns !== net.embeddedDns) differ('embeddedDns', net.embeddedDns, o.embeddedDns);
+  if (conf.set.has('portsPerBridge') && o.portsPerBridge !== net.portsPerBridge) differ('portsPerBridge', net.portsPerBridge, o.portsPerBridge);
   if (conf.set.has('subnet') && (o.ipv6 ? canon(o.ipv6.subnet) : undefined) !== net.ipv6?.subnet) differ('ipv6', net.ipv6?.subnet, o.ipv6?.subnet);
 }
 

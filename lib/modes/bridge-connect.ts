@@ -29,6 +29,7 @@ import { firewall } from './bridge-firewall';
 import { NetworkState, assertId, epToFw, fault, hex, portDir, portFile, releaseOp, toFw } from './bridge-store';
 import { reaper } from './bridge-reaper';
 import { unplumb } from './bridge-disconnect';
+import { slotBridge, slotOf } from './bridge-leaves';
 import type { ConnectOptions, Endpoint, EndpointRecord, PublishedPort, EndpointLink } from './bridge-types';
 
 /** A Linux bridge takes at most this many ports (BR_MAX_PORTS - 1); one more gives EXFULL. */
@@ -112,7 +113,8 @@ async function connectLocked(
   links: EndpointLink[],
   opts: ConnectOptions,
 ): Promise<Endpoint> {
-  if (s.eps.size >= MAX_BRIDGE_PORTS)
+  // (A dense network's slots each hold fewer than a bridge's ports: bridge-leaves.ts.)
+  if (!s.rec.portsPerBridge && s.eps.size >= MAX_BRIDGE_PORTS)
     throw new NetmodesError('EBRIDGEFULL', `bridge ${s.rec.bridge} already has ${MAX_BRIDGE_PORTS} ports (the kernel's limit)`);
   const owner = s.ownerOf(id);
   const epFile = s.epFile(id);
@@ -290,9 +292,12 @@ async function attachKernel(s: NetworkState, ns: Namespace, rec: EndpointRecord)
 /** The kernel side of a connect: one worker call, one message per step. */
 async function plumb(s: NetworkState, ns: Namespace, rec: EndpointRecord, retried = false, byName = false): Promise<void> {
   const r = s.rec;
-  if (s.bridgeIdx === undefined && !byName)
+  const slot = slotOf(r, rec.ip);
+  if (s.bridgeIdx === undefined && !byName && !slot)
     s.bridgeIdx = await nl.linkGet(r.bridge, s.host).then((l) => l.index, () => undefined);
-  const br = byName ? r.bridge : (s.bridgeIdx ?? r.bridge);
+  // The container's bridge: the network's, or in a dense network its slot's leaf (made the
+  // first time the slot is used; bridge-leaves.ts), which also holds the neighbour entry.
+  const br = slot ? await slotBridge(s, slot, byName) : byName ? r.bridge : (s.bridgeIdx ?? r.bridge);
   const ops: nl.BatchOp[] = [
     // ip link add vethX mtu M numtxqueues Q numrxqueues Q master BR type veth
     //   peer name eth0 netns NS address MAC mtu M numtxqueues Q numrxqueues Q up
@@ -352,8 +357,10 @@ async function plumb(s: NetworkState, ns: Namespace, rec: EndpointRecord, retrie
       return finish(s, rec, ops.slice(idx + 1));
     }
     if (idx === 0 && typeof br === 'number' && (e.code === 'EINVAL' || e.code === 'ENODEV')) {
-      // The bridge was rebuilt since its index was learned: by name again.
+      // The bridge was rebuilt since its index was learned: by name again (a leaf: found or
+      // made again).
       s.bridgeIdx = undefined;
+      if (byName) throw err;
       return plumb(s, ns, rec, retried, true);
     }
     if (idx === 0 && (e.code === 'EEXIST' || e.code === 'EXFULL' || e.code === 'ENOSPC') && !retried) {

@@ -18,6 +18,7 @@ import * as store from '../state/store';
 import { firewall } from './bridge-firewall';
 import { NetworkState, assertId, epToFw, fault, portFile, toFw } from './bridge-store';
 import { REAP_GROUP, reaper } from './bridge-reaper';
+import { leafName, slotOf } from './bridge-leaves';
 import type { Endpoint, EndpointRecord } from './bridge-types';
 
 /**
@@ -25,7 +26,10 @@ import type { Endpoint, EndpointRecord } from './bridge-types';
  * neighbour entry; `now` deletes it instead (rollback paths).
  */
 export async function unplumb(s: NetworkState, rec: EndpointRecord, now = false): Promise<void> {
-  const br = s.bridgeIdx ?? s.rec.bridge;
+  // The host's neighbour entry is on the container's bridge (a dense network's leaf: bridge-leaves.ts).
+  const slot = slotOf(s.rec, rec.ip);
+  const brName = slot ? leafName(s.rec, slot) : s.rec.bridge;
+  const br = slot ? (s.leafIdx.get(slot) ?? brName) : (s.bridgeIdx ?? brName);
   const neigh: nl.BatchOp = { op: 'neighDel', ns: s.host, link: br, address: rec.ip };
   const veth: nl.BatchOp = now
     ? { op: 'linkDel', ns: s.host, link: rec.hostVeth }
@@ -42,8 +46,9 @@ export async function unplumb(s: NetworkState, rec: EndpointRecord, now = false)
   const [n, v] = await batchTrusted([neigh, veth], { pipelined: true });
   if (n.status === 'rejected' && isNotFound(n.reason) && typeof br === 'number') {
     // Perhaps no such entry, perhaps a bridge rebuilt since its index was learned: by name.
-    s.bridgeIdx = undefined;
-    await nl.neighDel({ link: s.rec.bridge, address: rec.ip }, s.host).catch((e) => {
+    if (slot) s.leafIdx.delete(slot);
+    else s.bridgeIdx = undefined;
+    await nl.neighDel({ link: brName, address: rec.ip }, s.host).catch((e) => {
       if (!isNotFound(e)) throw e;
     });
   } else if (n.status === 'rejected' && !isNotFound(n.reason)) throw n.reason;
@@ -164,7 +169,7 @@ async function lateLinkers(s: NetworkState, rec: EndpointRecord, seen: string[])
     const late = (await store.listDir(s.linkedDir(rec.id))).filter((l) => !seen.includes(l));
     seen = [...seen, ...late];
     const ips = await linkerAddresses(s, rec, late);
-    await firewall.removeLinks(rec.ip, ips, s.host);
+    await firewall.removeLinks(rec.ip, ips, s.host, toFw(s.rec));
     const res = await store.batch(s.unregisterOps(rec.id, late));
     if (res[res.length - 1] !== false) return;
   }

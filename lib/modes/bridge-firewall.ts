@@ -38,6 +38,13 @@
  *       drop }
  *   }
  *
+ * A dense network (bridge-leaves.ts) has leaf bridges `nm<ID8>b<N>` beside its own: each is an
+ * element of `bridges`, `fwd_in` and `fwd_out`; its chains and masquerade rule name them by
+ * wildcard (`oifname "nm<ID8>b*" accept`, `... oifname != "docker0" oifname != "nm<ID8>b*"
+ * masquerade`); with icc=false, nm-ID-in first lets only published ports and links through
+ * between its bridges (`ct status dnat accept; ip saddr . ip daddr @ilinks4 accept;
+ * oifname "docker0" drop; oifname "nm<ID8>b*" drop`), `ilinks4` (inet) mirroring `links4`.
+ *
  * (`meta ibrname` would name the bridge instead of its ports, but needs CONFIG_NFT_BRIDGE_META,
  * which common kernels lack: EOPNOTSUPP. A port set works everywhere and is still one element per
  * container.)
@@ -70,6 +77,8 @@ export interface FwNetwork {
   icc: boolean;
   masquerade: boolean;
   internal: boolean;
+  /** A dense network's leaf bridges, as an ifname wildcard (`nm<id8>b*`; bridge-leaves.ts). */
+  leaves?: string;
 }
 
 export interface FwEndpoint {
@@ -93,6 +102,8 @@ const SETS: NftSet[] = [
   { ...INET, name: 'pub6any', type: 'inet_proto . inet_service', dataType: 'ipv6_addr . inet_service' },
   { ...INET, name: 'fwd_in', type: 'ifname', dataType: 'verdict' },
   { ...INET, name: 'fwd_out', type: 'ifname', dataType: 'verdict' },
+  // A dense network's links again at layer 3 (icc=false between its bridges is routed).
+  { ...INET, name: 'ilinks4', type: 'ipv4_addr . ipv4_addr' },
   { ...BR, name: 'noicc', type: 'ifname' },
   { ...BR, name: 'links4', type: 'ipv4_addr . ipv4_addr' },
   { ...BR, name: 'links6', type: 'ipv6_addr . ipv6_addr' },
@@ -163,7 +174,10 @@ function networkRules(net: FwNetwork): Array<{ chain: string; comment: string; e
   ];
   if (net.masquerade) {
     // ip saddr SUBNET oifname != "BRIDGE" masquerade
-    out.push({ chain: 'postrouting', comment: `${tag(net)}:masq`, exprs: rule('inet').match('ip saddr', net.subnet).match('oifname', net.bridge, 'neq').masquerade().build() });
+    // (a dense network: nor to one of its leaves, `oifname != "nm<id8>b*"`)
+    const masq = rule('inet').match('ip saddr', net.subnet).match('oifname', net.bridge, 'neq');
+    if (net.leaves) masq.match('oifname', net.leaves, 'neq');
+    out.push({ chain: 'postrouting', comment: `${tag(net)}:masq`, exprs: masq.masquerade().build() });
     if (net.subnet6)
       out.push({ chain: 'postrouting', comment: `${tag(net)}:masq6`, exprs: rule('inet').match('ip6 saddr', net.subnet6).match('oifname', net.bridge, 'neq').masquerade().build() });
   }
@@ -172,12 +186,18 @@ function networkRules(net: FwNetwork): Array<{ chain: string; comment: string; e
 
 /** The rules of the network's own forward chains. */
 function networkChainRules(net: FwNetwork): Array<{ chain: string; exprs: Expr[] }> {
-  const inR: Expr[][] = [
-    rule('inet').match('oifname', net.bridge).accept().build(), // oifname "BR" accept
-  ];
-  const outR: Expr[][] = [
-    rule('inet').match('iifname', net.bridge).accept().build(), // iifname "BR" accept
-  ];
+  const inR: Expr[][] = [];
+  const ours = net.leaves ? [net.bridge, net.leaves] : [net.bridge];
+  if (net.leaves && !net.icc) {
+    // icc=false between a dense network's bridges (routed): published ports and links only.
+    inR.push(
+      rule('inet').ctStatus(['dnat']).accept().build(), // ct status dnat accept
+      rule('inet').inSet(['ip saddr', 'ip daddr'], 'ilinks4').accept().build(), // ip saddr . ip daddr @ilinks4 accept
+      ...ours.map((b) => rule('inet').match('oifname', b).drop().build()), // oifname "BR" drop; oifname "nm<id8>b*" drop
+    );
+  }
+  inR.push(...ours.map((b) => rule('inet').match('oifname', b).accept().build())); // oifname "BR" accept
+  const outR: Expr[][] = ours.map((b) => rule('inet').match('iifname', b).accept().build()); // iifname "BR" accept
   if (net.internal) {
     inR.push(rule('inet').drop().build()); // drop: no way out
     outR.push(rule('inet').drop().build()); // drop: no way in
@@ -192,11 +212,12 @@ function networkChainRules(net: FwNetwork): Array<{ chain: string; exprs: Expr[]
   return [...inR.map((exprs) => ({ chain: chainIn(net), exprs })), ...outR.map((exprs) => ({ chain: chainOut(net), exprs }))];
 }
 
-function networkElements(net: FwNetwork): Array<[string, 'inet' | 'bridge', SetElement]> {
+/** The elements of one of the network's bridges (its own, or a dense network's leaf). */
+function networkElements(net: FwNetwork, bridge = net.bridge): Array<[string, 'inet' | 'bridge', SetElement]> {
   const el: Array<[string, 'inet' | 'bridge', SetElement]> = [
-    ['bridges', 'inet', { key: net.bridge, comment: tag(net) }],
-    ['fwd_in', 'inet', { key: net.bridge, data: { jump: chainIn(net) }, comment: tag(net) }],
-    ['fwd_out', 'inet', { key: net.bridge, data: { jump: chainOut(net) }, comment: tag(net) }],
+    ['bridges', 'inet', { key: bridge, comment: tag(net) }],
+    ['fwd_in', 'inet', { key: bridge, data: { jump: chainIn(net) }, comment: tag(net) }],
+    ['fwd_out', 'inet', { key: bridge, data: { jump: chainOut(net) }, comment: tag(net) }],
   ];
   return el;
 }
@@ -223,11 +244,16 @@ function endpointElements(net: FwNetwork, ep: FwEndpoint): Map<string, SetElemen
   }
   for (const l of ep.links) {
     const v6 = l.ip.includes(':');
-    add(v6 ? 'links6' : 'links4', { key: [ep.ip, l.ip], comment });
-    add(v6 ? 'links6' : 'links4', { key: [l.ip, ep.ip], comment });
+    for (const set of v6 ? ['links6'] : routedLinks(net) ? ['links4', 'ilinks4'] : ['links4']) {
+      add(set, { key: [ep.ip, l.ip], comment });
+      add(set, { key: [l.ip, ep.ip], comment });
+    }
   }
   return m;
 }
+
+/** Whether links are also elements at layer 3 (a dense network with icc=false). */
+const routedLinks = (net?: FwNetwork): boolean => !!net?.leaves && !net.icc;
 
 /** Both directions between `ip` and each of `others` (keys only). */
 function linkPairs(ip: string, others: string[]): SetElement[] {
@@ -314,8 +340,35 @@ export const firewall = {
       if (r.comment?.startsWith(`${tag(net)}:`) && r.handle !== undefined)
         tx.deleteRule({ family: r.family, table: TABLE, chain: r.chain, handle: r.handle });
     for (const [set, , e] of networkElements(net)) tx.destroyElements(setRef(set), [{ key: e.key }]);
+    // A dense network's leaves' elements (their comment is the network's tag).
+    for (const st of cur.sets)
+      if (st.family === 'inet' && ['bridges', 'fwd_in', 'fwd_out'].includes(st.name)) {
+        const keys = (st.elements ?? []).filter((e) => e.comment === tag(net) && e.key !== net.bridge).map((e) => ({ key: e.key }));
+        if (keys.length) tx.destroyElements(setRef(st.name), keys);
+      }
     for (const name of [chainIn(net), chainOut(net)]) tx.destroyChain({ family: 'inet', table: TABLE, name });
     await tx.commit();
+  },
+
+  /** A dense network's leaf `bridge` joins the network's dispatch maps (one transaction; idempotent). */
+  async addBridge(net: FwNetwork, bridge: string, ns: Namespace): Promise<void> {
+    const tx = nftTransaction(ns);
+    for (const [set, , e] of networkElements(net, bridge)) {
+      tx.destroyElements(setRef(set), [{ key: e.key }]);
+      tx.addElements(setRef(set), [e]);
+    }
+    await tx.commit();
+  },
+
+  /** A leaf's elements go (idempotent). */
+  async removeBridge(net: FwNetwork, bridge: string, ns: Namespace): Promise<void> {
+    const tx = nftTransaction(ns);
+    for (const [set, , e] of networkElements(net, bridge)) tx.destroyElements(setRef(set), [{ key: e.key }]);
+    try {
+      await tx.commit();
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
   },
 
   /** Adds an endpoint's elements in one transaction (stale copies of the same keys are replaced). */
@@ -336,7 +389,8 @@ export const firewall = {
    */
   async removeEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[] = []): Promise<void> {
     const els = endpointElements(net, ep);
-    if (linkedBy.length) els.set('links4', [...(els.get('links4') ?? []), ...linkPairs(ep.ip, linkedBy)]);
+    if (linkedBy.length)
+      for (const set of routedLinks(net) ? ['links4', 'ilinks4'] : ['links4']) els.set(set, [...(els.get(set) ?? []), ...linkPairs(ep.ip, linkedBy)]);
     if (!els.size) return;
     const tx = nftTransaction(ns);
     for (const [set, list] of els) tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
@@ -348,10 +402,11 @@ export const firewall = {
   },
 
   /** Removes the link elements between `ip` and each of `linkedBy`; idempotent. */
-  async removeLinks(ip: string, linkedBy: string[], ns: Namespace): Promise<void> {
+  async removeLinks(ip: string, linkedBy: string[], ns: Namespace, net?: FwNetwork): Promise<void> {
     if (!linkedBy.length) return;
     const tx = nftTransaction(ns);
     tx.destroyElements(setRef('links4'), linkPairs(ip, linkedBy));
+    if (routedLinks(net)) tx.destroyElements(setRef('ilinks4'), linkPairs(ip, linkedBy));
     try {
       await tx.commit();
     } catch (err) {
@@ -393,7 +448,7 @@ export const firewall = {
     let removed = 0;
     let added = 0;
     for (const s of cur.sets) {
-      if (!['pub4', 'pub4any', 'pub6', 'pub6any', 'links4', 'links6', 'noicc'].includes(s.name)) continue;
+      if (!['pub4', 'pub4any', 'pub6', 'pub6any', 'links4', 'links6', 'ilinks4', 'noicc'].includes(s.name)) continue;
       const have = new Set<string>();
       const drop: SetElement[] = [];
       for (const e of s.elements ?? []) {
@@ -401,7 +456,7 @@ export const firewall = {
         const k = JSON.stringify(e.key);
         // An element of ours whose owner left; or a link element no live endpoint wants (its
         // other end left).
-        const link = s.name === 'links4' || s.name === 'links6';
+        const link = s.name === 'links4' || s.name === 'links6' || s.name === 'ilinks4';
         if (c.startsWith(`${tag(net)}:`) && (!live.has(c) || (link && !want.get(s.name)?.has(k)))) drop.push({ key: e.key });
         else have.add(k);
       }

@@ -8,6 +8,7 @@ import { isNotFound } from '../errors';
 import { sysctlSet, sysctlKey } from '../netns';
 import * as nl from '../netlink';
 import { firewall } from './bridge-firewall';
+import { leafSysctls, removeLeaves } from './bridge-leaves';
 import { ALIAS_PREFIX, NetworkState, readNetworkRecords, toFw } from './bridge-store';
 
 /** The bridge, its addresses, forwarding, firewall. `repair`: tolerate what exists. */
@@ -58,6 +59,8 @@ export async function setupKernel(s: NetworkState, repair: boolean): Promise<str
   // Published 127.0.0.1 ports are DNATed to the bridge; the kernel drops such packets as
   // martians unless route_localnet is on for the outgoing device.
   await sysctlSet(sysctlKey('net', 'ipv4', 'conf', r.bridge, 'route_localnet'), 1, s.host);
+  // A dense network: the host answers ARP for the containers of its other bridges.
+  if (r.portsPerBridge) await leafSysctls(s, r.bridge);
   const fw = await firewall.ensureNetwork(toFw(r), s.host);
   if (repair) done.push(...fw);
   return done;
@@ -68,6 +71,7 @@ export async function teardownKernel(s: NetworkState): Promise<void> {
   const errors: unknown[] = [];
   const others = (await readNetworkRecords()).filter((n) => n.name !== s.rec.name).length;
   await firewall.removeNetwork(toFw(s.rec), others === 0, s.host).catch((e) => errors.push(e));
+  await removeLeaves(s).catch((e) => errors.push(e));
   await nl.linkDel(s.rec.bridge, s.host).catch((e) => {
     if (!isNotFound(e)) errors.push(e);
   });

@@ -19,6 +19,7 @@ import { firewall } from './bridge-firewall';
 import { ALIAS_PREFIX, PENDING_PREFIX, NetworkState, assertId, epToFw, fault, portDir, toFw } from './bridge-store';
 import { REAP_GROUP, reaper } from './bridge-reaper';
 import { setupKernel } from './bridge-kernel';
+import { leafName, repairLeaves, slotBridge, slotOf } from './bridge-leaves';
 import type { EndpointRecord, EndpointLink, ReconcileReport } from './bridge-types';
 
 /** BridgeNetwork.check() (documented there). */
@@ -27,18 +28,21 @@ export async function checkEndpoint(s: NetworkState, id: string, nsPath?: string
   const rec = await store.readJson<EndpointRecord>(s.epFile(id));
   if (!rec || !rec.ip) throw new NetmodesError('ENOENDPOINT', `no endpoint ${JSON.stringify(id)} on network ${s.rec.name}`);
   const problems: string[] = [];
-  const bridge = await nl.linkGet(s.rec.bridge, s.host).catch(() => undefined);
-  if (!bridge) problems.push(`bridge ${s.rec.bridge} is missing`);
+  // The container's bridge: the network's, or a dense network's leaf (bridge-leaves.ts).
+  const slot = slotOf(s.rec, rec.ip);
+  const brName = slot ? leafName(s.rec, slot) : s.rec.bridge;
+  const bridge = await nl.linkGet(brName, s.host).catch(() => undefined);
+  if (!bridge) problems.push(`bridge ${brName} is missing`);
   const veth = await nl.linkGet(rec.hostVeth, s.host).catch(() => undefined);
   if (!veth) problems.push(`host veth ${rec.hostVeth} is missing`);
   else {
     if (veth.alias !== s.alias(rec.id)) problems.push(`host veth ${rec.hostVeth} is not marked complete (alias ${JSON.stringify(veth.alias ?? '')})`);
-    if (bridge && veth.master !== bridge.index) problems.push(`host veth ${rec.hostVeth} is not on bridge ${s.rec.bridge}`);
+    if (bridge && veth.master !== bridge.index) problems.push(`host veth ${rec.hostVeth} is not on bridge ${brName}`);
     if (!veth.up) problems.push(`host veth ${rec.hostVeth} is down`);
   }
   if (bridge) {
     const neigh = (await nl.neighList(s.host, { link: bridge.index })).find((n) => n.address === rec.ip);
-    if (!neigh || neigh.lladdr?.toLowerCase() !== rec.mac.toLowerCase()) problems.push(`neighbour entry ${rec.ip} on ${s.rec.bridge} is missing`);
+    if (!neigh || neigh.lladdr?.toLowerCase() !== rec.mac.toLowerCase()) problems.push(`neighbour entry ${rec.ip} on ${brName} is missing`);
   }
   let ns: Namespace | undefined;
   try {
@@ -87,10 +91,14 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
     for (const ip of await store.listDir(path.join(s.dir, 'ip'))) s.markUsed(ip);
     report.repaired.push(...(await setupKernel(s, true)));
     const links = await nl.linkList(s.host);
+    // A dense network's leaves: final ones kept and made good, half-made ones deleted.
+    report.repaired.push(...(await repairLeaves(s, links)));
     const byName = new Map(links.map((l) => [l.name, l]));
     const mark = `${ALIAS_PREFIX}${s.rec.id.slice(0, 12)}:`;
     // 1. Records: keep those whose veth exists (re-attaching it if the bridge was rebuilt).
     const bridgeIdx = byName.get(s.rec.bridge)?.index ?? (await nl.linkGet(s.rec.bridge, s.host)).index;
+    s.bridgeIdx = bridgeIdx;
+    const ourBridges = (): Set<number> => new Set([bridgeIdx, ...s.leafIdx.values()]);
     for (const rec of [...eps.values()]) {
       let l = byName.get(rec.hostVeth);
       // A deleted container namespace takes its veth pair with it, but only when the kernel's
@@ -112,10 +120,15 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
         await store.removeFile(s.epFile(rec.id));
         eps.delete(rec.id);
         report.removedEndpoints.push(rec.id);
-      } else if (l.master !== bridgeIdx || !l.up) {
-        await nl.linkSet(rec.hostVeth, { master: s.rec.bridge, up: true }, s.host);
-        await nl.batch([{ op: 'neighAdd', ns: s.host, link: s.rec.bridge, address: rec.ip, lladdr: rec.mac }]).catch(() => undefined);
-        report.repaired.push(`veth ${rec.hostVeth} re-attached`);
+      } else {
+        // Its bridge (a dense network's leaf deleted meanwhile is made again).
+        const slot = slotOf(s.rec, rec.ip);
+        const want = slot ? ((await slotBridge(s, slot)) as number) : bridgeIdx;
+        if (l.master !== want || !l.up) {
+          await nl.linkSet(rec.hostVeth, { master: want, up: true }, s.host);
+          await nl.batch([{ op: 'neighAdd', ns: s.host, link: want, address: rec.ip, lladdr: rec.mac }]).catch(() => undefined);
+          report.repaired.push(`veth ${rec.hostVeth} re-attached`);
+        }
       }
     }
     // 2. Veths with our mark that no record explains, half-made ones (still pending), and
@@ -124,7 +137,7 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
     for (const l of links) {
       // The alias is set by a second message after the create: a process killed in between
       // leaves a veth of our naming on our bridge with no alias at all.
-      const unmarked = !l.alias && l.master === bridgeIdx && /^veth[0-9a-f]{11}$/.test(l.name);
+      const unmarked = !l.alias && l.master !== undefined && ourBridges().has(l.master) && /^veth[0-9a-f]{11}$/.test(l.name);
       if ((l.alias?.startsWith(mark) && !eps.has(l.alias.slice(mark.length))) || l.alias?.startsWith(pending) || unmarked) {
         await nl.linkDel(l.name, s.host).catch((e) => {
           if (!isNotFound(e)) throw e;
@@ -144,26 +157,30 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
             if (!isNotFound(e)) throw e;
           });
     }
-    // 2b. Permanent neighbour entries on the bridge: exactly one per live endpoint.
-    const liveIps = new Map([...eps.values()].map((e) => [e.ip, e]));
+    // 2b. Permanent neighbour entries on each of the network's bridges: exactly one per live
+    //     endpoint of that bridge.
     const bridgeNow = await nl.linkGet(s.rec.bridge, s.host);
-    const neighs = await nl.neighList(s.host, { link: bridgeNow.index });
-    for (const n of neighs) {
-      if (!n.state.includes('PERMANENT')) continue;
-      const live = liveIps.get(n.address);
-      if (live && (!n.lladdr || n.lladdr.toLowerCase() === live.mac.toLowerCase())) continue;
-      const c = parseIP(n.address, 'address');
-      if (!live && (c.family !== 4 || !cidrOverlaps(`${c.address}/32`, s.rec.subnet))) continue;
-      await nl.neighDel({ link: s.rec.bridge, address: n.address }, s.host).catch((e) => {
-        if (!isNotFound(e)) throw e;
-      });
-      report.repaired.push(`neighbour ${n.address} removed`);
-    }
-    for (const e of liveIps.values())
-      if (!neighs.some((n) => n.address === e.ip && n.state.includes('PERMANENT') && n.lladdr?.toLowerCase() === e.mac.toLowerCase())) {
-        await nl.neighAdd({ link: s.rec.bridge, address: e.ip, lladdr: e.mac }, s.host).catch(() => undefined);
-        report.repaired.push(`neighbour ${e.ip} restored`);
+    const bridges: Array<[number, number]> = [[0, bridgeNow.index], ...s.leafIdx.entries()];
+    for (const [slot, index] of bridges) {
+      const liveIps = new Map([...eps.values()].filter((e) => slotOf(s.rec, e.ip) === slot).map((e) => [e.ip, e]));
+      const neighs = await nl.neighList(s.host, { link: index });
+      for (const n of neighs) {
+        if (!n.state.includes('PERMANENT')) continue;
+        const live = liveIps.get(n.address);
+        if (live && (!n.lladdr || n.lladdr.toLowerCase() === live.mac.toLowerCase())) continue;
+        const c = parseIP(n.address, 'address');
+        if (!live && (c.family !== 4 || !cidrOverlaps(`${c.address}/32`, s.rec.subnet))) continue;
+        await nl.neighDel({ link: index, address: n.address }, s.host).catch((e) => {
+          if (!isNotFound(e)) throw e;
+        });
+        report.repaired.push(`neighbour ${n.address} removed`);
       }
+      for (const e of liveIps.values())
+        if (!neighs.some((n) => n.address === e.ip && n.state.includes('PERMANENT') && n.lladdr?.toLowerCase() === e.mac.toLowerCase())) {
+          await nl.neighAdd({ link: index, address: e.ip, lladdr: e.mac }, s.host).catch(() => undefined);
+          report.repaired.push(`neighbour ${e.ip} restored`);
+        }
+    }
     // 3. Firewall elements: exactly those of the live endpoints, links only to live endpoints
     //    (a link to an endpoint that left, or to an earlier endpoint of the same id, is over).
     const linkLive = (l: EndpointLink) => eps.get(l.id)?.ip === l.ip;

@@ -30,7 +30,8 @@ export const PENDING_PREFIX = 'netmodes-pending:';
  * connect:after-record, connect:after-elements, connect:after-veth, connect:after-routes
  * (bridge-connect.ts), disconnect:after-elements, disconnect:after-detach,
  * disconnect:after-release (bridge-disconnect.ts), network:after-record, remove:after-endpoints,
- * remove:after-kernel, remove:after-state (bridge.ts), reconcile:after-veths (bridge-reconcile.ts).
+ * remove:after-kernel, remove:after-state (bridge.ts), reconcile:after-veths (bridge-reconcile.ts),
+ * leaf:after-create (bridge-leaves.ts).
  * Unset, it costs one environment lookup.
  */
 export function fault(point: string): void {
@@ -104,6 +105,7 @@ export function toFw(r: NetworkRecord): FwNetwork {
     icc: r.icc,
     masquerade: r.masquerade,
     internal: r.internal,
+    ...(r.portsPerBridge ? { leaves: `nm${r.id.slice(0, 8)}b*` } : {}),
   };
 }
 
@@ -141,6 +143,9 @@ export class NetworkState {
    * process) has another index: the request fails (EINVAL/ENODEV) and is retried by name.
    */
   bridgeIdx: number | undefined;
+  /** A dense network's leaf bridges by slot: their ifindexes, and the makes in progress (bridge-leaves.ts). */
+  readonly leafIdx = new Map<number, number>();
+  readonly leafMaking = new Map<number, Promise<number>>();
   private readonly owner: EndpointOwner;
 
   constructor(rec: NetworkRecord, host: Namespace, owner: EndpointOwner) {

@@ -40,6 +40,16 @@ export interface BridgeNetworkOptions {
    * turns it on unless --no-dns, as Docker does for user-defined networks).
    */
   embeddedDns?: boolean;
+  /**
+   * A dense network (more than a bridge's 1,023 ports; see README "Dense networks"): a power of
+   * two from 2 to 512. The subnet is cut into blocks of this many addresses; the first block's
+   * containers go on the network's bridge, each other block's on a bridge of its own ("leaf",
+   * `nm<id8>b<N>`, made when the block is first used), and the host routes between the bridges.
+   * Within a bridge everything is as in Docker; between two bridges traffic is routed by the host
+   * (one hop, proxy ARP answers for the other bridge's containers). IPv4 networks only. Default:
+   * one bridge (Docker's layout; EBRIDGEFULL after 1,023 containers).
+   */
+  portsPerBridge?: number;
 }
 
 export interface ConnectLink {
@@ -139,6 +149,8 @@ export interface NetworkRecord {
   created: string;
   /** Absent in records written before the option existed: false. */
   embeddedDns?: boolean;
+  /** A dense network's block size (BridgeNetworkOptions.portsPerBridge); absent: one bridge. */
+  portsPerBridge?: number;
 }
 
 export interface BridgeNetworkInfo {
@@ -152,6 +164,8 @@ export interface BridgeNetworkInfo {
   internal: boolean;
   masquerade: boolean;
   embeddedDns: boolean;
+  /** A dense network's addresses per bridge; absent: one bridge. */
+  portsPerBridge?: number;
   endpoints: number;
   created: string;
 }

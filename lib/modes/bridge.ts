@@ -41,6 +41,7 @@ import * as dns from '../dns/control';
 import { NetworkState, fault, globalLock, hex, networksDir, readNetworkRecords } from './bridge-store';
 import { reaper } from './bridge-reaper';
 import { setupKernel, teardownKernel } from './bridge-kernel';
+import { MAX_SLOTS } from './bridge-leaves';
 import { connectEndpoint } from './bridge-connect';
 import { detach, disconnectEndpoint } from './bridge-disconnect';
 import { checkEndpoint, reconcileNetwork } from './bridge-reconcile';
@@ -75,6 +76,11 @@ function checkNetworkOptions(o: BridgeNetworkOptions): void {
     throw new ConfigError('must be an integer from 1 to 4096', 'vethQueues');
   for (const k of ['icc', 'masquerade', 'internal', 'embeddedDns'] as const) assertBool(o[k], k);
   if (o.hostIp !== undefined) parseIP(o.hostIp, 'hostIp');
+  if (o.portsPerBridge !== undefined) {
+    const L = o.portsPerBridge;
+    if (!Number.isInteger(L) || L < 2 || L > 512 || (L & (L - 1)) !== 0) throw new ConfigError('must be a power of two from 2 to 512', 'portsPerBridge');
+    if (o.ipv6 !== undefined) throw new ConfigError('a dense network is IPv4 only (no ipv6)', 'portsPerBridge');
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,6 +126,8 @@ export async function createBridgeNetwork(opts: BridgeNetworkOptions): Promise<B
       const s = parseCidr(subnet, 'subnet');
       if (r.family !== 4 || r.start < s.start || r.end > s.end) throw new ConfigError(`must lie inside ${subnet}`, 'ipRange');
     }
+    if (opts.portsPerBridge !== undefined && 2 ** (32 - parseCidr(subnet, 'subnet').prefix) / opts.portsPerBridge > MAX_SLOTS)
+      throw new ConfigError(`${subnet} would need more than ${MAX_SLOTS} bridges: a smaller subnet or more ports per bridge`, 'portsPerBridge');
     let ipv6: NetworkRecord['ipv6'];
     if (opts.ipv6 !== undefined) {
       if (!opts.ipv6 || typeof opts.ipv6 !== 'object') throw new ConfigError('must be { subnet, gateway? }', 'ipv6');
@@ -152,6 +160,7 @@ export async function createBridgeNetwork(opts: BridgeNetworkOptions): Promise<B
       ipv6,
       created: new Date().toISOString(),
       ...(opts.embeddedDns ? { embeddedDns: true } : {}),
+      ...(opts.portsPerBridge ? { portsPerBridge: opts.portsPerBridge } : {}),
     };
     // A state directory without a record is what a remove() killed before its last step left:
     // its files must not pass for this network's.
@@ -217,6 +226,7 @@ export async function listBridgeNetworks(): Promise<BridgeNetworkInfo[]> {
       internal: r.internal,
       masquerade: r.masquerade,
       embeddedDns: !!r.embeddedDns,
+      ...(r.portsPerBridge ? { portsPerBridge: r.portsPerBridge } : {}),
       endpoints: eps.length,
       created: r.created,
     });
@@ -243,6 +253,8 @@ export class BridgeNetwork {
   readonly bridgeMac: string;
   /** The range addresses are allocated from, if the network has one (CIDR or FIRST-LAST). */
   readonly ipRange?: string;
+  /** A dense network's addresses per bridge (BridgeNetworkOptions.portsPerBridge); undefined: one bridge. */
+  readonly portsPerBridge?: number;
   /** @internal The network's state, which the concern files work on (bridge-store.ts). */
   private readonly s: NetworkState;
 
@@ -263,6 +275,7 @@ export class BridgeNetwork {
     this.vethQueues = rec.vethQueues ?? 1;
     this.bridgeMac = rec.bridgeMac;
     this.ipRange = rec.ipRange;
+    this.portsPerBridge = rec.portsPerBridge;
   }
 
   /** @internal The bridge, its addresses, forwarding, firewall. `repair`: tolerate what exists. */
@@ -386,6 +399,7 @@ export class BridgeNetwork {
         'com.docker.network.driver.mtu': String(r.mtu),
         'netmodes.veth_queues': String(this.vethQueues),
         'netmodes.embedded_dns': String(this.embeddedDns),
+        ...(r.portsPerBridge ? { 'netmodes.ports_per_bridge': String(r.portsPerBridge) } : {}),
       },
     };
   }

@@ -49,11 +49,13 @@ describe('47 CNI configuration (unit)', () => {
     assert.deepEqual(c.ips, ['10.9.0.15']);
     assert.equal(c.mac, '02:00:00:00:00:01');
     assert.equal(parseConf({ cniVersion: '1.0.0', name: 'n', ipMasq: true }, env({})).network.masquerade, true);
+    assert.equal(parseConf({ cniVersion: '1.0.0', name: 'n', portsPerBridge: 256 }, env({})).network.portsPerBridge, 256);
   });
 
   it('parseConf: bad values are ConfigErrors naming the field (CNI 7); unsupported versions are 1', () => {
     const base = { cniVersion: '1.0.0', name: 'n' };
     throwsConfig(() => parseConf({ ...base, isGateway: false }, env({})), 'isGateway');
+    throwsConfig(() => parseConf({ ...base, portsPerBridge: '256' }, env({})), 'portsPerBridge');
     throwsConfig(() => parseConf({ ...base, ipam: { subnet: '10.0.0.0/24', ranges: [[{ subnet: '10.0.1.0/24' }]] } }, env({})), 'ipam.subnet');
     throwsConfig(() => parseConf({ ...base, ipam: { ranges: [[{ subnet: '10.0.0.0/24' }, { subnet: '10.0.1.0/24' }]] } }, env({})), 'ipam.ranges[0]');
     throwsConfig(() => parseConf({ ...base, ipam: { ranges: [[{ subnet: 'fd00::/64' }]] } }, env({})), 'ipam.ranges[0][0]');
