@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Dense hosts (issue 20): N containers (default 10,000) attached to ONE netmodes network.
+// Dense hosts (issue 20): N containers (default 10,000) attached to ONE netmodes network, a dense one
+// (`portsPerBridge` 256: the root bridge and routed leaf bridges of 256 ports, lib/modes/bridge-leaves.ts).
 //   node benchmarks/60.dense.js [--dense 10000] [--pairs 20] [--out FILE]
 // Also a section of `npm run bench` (benchmarks/run.js; --dense N sets its size, --no-dense leaves it out).
 //
@@ -99,7 +100,7 @@ async function denseAll({ n, pairs: pairCount = 20 }, log, nm) {
     res.quiesceNs = await prun.quiesce();
     const m1 = meminfo();
     res.rssBefore = rss();
-    net = await nm.createBridgeNetwork({ name: c.NETWORK, bridge: c.BRIDGE, subnet: c.SUBNET, gateway: c.GATEWAY });
+    net = await nm.createBridgeNetwork({ name: c.NETWORK, bridge: c.BRIDGE, subnet: c.SUBNET, gateway: c.GATEWAY, portsPerBridge: c.PORTS_PER_BRIDGE });
     const lat = [];
     t = process.hrtime.bigint();
     for (const i of list) {

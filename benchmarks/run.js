@@ -91,9 +91,9 @@ let nm = null;
  * netmodes as a peer of the same shape as the others: container i in /run/netns/pbc<i>, network
  * `pbnet` on bridge pbbr0 with 10.88.0.0/16 (gateway 10.88.0.1, as the peers), address ipOf(i) (the
  * caller's, as netavark gets it from podman; default c.ipFor), one published port 10000+i -> 80.
- * `portsOf(i)` overrides the published ports.
+ * `portsOf(i)` overrides the published ports; `portsPerBridge` makes it a dense network.
  */
-function netmodesPeer({ portsOf = null, ipOf = c.ipFor } = {}) {
+function netmodesPeer({ portsOf = null, ipOf = c.ipFor, portsPerBridge = undefined } = {}) {
   let net = null;
   const eps = new Map();
   const ports = (i) => (portsOf ? portsOf(i) : [`${c.portFor(i)}:${c.CONTAINER_PORT}`]);
@@ -112,7 +112,7 @@ function netmodesPeer({ portsOf = null, ipOf = c.ipFor } = {}) {
   return {
     name: 'netmodes',
     async init() {
-      net = await nm.createBridgeNetwork({ name: c.NETWORK, bridge: c.BRIDGE, subnet: c.SUBNET, gateway: c.GATEWAY });
+      net = await nm.createBridgeNetwork({ name: c.NETWORK, bridge: c.BRIDGE, subnet: c.SUBNET, gateway: c.GATEWAY, ...(portsPerBridge ? { portsPerBridge } : {}) });
       return this.info();
     },
     network: () => net,
@@ -315,18 +315,18 @@ async function netmodesScaling(peer, { k, extra, keep }) {
 }
 
 /**
- * Scaling: one more attach with K already attached. netmodes: ONE network for every K (dense
- * addresses, so its root bridge and then leaves of `portsPerBridge` fill as its IPAM would fill
- * them), beside the like-for-like C floor on the same layout (`cfloorv4` with --ports-per-bridge, at
+ * Scaling: one more attach with K already attached. netmodes: ONE network for every K, a dense one
+ * (`portsPerBridge` 256; dense addresses, so its root bridge and then its leaves fill as its IPAM
+ * would fill them), beside the like-for-like C floor on the same layout (`cfloorv4` with --ports-per-bridge, at
  * the same K). The other peers use one bridge, so K stays within what one bridge holds.
  */
 async function scalingAll(opts, log, keep) {
   const out = [];
   const one = async (name, k, extraOpts = {}, label = null) => {
     const layout = name === 'netmodes' || name === 'cfloorv4';
-    const peer = name === 'netmodes' ? netmodesPeer({ ipOf: c.ipDense, ...extraOpts })
+    const peer = name === 'netmodes' ? netmodesPeer({ ipOf: c.ipDense, portsPerBridge: c.PORTS_PER_BRIDGE, ...extraOpts })
       : name === 'cfloorv4' ? require('./peers/cfloor').layoutPeer() : peerFor(name);
-    log(`scaling: ${name} with ${label || `${k} attached`} (+${opts.scaleExtra})${layout ? `, one network: root + leaves of ${c.PORTS_PER_BRIDGE}` : ''}`);
+    log(`scaling: ${name} with ${label || `${k} attached`} (+${opts.scaleExtra})${layout ? `, one dense network: root + leaves of ${c.PORTS_PER_BRIDGE}` : ''}`);
     const res = name === 'netmodes'
       ? await netmodesScaling(peer, { k, extra: opts.scaleExtra, keep })
       : await prun.benchScaling(peer, { k, extra: opts.scaleExtra, keep, log: () => {} });

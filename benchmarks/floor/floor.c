@@ -29,15 +29,17 @@
 // either end, so no DAD, router solicitation or MLD work. IFLA_AF_SPEC in the creating RTM_NEWLINK
 // fails (EAFNOSUPPORT), and IFF_UP is applied before IFLA_AF_SPEC in one message, so the host end
 // must not come up before its own addrgenmode is set (see native/rtnl/encode.cc).
-// The multi-bridge layout (--ports-per-bridge L, as a netmodes network with `portsPerBridge` L): --bridge
-// is the root and keeps the gateway. A container whose IPv4 address is at offset o from the network
-// address (the address masked with --prefix) goes on slot s = o / L: slot 0 is the root itself; slot
-// s > 0 is the leaf bridge P"b"s, joined to the root by the veth pair P"t"s (a port of the root) /
-// P"u"s (a port of the leaf). A leaf is made when its slot is first used (inside that container's
-// time), or found by name when an earlier run made it: bridge (STP off, MTU M, one queue pair) made
-// down, IPv6 disabled, then the trunk pair (one queue pair per end, MTU M) with P"t"s on the root, IPv6
-// disabled on both ends, P"u"s put on the leaf, and the leaf and both ends up: 6 requests and 3
-// sysctl writes. The container's host veth then gets the slot's bridge as master.
+// The multi-bridge layout (--ports-per-bridge L, as a netmodes network with `portsPerBridge` L, see
+// lib/modes/bridge-leaves.ts): --bridge is the root and keeps the gateway. A container whose IPv4
+// address is at offset o from the network address (the address masked with --prefix) goes on slot
+// s = o / L: slot 0 is the root itself; slot s > 0 is the leaf bridge P"b"s, routed behind the
+// gateway: a leaf is made when its slot is first used (inside that container's time), or found by
+// name when an earlier run made it: bridge with the root's MAC (STP off, forward delay 0, MTU M, one
+// queue pair) made down, IPv6 disabled, up; the route BLOCK/len dev LEAF scope link src GATEWAY;
+// proxy_arp 1 and proxy_delay 0 on it (the root gets the same once, when the first leaf is made):
+// 3 requests (and a link lookup of the root's MAC once) and 3 sysctl writes. The container's host
+// veth then gets the slot's bridge as master. (netmodes also adds the leaf to its firewall's
+// bridge set and marks it with an alias; the floor's table has no per-bridge rule.)
 // Every request carries NLM_F_ACK and the program waits for that ACK before the next one (a failure
 // stops the run with the kernel's error and extended-ack message, exit status 1).
 // The namespace socket is opened per container: open the namespace file, setns() into it, socket(),
@@ -363,27 +365,20 @@ static void link_group(struct sock *s, const char *name, uint32_t group) {
   exchange(s, &b, s->seq, "link set group", NULL, NULL);
 }
 
-/** ip link set NAME master INDEX */
-static void link_master(struct sock *s, const char *name, int master) {
-  struct buf b = {0};
-  link_msg(&b, s, RTM_NEWLINK, 0, 0, 0);
-  put_str(&b, IFLA_IFNAME, name);
-  put_u32(&b, IFLA_MASTER, (uint32_t)master);
-  exchange(s, &b, s->seq, "link set master", NULL, NULL);
-}
-
-/** ip link add NAME numtxqueues 1 numrxqueues 1 [mtu M] type bridge stp_state 0 (down) */
-static void bridge_add(struct sock *s, const char *name, uint32_t mtu) {
+/** ip link add NAME numtxqueues 1 numrxqueues 1 [mtu M] address MAC type bridge stp_state 0 forward_delay 0 (down) */
+static void bridge_add(struct sock *s, const char *name, uint32_t mtu, const unsigned char mac[6]) {
   struct buf b = {0};
   link_msg(&b, s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, 0);
   put_str(&b, IFLA_IFNAME, name);
   put_u32(&b, IFLA_NUM_TX_QUEUES, 1);
   put_u32(&b, IFLA_NUM_RX_QUEUES, 1);
   if (mtu) put_u32(&b, IFLA_MTU, mtu);
+  put(&b, IFLA_ADDRESS, mac, 6);
   size_t info = nest_begin(&b, IFLA_LINKINFO);
   put_str(&b, IFLA_INFO_KIND, "bridge");
   size_t data = nest_begin(&b, IFLA_INFO_DATA);
   put_u32(&b, IFLA_BR_STP_STATE, 0);
+  put_u32(&b, IFLA_BR_FORWARD_DELAY, 0);
   nest_end(&b, data);
   nest_end(&b, info);
   exchange(s, &b, s->seq, "bridge add", NULL, NULL);
@@ -451,6 +446,42 @@ static uint32_t slot_of(const struct opts *o, const char *ip) {
   return (a & ~mask) / o->per_bridge;
 }
 
+static void take_mac(const struct nlmsghdr *h, void *arg) {
+  if (h->nlmsg_type != RTM_NEWLINK) return;
+  int left = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(struct ifinfomsg)));
+  for (struct rtattr *a = IFLA_RTA(NLMSG_DATA(h)); RTA_OK(a, left); a = RTA_NEXT(a, left))
+    if (a->rta_type == IFLA_ADDRESS && RTA_PAYLOAD(a) == 6) memcpy(arg, RTA_DATA(a), 6);
+}
+
+/** sysctl -w KEY=VALUE under /proc/sys (net.ipv4.conf.DEV.proxy_arp and the like). */
+static void sysctl_write(const char *fmt, const char *dev, const char *value) {
+  char path[160];
+  snprintf(path, sizeof path, fmt, dev);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) die("open %s: %s", path, strerror(errno));
+  if (write(fd, value, strlen(value)) != (ssize_t)strlen(value)) die("write %s: %s", path, strerror(errno));
+  close(fd);
+}
+
+static void proxy_arp(const char *dev) {
+  sysctl_write("/proc/sys/net/ipv4/conf/%s/proxy_arp", dev, "1");
+  sysctl_write("/proc/sys/net/ipv4/neigh/%s/proxy_delay", dev, "0");
+}
+
+/** ip route add BLOCK/len dev INDEX scope link src GATEWAY proto kernel */
+static void block_route(struct sock *s, uint32_t block, int len, int index, const char *gateway) {
+  struct buf b = {0};
+  struct rtmsg rt = {.rtm_family = AF_INET, .rtm_dst_len = (unsigned char)len, .rtm_table = RT_TABLE_MAIN,
+                     .rtm_protocol = RTPROT_KERNEL, .rtm_scope = RT_SCOPE_LINK, .rtm_type = RTN_UNICAST};
+  msg_begin(&b, RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, ++s->seq, &rt, sizeof rt);
+  uint32_t dst = htonl(block);
+  put(&b, RTA_DST, &dst, sizeof dst);
+  put_u32(&b, RTA_OIF, (uint32_t)index);
+  struct in_addr src = parse_ip(gateway);
+  put(&b, RTA_PREFSRC, &src, sizeof src);
+  exchange(s, &b, s->seq, "route add", NULL, NULL);
+}
+
 /** The bridge container `c` goes on: the root for slot 0, else the slot's leaf (made here if missing). */
 static int bridge_for(const struct opts *o, const struct container *c, struct sock *host, int root) {
   if (!o->per_bridge) return root;
@@ -465,23 +496,30 @@ static int bridge_for(const struct opts *o, const struct container *c, struct so
     n_leaves = n;
   }
   if (leaves[slot]) return leaves[slot];
-  char leaf[IFNAMSIZ], trunk[IFNAMSIZ], uplink[IFNAMSIZ];
+  char leaf[IFNAMSIZ];
   leaf_name(leaf, o, 'b', slot);
-  leaf_name(trunk, o, 't', slot);
-  leaf_name(uplink, o, 'u', slot);
   int index = (int)if_nametoindex(leaf); // made by an earlier run on the same root
   if (!index) {
-    bridge_add(host, leaf, o->mtu);
+    static unsigned char mac[6];
+    static int root_done;
+    if (!root_done) {
+      struct buf b = {0};
+      link_msg(&b, host, RTM_GETLINK, 0, root, 0);
+      put_u32(&b, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+      exchange(host, &b, host->seq, "root get", take_mac, mac);
+      proxy_arp(o->bridge);
+      root_done = 1;
+    }
+    bridge_add(host, leaf, o->mtu, mac);
     disable_ipv6(leaf);
+    link_up(host, leaf);
     index = (int)if_nametoindex(leaf);
     if (!index) die("leaf %s: %s", leaf, strerror(errno));
-    veth_add(host, trunk, uplink, -1, root, 0, 1, o->mtu);
-    disable_ipv6(trunk);
-    disable_ipv6(uplink);
-    link_master(host, uplink, index);
-    link_up(host, leaf);
-    link_up(host, trunk);
-    link_up(host, uplink);
+    uint32_t a = ntohl(parse_ip(c->ip).s_addr);
+    uint32_t len = 32;
+    for (uint32_t l = o->per_bridge; l > 1; l >>= 1) len--;
+    block_route(host, a & ~(o->per_bridge - 1), (int)len, index, o->gateway);
+    proxy_arp(leaf);
   }
   return leaves[slot] = index;
 }
@@ -575,7 +613,7 @@ int main(int argc, char **argv) {
     else usage();
   }
   if (o.prefix < 0 || o.prefix > 32 || o.port < 1 || o.port > 65535) usage();
-  if (o.per_bridge && (!o.leaf_prefix || !*o.leaf_prefix)) usage();
+  if (o.per_bridge && (!o.leaf_prefix || !*o.leaf_prefix || (o.per_bridge & (o.per_bridge - 1)) || o.per_bridge < 2)) usage();
 
   struct container *list;
   int n = read_containers(&list);

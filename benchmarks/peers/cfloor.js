@@ -90,13 +90,13 @@ function peer(name, detachMode, { ipv6 = true, queues, portNoIpv6 = false, perBr
 }
 
 /**
- * `cfloorv4` on the multi-bridge layout of one netmodes network (root pbbr0 + leaves of
- * `perBridge` ports, benchmarks/floor/floor.c), with the dense addresses: the floor of the scaling
- * section's one network at any K. Leaves and trunks go with the sandbox reset (fini).
+ * `cfloorv4` on the layout of one dense netmodes network (root pbbr0 + routed leaf bridges of
+ * `perBridge` ports with proxy ARP, benchmarks/floor/floor.c), with the dense addresses: the floor of the scaling
+ * section's one network at any K. fini deletes the leaves.
  */
 function layoutPeer(perBridge = c.PORTS_PER_BRIDGE) {
   const base = peer('cfloorv4', 'detach-group', { ipv6: false, queues: 1, portNoIpv6: true, perBridge, ipOf: c.ipDense });
-  const leafRe = new RegExp(`^${c.LEAF_PREFIX}[bt]\\d+$`); // a leaf bridge, or a trunk (its peer goes with it)
+  const leafRe = new RegExp(`^${c.LEAF_PREFIX}b\\d+$`); // a leaf bridge (its route goes with it)
   return {
     ...base,
     layout: true,

@@ -34,7 +34,7 @@ function ipFor(i) { checkIndex(i); return `10.88.${1 + Math.floor(i / 200)}.${10
 function ipDense(i) { const o = checkIndex(i) + 2; return `10.88.${o >> 8}.${o & 255}`; }
 /** Ports per bridge of the multi-bridge layout (a netmodes network's default `portsPerBridge`). */
 const PORTS_PER_BRIDGE = 256;
-/** Leaf bridges and trunk veths of the C floor's layout: pbfb<s>, pbft<s> / pbfu<s>. */
+/** Leaf bridges of the C floor's layout: pbfb<s>. */
 const LEAF_PREFIX = 'pbf';
 /** Published host port of container i. */
 function portFor(i) { return PORT_BASE + checkIndex(i); }
