@@ -236,15 +236,11 @@ static void link_msg(struct buf *b, struct sock *s, uint16_t type, uint16_t flag
   msg_begin(b, type, NLM_F_ACK | flags, ++s->seq, &ifi, sizeof ifi);
 }
 
-/**
- * ip link add NAME [numtxqueues Q numrxqueues Q] [mtu M] master BRIDGE [up] type veth peer name PEER [Q queues]
- * [mtu M] [netns NS] (nsfd < 0: the peer stays in this namespace)
- */
-static void veth_add(struct sock *s, const char *name, const char *peer_name, int nsfd, int bridge, unsigned up,
-                     uint32_t queues, uint32_t mtu) {
+/** ip link add VETH [numtxqueues Q numrxqueues Q] [mtu M] master BRIDGE [up] type veth peer name eth0 [Q queues] [mtu M] netns NS */
+static void veth_add(struct sock *s, const struct container *c, int nsfd, int bridge, unsigned up, uint32_t queues, uint32_t mtu) {
   struct buf b = {0};
   link_msg(&b, s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, up);
-  put_str(&b, IFLA_IFNAME, name);
+  put_str(&b, IFLA_IFNAME, c->veth);
   if (queues) {
     put_u32(&b, IFLA_NUM_TX_QUEUES, queues);
     put_u32(&b, IFLA_NUM_RX_QUEUES, queues);
@@ -257,13 +253,13 @@ static void veth_add(struct sock *s, const char *name, const char *peer_name, in
   size_t peer = nest_begin(&b, VETH_INFO_PEER);
   struct ifinfomsg pifi = {.ifi_family = AF_UNSPEC};
   memcpy(reserve(&b, sizeof pifi), &pifi, sizeof pifi);
-  put_str(&b, IFLA_IFNAME, peer_name);
+  put_str(&b, IFLA_IFNAME, "eth0");
   if (queues) {
     put_u32(&b, IFLA_NUM_TX_QUEUES, queues);
     put_u32(&b, IFLA_NUM_RX_QUEUES, queues);
   }
   if (mtu) put_u32(&b, IFLA_MTU, mtu);
-  if (nsfd >= 0) put_u32(&b, IFLA_NET_NS_FD, (uint32_t)nsfd);
+  put_u32(&b, IFLA_NET_NS_FD, (uint32_t)nsfd);
   nest_end(&b, peer);
   nest_end(&b, data);
   nest_end(&b, info);
@@ -530,7 +526,7 @@ static void attach(const struct opts *o, const struct container *c, struct sock 
                    int home, int bridge) {
   int nsfd = open(c->ns, O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) die("open %s: %s", c->ns, strerror(errno));
-  veth_add(host, c->veth, "eth0", nsfd, bridge_for(o, c, host, bridge), o->ipv6 ? IFF_UP : 0, o->queues, o->mtu);
+  veth_add(host, c, nsfd, bridge_for(o, c, host, bridge), o->ipv6 ? IFF_UP : 0, o->queues, o->mtu);
   if (o->port_no_ipv6) disable_ipv6(c->veth);
   struct sock in = nl_open_in(nsfd, home, NETLINK_ROUTE);
   addr_add(&in, link_index(&in, "eth0"), c->ip, o->prefix);
