@@ -4,7 +4,7 @@
 //
 //   node benchmarks/run.js [--quick] [--peers netmodes,cfloor,netavark,cni,ip,ipbatch] [--n 500] [--ip-n 200] [--slow-n 100]
 //        [--repeat 3] [--warmup 1000] [--conc 8,64] [--scale 10,1000,5000] [--peer-scale 10,250] [--no-scale] [--no-datapath]
-//        [--churn 500,5000,20000 | --no-churn] [--no-dns] [--dense 10000 | --no-dense] [--out FILE]
+//        [--churn 500,5000,20000 | --no-churn] [--no-dns] [--dense 10000 | --no-dense] [--base DIR] [--out FILE]
 //
 // Per container: namespace exists -> attached to a bridge with an address, a default route and one
 // published TCP port -> detached. Peers (benchmarks/peers/): netavark 1.4 and the CNI plugins as a
@@ -30,6 +30,11 @@ const c = require('./peers/common');
 
 const ALL_PEERS = ['netmodes', 'cfloor', 'cfloorgroup', 'cfloorv4', 'ipbatch', 'floorgroup', 'ip', 'netavark', 'cni', 'cniplugin', 'cniplugin-process'];
 const SLOW = new Set(['netavark', 'cni', 'cniplugin-process']);
+// Not in the default list: `netmodes-base` is netmodes built from another checkout (--base DIR, or
+// NETMODES_BASE; e.g. a git worktree of the commit a change started from, built there), run in this
+// process exactly as `netmodes` is, so that a change's before and after are measured in one run.
+const EXTRA_PEERS = ['netmodes-base'];
+const isNetmodes = (name) => name === 'netmodes' || name === 'netmodes-base';
 
 function parseArgs(argv) {
   const quick = argv.includes('--quick');
@@ -38,7 +43,7 @@ function parseArgs(argv) {
       churn: { small: 200, large: 1000 }, datapath: { seconds: 1, runs: 1, ports: [10, 10000], netavarkPorts: [10, 300] } }
     : { n: 500, midN: 200, slowN: 100, repeat: 3, warmup: 1000, fastPeerScale: [10, 1000], conc: [8, 64], scale: [10, 1000, 5000, 10000], peerScale: [10, 250], scaleExtra: 20, portsScale: true,
       churn: { small: 500, large: 5000, long: 20000 }, datapath: { seconds: 3, runs: 3, ports: [10, 10000], netavarkPorts: [10, 1000] } };
-  o.quick = quick; o.peers = [...ALL_PEERS]; o.out = null; o.dns = true; o.dense = quick ? 300 : 10000;
+  o.quick = quick; o.peers = [...ALL_PEERS]; o.out = null; o.dns = true; o.dense = quick ? 300 : 10000; o.base = process.env.NETMODES_BASE || null;
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
@@ -63,6 +68,7 @@ function parseArgs(argv) {
       case '--dense': o.dense = Number(next()); break;
       case '--no-dense': o.dense = null; break;
       case '--out': o.out = next(); break;
+      case '--base': o.base = next(); break;
       case '--report': o.report = next(); break;
       case '-h': case '--help':
         console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(3, 6).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
@@ -71,7 +77,8 @@ function parseArgs(argv) {
       default: throw new Error(`unknown argument ${a}`);
     }
   }
-  for (const p of o.peers) if (!ALL_PEERS.includes(p)) throw new Error(`unknown peer ${p} (known: ${ALL_PEERS.join(', ')})`);
+  for (const p of o.peers) if (!ALL_PEERS.includes(p) && !EXTRA_PEERS.includes(p)) throw new Error(`unknown peer ${p} (known: ${[...ALL_PEERS, ...EXTRA_PEERS].join(', ')})`);
+  if (o.peers.includes('netmodes-base') && !o.base) throw new Error('netmodes-base needs --base DIR (a built checkout of netmodes) or NETMODES_BASE');
   if (!Number.isInteger(o.n) || o.n < 1 || o.n > 1000) throw new Error('--n must be 1..1000 (one bridge holds at most 1,023 ports)');
   if (!Number.isInteger(o.slowN) || o.slowN < 1 || o.slowN > 1000) throw new Error('--slow-n must be 1..1000');
   if (!Number.isInteger(o.repeat) || o.repeat < 1 || o.repeat > 20) throw new Error('--repeat must be 1..20');
@@ -86,14 +93,18 @@ function parseArgs(argv) {
 // --- netmodes as a peer -----------------------------------------------------------------------------
 
 let nm = null;
+let nmBase = null; // netmodes-base: the library of --base DIR
+let baseDir = null;
 
 /**
  * netmodes as a peer of the same shape as the others: container i in /run/netns/pbc<i>, network
  * `pbnet` on bridge pbbr0 with 10.88.0.0/16 (gateway 10.88.0.1, as the peers), address ipOf(i) (the
  * caller's, as netavark gets it from podman; default c.ipFor), one published port 10000+i -> 80.
  * `portsOf(i)` overrides the published ports; `portsPerBridge` makes it a dense network.
+ * `base`: the same through the library of --base DIR (peer `netmodes-base`).
  */
-function netmodesPeer({ portsOf = null, ipOf = c.ipFor, portsPerBridge = undefined } = {}) {
+function netmodesPeer({ portsOf = null, ipOf = c.ipFor, portsPerBridge = undefined, base = false } = {}) {
+  const lib = base ? nmBase : nm;
   let net = null;
   const eps = new Map();
   const ports = (i) => (portsOf ? portsOf(i) : [`${c.portFor(i)}:${c.CONTAINER_PORT}`]);
@@ -107,12 +118,12 @@ function netmodesPeer({ portsOf = null, ipOf = c.ipFor, portsPerBridge = undefin
     await e.disconnect();
     // Detached veths are reaped in batches (one RTM_DELLINK per link group): the last detach of a
     // run waits for that reaping, so the run's wall clock (ms/container) includes it.
-    if (!eps.size) await nm.reapDetached();
+    if (!eps.size) await lib.reapDetached();
   }
   return {
-    name: 'netmodes',
+    name: base ? 'netmodes-base' : 'netmodes',
     async init() {
-      net = await nm.createBridgeNetwork({ name: c.NETWORK, bridge: c.BRIDGE, subnet: c.SUBNET, gateway: c.GATEWAY, ...(portsPerBridge ? { portsPerBridge } : {}) });
+      net = await lib.createBridgeNetwork({ name: c.NETWORK, bridge: c.BRIDGE, subnet: c.SUBNET, gateway: c.GATEWAY, ...(portsPerBridge ? { portsPerBridge } : {}) });
       return this.info();
     },
     network: () => net,
@@ -121,13 +132,13 @@ function netmodesPeer({ portsOf = null, ipOf = c.ipFor, portsPerBridge = undefin
     async fini() {
       for (const [, e] of eps) await e.disconnect().catch(() => {});
       eps.clear();
-      await nm.reapDetached();
+      await lib.reapDetached();
       if (net) await net.remove({ force: true });
       net = null;
     },
     info() {
       const pkg = require('../package.json');
-      return { version: pkg.version, how: 'in-process (Node API over rtnetlink + nf_tables netlink)', networks: 1 };
+      return { version: pkg.version, how: 'in-process (Node API over rtnetlink + nf_tables netlink)', networks: 1, ...(base ? { from: baseDir, commit: baseCommit() } : {}) };
     },
   };
 }
@@ -149,8 +160,18 @@ function floorGroupPeer() {
   };
 }
 
+/** The commit the --base checkout is at (for the results file), or null. */
+function baseCommit() {
+  try {
+    return execFileSync('git', ['-C', baseDir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
 function peerFor(name, opts) {
   if (name === 'netmodes') return netmodesPeer(opts);
+  if (name === 'netmodes-base') return netmodesPeer({ ...opts, base: true });
   if (name === 'floorgroup') return floorGroupPeer();
   return prun.getPeer(name);
 }
@@ -219,20 +240,21 @@ function lagMonitor() {
 async function churnAll(opts, log, keep) {
   const runs = {};
   let warmup;
-  if (opts.peers.includes('netmodes') && opts.warmup) {
+  for (const name of opts.warmup ? opts.peers.filter(isNetmodes) : []) {
     // netmodes is JavaScript: V8 compiles its hot paths over the first few hundred cycles, with
     // compiler threads competing for the CPUs meanwhile. Untimed cycles first put it in the state a
     // long-running service is in (the peers are compiled programs, or start afresh every time).
-    log(`warm-up: netmodes, ${opts.warmup} untimed attach + detach cycles`);
-    const res = await prun.benchPeer(peerFor('netmodes'), { n: opts.warmup, conc: [], keep, log: () => {} });
-    warmup = { cycles: opts.warmup, cycleMs: r3(res.setup.msPerContainer + res.teardown.msPerContainer) };
-    log(`  ${warmup.cycleMs} ms per cycle while warming up`);
+    log(`warm-up: ${name}, ${opts.warmup} untimed attach + detach cycles`);
+    const res = await prun.benchPeer(peerFor(name), { n: opts.warmup, conc: [], keep, log: () => {} });
+    const w = { cycles: opts.warmup, cycleMs: r3(res.setup.msPerContainer + res.teardown.msPerContainer) };
+    if (name === 'netmodes') warmup = w;
+    log(`  ${w.cycleMs} ms per cycle while warming up`);
   }
   for (let r = 0; r < opts.repeat; r++) {
     for (const name of opts.peers) {
       const n = SLOW.has(name) ? opts.slowN : name === 'ip' ? Math.min(opts.n, opts.midN) : opts.n;
       const peer = peerFor(name);
-      const conc = r === 0 && (peer.setupAsync || name === 'netmodes') ? opts.conc : [];
+      const conc = r === 0 && (peer.setupAsync || isNetmodes(name)) ? opts.conc : [];
       log(`run ${r + 1}/${opts.repeat}: ${name}, N=${n}${conc.length ? `, then ${conc.join(' and ')} in flight` : ''}`);
       const res = await prun.benchPeer(peer, { n, conc, keep, log: () => {} });
       (runs[name] = runs[name] || []).push(res);
@@ -627,7 +649,7 @@ function table(rows, header) {
 }
 
 const LABEL = {
-  netmodes: 'netmodes', cfloor: 'C floor (raw netlink, one process)', cfloorgroup: 'C floor, bulk delete (group)',
+  netmodes: 'netmodes', 'netmodes-base': 'netmodes, old build (--base)', cfloor: 'C floor (raw netlink, one process)', cfloorgroup: 'C floor, bulk delete (group)',
   cfloorv4: 'C floor, bulk delete, no IPv6, 1 queue',
   ipbatch: 'floor (ip -batch + nft -f)', floorgroup: 'floor, bulk delete (+ del group)', ip: 'ip/nft per operation',
   netavark: 'netavark 1.4', cni: 'CNI bridge+host-local+portmap',
@@ -771,6 +793,12 @@ async function main() {
   const stateDir = sb.workPath('netmodes-state');
   process.env.NETMODES_STATE_DIR = stateDir; // the library's state store on the sandbox's tmpfs
   nm = require(dist);
+  if (opts.peers.includes('netmodes-base')) {
+    baseDir = path.resolve(opts.base);
+    const baseDist = path.join(baseDir, 'dist', 'lib', 'index.js');
+    if (!fs.existsSync(baseDist)) throw new Error(`--base ${baseDir}: no dist/lib/index.js (build it there: node scripts/build-native.js && npx tsc -p .)`);
+    nmBase = require(baseDist);
+  }
   const started = Date.now();
   const log = (msg) => console.error(`${new Date().toISOString().slice(11, 19)} ${msg}`);
   const cpus = os.cpus();
@@ -785,7 +813,7 @@ async function main() {
   const v = require('./peers/verify');
   // netmodes, and the C floor (new netlink code of its own), must do the work they are timed for.
   R.verifyPeers = {};
-  for (const name of ['netmodes', 'cfloor', 'cfloorgroup', 'cfloorv4'].filter((p) => opts.peers.includes(p))) {
+  for (const name of ['netmodes', 'netmodes-base', 'cfloor', 'cfloorgroup', 'cfloorv4'].filter((p) => opts.peers.includes(p))) {
     log(`verify: ${name} attach gives eth0, address, default route, and an outside connection reaches the container`);
     const res = await v.verifyPeer(peerFor(name), { log: () => {} });
     v.removeOutside();

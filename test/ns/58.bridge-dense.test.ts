@@ -228,6 +228,37 @@ describe('58 bridge mode: a dense network of more than 1,023 containers', functi
 
 describe('58 bridge mode: a small dense network with icc (routing between its bridges)', function () {
   this.timeout(120000);
+  it('three processes racing to fill new blocks make each leaf once; every endpoint is whole', async () => {
+    sandboxed();
+    const net = await createBridgeNetwork({ name: 'dense3', subnet: '10.56.0.0/24', portsPerBridge: 8 });
+    const nss = await Promise.all(Array.from({ length: 24 }, () => createNamespace(uniq('d3'))));
+    try {
+      // Process p connects the namespaces i = p, p+3, ... to 10.56.0.(8 + i): blocks 1-3, each
+      // wanted by all three processes at once.
+      const script = `
+        const nm = require(${JSON.stringify(LIB)});
+        (async () => {
+          const net = await nm.openBridgeNetwork('dense3');
+          await Promise.all(JSON.parse(process.argv[1]).map(([n, ip]) => net.connect(n, { ip })));
+        })().catch((e) => { console.error(e); process.exit(1); });`;
+      const kids = [0, 1, 2].map((p) => startScript(script, [JSON.stringify(nss.map((n, i) => [n.path, `10.56.0.${8 + i}`]).filter((_, i) => i % 3 === p))]));
+      await Promise.all(kids.map((k) => k.done));
+      for (const k of kids) assert.equal(k.exitCode, 0, k.err());
+      const bridges = bridgesOf(net);
+      assert.deepEqual([...bridges.entries()].map(([b, p]) => [b, p.length]).sort(), [
+        [net.bridge, 0], ...[1, 2, 3].map((s) => [`nm${net.id.slice(0, 8)}b${s}`, 8]),
+      ].sort());
+      for (const e of await net.endpoints()) {
+        assert.deepEqual(await net.check(e.id), [], e.ip);
+        assert.ok(ping(e.ip), e.ip);
+      }
+      assert.ok(ipj(['link', 'show']).every((l: any) => !String(l.ifalias ?? '').startsWith('netmodes-pending')), 'nothing pending');
+    } finally {
+      await net.remove({ force: true });
+      for (const n of nss) await n.delete();
+    }
+  });
+
   it('every pair talks across bridges; a cross-bridge neighbour is the gateway MAC (proxy ARP), a same-bridge one the container', async () => {
     sandboxed();
     const net = await createBridgeNetwork({ name: 'dense2', subnet: '10.57.0.0/24', portsPerBridge: 4 });
