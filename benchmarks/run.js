@@ -4,7 +4,7 @@
 //
 //   node benchmarks/run.js [--quick] [--peers netmodes,cfloor,netavark,cni,ip,ipbatch] [--n 500] [--ip-n 200] [--slow-n 100]
 //        [--repeat 3] [--warmup 1000] [--conc 8,64] [--scale 10,1000,5000] [--peer-scale 10,250] [--no-scale] [--no-datapath]
-//        [--churn 500,5000,20000 | --no-churn] [--no-dns] [--base DIR] [--out FILE]
+//        [--churn 500,5000,20000 | --no-churn] [--no-dns] [--dense 10000 | --no-dense] [--base DIR] [--out FILE]
 //
 // Per container: namespace exists -> attached to a bridge with an address, a default route and one
 // published TCP port -> detached. Peers (benchmarks/peers/): netavark 1.4 and the CNI plugins as a
@@ -41,9 +41,9 @@ function parseArgs(argv) {
   const o = quick
     ? { n: 100, midN: 50, slowN: 30, repeat: 1, warmup: 200, fastPeerScale: [10], conc: [8, 64], scale: [10, 1000], peerScale: [10], scaleExtra: 20, portsScale: true,
       churn: { small: 200, large: 1000 }, datapath: { seconds: 1, runs: 1, ports: [10, 10000], netavarkPorts: [10, 300] } }
-    : { n: 500, midN: 200, slowN: 100, repeat: 3, warmup: 1000, fastPeerScale: [10, 1000], conc: [8, 64], scale: [10, 1000, 5000], peerScale: [10, 250], scaleExtra: 20, portsScale: true,
+    : { n: 500, midN: 200, slowN: 100, repeat: 3, warmup: 1000, fastPeerScale: [10, 1000], conc: [8, 64], scale: [10, 1000, 5000, 10000], peerScale: [10, 250], scaleExtra: 20, portsScale: true,
       churn: { small: 500, large: 5000, long: 20000 }, datapath: { seconds: 3, runs: 3, ports: [10, 10000], netavarkPorts: [10, 1000] } };
-  o.quick = quick; o.peers = [...ALL_PEERS]; o.out = null; o.dns = true; o.base = process.env.NETMODES_BASE || null;
+  o.quick = quick; o.peers = [...ALL_PEERS]; o.out = null; o.dns = true; o.dense = quick ? 300 : 10000; o.base = process.env.NETMODES_BASE || null;
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k];
@@ -65,6 +65,8 @@ function parseArgs(argv) {
       case '--churn': { const [small, large, long] = list(next()).map(Number); o.churn = { small, large, ...(long ? { long } : {}) }; break; }
       case '--no-datapath': o.datapath = null; break;
       case '--no-dns': o.dns = false; break;
+      case '--dense': o.dense = Number(next()); break;
+      case '--no-dense': o.dense = null; break;
       case '--out': o.out = next(); break;
       case '--base': o.base = next(); break;
       case '--report': o.report = next(); break;
@@ -81,7 +83,9 @@ function parseArgs(argv) {
   if (!Number.isInteger(o.slowN) || o.slowN < 1 || o.slowN > 1000) throw new Error('--slow-n must be 1..1000');
   if (!Number.isInteger(o.repeat) || o.repeat < 1 || o.repeat > 20) throw new Error('--repeat must be 1..20');
   if (!Number.isInteger(o.warmup) || o.warmup < 0 || o.warmup > 1000) throw new Error('--warmup must be 0..1000');
-  for (const k of [...o.scale, ...o.peerScale]) if (!Number.isInteger(k) || k < 0 || k > 9000) throw new Error('--scale K must be 0..9000');
+  // One network holds K + extra on its root and leaves (10.88.0.0/16, dense addresses).
+  for (const k of [...o.scale, ...o.peerScale]) if (!Number.isInteger(k) || k < 0 || k > 20000) throw new Error('--scale K must be 0..20000');
+  if (o.dense !== null && (!Number.isInteger(o.dense) || o.dense < 2 || o.dense > 20000)) throw new Error('--dense N must be 2..20000');
   for (const k of o.peerScale) if (k + o.scaleExtra > 1020) throw new Error('--peer-scale K must stay <= 1000 (the peers use one bridge)');
   return o;
 }
@@ -91,29 +95,20 @@ function parseArgs(argv) {
 let nm = null;
 let nmBase = null; // netmodes-base: the library of --base DIR
 let baseDir = null;
-const PER_BRIDGE = 1000;
 
 /**
  * netmodes as a peer of the same shape as the others: container i in /run/netns/pbc<i>, network
- * `pbnet` on bridge pbbr0 with 10.88.0.0/16 (gateway 10.88.0.1, as the peers), address ipFor(i) (the
- * caller's, as netavark gets it from podman), one published port 10000+i -> 80.
- * `networks` > 1 spreads containers over that many bridges (i % networks; a bridge holds 1,023 ports);
- * they share the library's nftables maps. `portsOf(i)` overrides the published ports.
+ * `pbnet` on bridge pbbr0 with 10.88.0.0/16 (gateway 10.88.0.1, as the peers), address ipOf(i) (the
+ * caller's, as netavark gets it from podman; default c.ipFor), one published port 10000+i -> 80.
+ * `portsOf(i)` overrides the published ports; `portsPerBridge` makes it a dense network.
  * `base`: the same through the library of --base DIR (peer `netmodes-base`).
  */
-function netmodesPeer({ networks = 1, portsOf = null, base = false } = {}) {
+function netmodesPeer({ portsOf = null, ipOf = c.ipFor, portsPerBridge = undefined, base = false } = {}) {
   const lib = base ? nmBase : nm;
-  const nets = [];
+  let net = null;
   const eps = new Map();
   const ports = (i) => (portsOf ? portsOf(i) : [`${c.portFor(i)}:${c.CONTAINER_PORT}`]);
-  const ipOf = (i) => {
-    const j = i % networks;
-    if (j === 0) return c.ipFor(i);
-    const k = Math.floor(i / networks); // index within network j
-    return `10.${88 + j}.${1 + Math.floor(k / 200)}.${10 + (k % 200)}`;
-  };
   async function setup(i) {
-    const net = nets[i % networks];
     eps.set(i, await net.connect(c.nsPath(i), { id: `c${i}`, ip: ipOf(i), ports: ports(i) }));
   }
   async function teardown(i) {
@@ -128,26 +123,22 @@ function netmodesPeer({ networks = 1, portsOf = null, base = false } = {}) {
   return {
     name: base ? 'netmodes-base' : 'netmodes',
     async init() {
-      for (let j = 0; j < networks; j++) {
-        nets.push(await lib.createBridgeNetwork({
-          name: j ? `pbnet${j}` : c.NETWORK, bridge: j ? `pbbr${j}` : c.BRIDGE,
-          subnet: j ? `10.${88 + j}.0.0/16` : c.SUBNET, gateway: j ? `10.${88 + j}.0.1` : c.GATEWAY,
-        }));
-      }
+      net = await lib.createBridgeNetwork({ name: c.NETWORK, bridge: c.BRIDGE, subnet: c.SUBNET, gateway: c.GATEWAY, ...(portsPerBridge ? { portsPerBridge } : {}) });
       return this.info();
     },
+    network: () => net,
     setup, teardown, setupAsync: setup, teardownAsync: teardown,
     addressOf(i) { const e = eps.get(i); return e ? `${e.ip}/${c.PREFIX}` : null; },
     async fini() {
       for (const [, e] of eps) await e.disconnect().catch(() => {});
       eps.clear();
       await lib.reapDetached();
-      for (const n of nets) await n.remove({ force: true });
-      nets.length = 0;
+      if (net) await net.remove({ force: true });
+      net = null;
     },
     info() {
       const pkg = require('../package.json');
-      return { version: pkg.version, how: 'in-process (Node API over rtnetlink + nf_tables netlink)', networks, ...(base ? { from: baseDir, commit: baseCommit() } : {}) };
+      return { version: pkg.version, how: 'in-process (Node API over rtnetlink + nf_tables netlink)', networks: 1, ...(base ? { from: baseDir, commit: baseCommit() } : {}) };
     },
   };
 }
@@ -307,7 +298,8 @@ async function churnAll(opts, log, keep) {
 async function netmodesScaling(peer, { k, extra, keep }) {
   const base = range(0, k); const more = range(k, extra);
   const res = { peer: 'netmodes', k, extra };
-  for (const i of [...base, ...more]) sb.netnsAdd(c.nsName(i));
+  const names = [...base, ...more].map((i) => c.nsName(i));
+  sb.netnsAddMany(names);
   await peer.init();
   res.quiesce = await prun.quiesce(); // as benchScaling
   try {
@@ -338,23 +330,31 @@ async function netmodesScaling(peer, { k, extra, keep }) {
     };
   } finally {
     await peer.fini();
-    for (const i of [...base, ...more]) sb.netnsDel(c.nsName(i));
+    sb.netnsDelMany(names);
     res.cleanup = await prun.cleanSandbox(keep);
   }
   return res;
 }
 
+/**
+ * Scaling: one more attach with K already attached. netmodes: ONE network for every K, a dense one
+ * (`portsPerBridge` 256; dense addresses, so its root bridge and then its leaves fill as its IPAM
+ * would fill them), beside the like-for-like C floor on the same layout (`cfloorv4` with --ports-per-bridge, at
+ * the same K). The other peers use one bridge, so K stays within what one bridge holds.
+ */
 async function scalingAll(opts, log, keep) {
   const out = [];
   const one = async (name, k, extraOpts = {}, label = null) => {
-    const networks = name === 'netmodes' ? Math.max(1, Math.ceil((k + opts.scaleExtra) / PER_BRIDGE)) : 1;
-    const peer = peerFor(name, { networks, ...extraOpts });
-    log(`scaling: ${name} with ${label || `${k} attached`} (+${opts.scaleExtra})`);
+    const layout = name === 'netmodes' || name === 'cfloorv4';
+    const peer = name === 'netmodes' ? netmodesPeer({ ipOf: c.ipDense, portsPerBridge: c.PORTS_PER_BRIDGE, ...extraOpts })
+      : name === 'cfloorv4' ? require('./peers/cfloor').layoutPeer() : peerFor(name);
+    log(`scaling: ${name} with ${label || `${k} attached`} (+${opts.scaleExtra})${layout ? `, one dense network: root + leaves of ${c.PORTS_PER_BRIDGE}` : ''}`);
     const res = name === 'netmodes'
       ? await netmodesScaling(peer, { k, extra: opts.scaleExtra, keep })
       : await prun.benchScaling(peer, { k, extra: opts.scaleExtra, keep, log: () => {} });
     res.label = label || String(k);
-    res.networks = networks;
+    res.networks = 1;
+    if (layout) res.layout = { portsPerBridge: c.PORTS_PER_BRIDGE, bridges: 1 + Math.floor((k + opts.scaleExtra + 1) / c.PORTS_PER_BRIDGE) };
     if (label) res.publishedPorts = k * 10;
     out.push(res);
     log(`  one more attach: p50 ${res.setup.p50} ms (mean ${res.setup.msPerContainer}), detach p50 ${res.teardown.p50} ms; prefill ${res.prefill.msPerContainer} ms/c` +
@@ -362,9 +362,9 @@ async function scalingAll(opts, log, keep) {
   };
   // floorgroup attaches as ipbatch does, cfloorgroup as cfloor does.
   for (const name of opts.peers.filter((p) => p !== 'floorgroup' && p !== 'cfloorgroup')) {
-    // netmodes: every K; ip/ipbatch: the K a single bridge holds; netavark/CNI: --peer-scale (slow to prefill).
+    // netmodes and its like-for-like floor: every K; ip/ipbatch/cfloor: the K a single bridge holds; netavark/CNI: --peer-scale (slow to prefill).
     let ks;
-    if (name === 'netmodes') ks = opts.scale;
+    if (name === 'netmodes' || name === 'cfloorv4') ks = opts.scale;
     else if (SLOW.has(name)) ks = opts.peerScale;
     else ks = [...new Set([...opts.peerScale, ...opts.fastPeerScale])];
     for (const k of [...ks].sort((a, b) => a - b)) await one(name, k);
@@ -375,6 +375,21 @@ async function scalingAll(opts, log, keep) {
     await one('netmodes', 1000, { portsOf }, '1000 x 10 ports');
   }
   return out;
+}
+
+/**
+ * The issue's scaling figures: per K, one more attach (p50) of netmodes on one network and of the C
+ * floor on the same layout, each with its ratio to its own K = 10.
+ */
+function oneNetworkScaling(scaling) {
+  const rows = (scaling || []).filter((s) => s.layout && s.label === String(s.k));
+  const at = (peer, k) => rows.find((s) => s.peer === peer && s.k === k);
+  const side = (peer, k) => {
+    const s = at(peer, k); const b = at(peer, 10);
+    return s ? { p50: s.setup.p50, vsK10: b ? r3(s.setup.p50 / b.setup.p50) : null } : null;
+  };
+  return [...new Set(rows.map((s) => s.k))].sort((a, b) => a - b)
+    .map((k) => ({ k, bridges: (at('netmodes', k) || at('cfloorv4', k)).layout.bridges, netmodes: side('netmodes', k), floor: side('cfloorv4', k) }));
 }
 
 // --- 4: event-loop lag and RSS over long churn -----------------------------------------------------
@@ -696,6 +711,14 @@ function report(R) {
       (s.setup.errors || 0) + (s.teardown.errors || 0) + (s.prefillErrors || 0)]),
     ['implementation', 'K', 'attach p50', 'attach p99', 'vs K=10', 'detach p50', 'prefill ms/c', 'bare veth add p50 (vs K=10)', 'err']));
   }
+  const one = oneNetworkScaling(R.scaling);
+  if (one.length) {
+    out.push('');
+    out.push(`one network (root bridge + leaves of ${c.PORTS_PER_BRIDGE} ports): one more attach, p50 ms (ratio to K=10; target: netmodes at most 1.3x):`);
+    const side = (x) => (x ? `${fmt(x.p50, 2)} (${fx(x.vsK10)})` : '-');
+    out.push(table(one.map((x) => [x.k, x.bridges, side(x.netmodes), side(x.floor)]), ['K attached', 'bridges', 'netmodes', `${LABEL.cfloorv4}, same layout`]));
+  }
+  if (R.dense) out.push(require('./60.dense').report(R.dense));
   if (R.churnMemory) {
     const x = R.churnMemory; const ks = Object.keys(x.cycles);
     out.push('');
@@ -803,7 +826,15 @@ async function main() {
 
   R.churn = await churnAll(opts, log, keep);
   for (const [name, runs] of Object.entries(R.churn.runs)) R.versions[name] = runs[0].info;
-  if (opts.scale.length || opts.peerScale.length || opts.portsScale) R.scaling = await scalingAll(opts, log, keep);
+  if (opts.scale.length || opts.peerScale.length || opts.portsScale) {
+    R.scaling = await scalingAll(opts, log, keep);
+    R.scalingOneNetwork = oneNetworkScaling(R.scaling);
+  }
+  // 10,000 containers on one network: time, kernel memory, RSS, reachability (benchmarks/60.dense.js).
+  if (opts.dense && opts.peers.includes('netmodes')) {
+    await prun.cleanSandbox(keep);
+    R.dense = await require('./60.dense').denseAll({ n: opts.dense }, log, nm);
+  }
   if (opts.churn && opts.peers.includes('netmodes')) R.churnMemory = await churnMemory(opts, log);
   if (opts.datapath && opts.peers.some((p) => p === 'netmodes' || p === 'netavark')) R.datapath = await datapathAll(opts, log);
   // The embedded DNS server against aardvark-dns, and what embeddedDns costs a connect (benchmarks/50.dns.js).
@@ -829,7 +860,7 @@ async function main() {
   } catch (e) { if (e.code !== 'MODULE_NOT_FOUND') throw e; }
 }
 
-module.exports = { netmodesPeer, report, parseArgs };
+module.exports = { netmodesPeer, report, parseArgs, rss };
 
 if (require.main === module) {
   main().catch((e) => { console.error(e.stack || e.message); process.exit(1); });

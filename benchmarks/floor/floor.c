@@ -12,6 +12,7 @@
 //            vethQueues; default: the kernel's, one per possible CPU)
 //            --disable-ipv6 (attach: net.ipv6.conf.VETH.disable_ipv6 = 1 on the host end right after
 //            the create, as netmodes does for its bridge ports)
+//            --ports-per-bridge L --leaf-prefix P [--mtu M] (attach: the multi-bridge layout, below)
 //   LINES:   one container per line: "<netns path> <host veth> <ipv4> <published port>"
 //
 // Per container, the same kernel work as the ip/ipbatch peers (benchmarks/peers/iproute.js):
@@ -28,6 +29,17 @@
 // either end, so no DAD, router solicitation or MLD work. IFLA_AF_SPEC in the creating RTM_NEWLINK
 // fails (EAFNOSUPPORT), and IFF_UP is applied before IFLA_AF_SPEC in one message, so the host end
 // must not come up before its own addrgenmode is set (see native/rtnl/encode.cc).
+// The multi-bridge layout (--ports-per-bridge L, as a netmodes network with `portsPerBridge` L, see
+// lib/modes/bridge-leaves.ts): --bridge is the root and keeps the gateway. A container whose IPv4
+// address is at offset o from the network address (the address masked with --prefix) goes on slot
+// s = o / L: slot 0 is the root itself; slot s > 0 is the leaf bridge P"b"s, routed behind the
+// gateway: a leaf is made when its slot is first used (inside that container's time), or found by
+// name when an earlier run made it: bridge with the root's MAC (STP off, forward delay 0, MTU M, one
+// queue pair) made down, IPv6 disabled, up; the route BLOCK/len dev LEAF scope link src GATEWAY;
+// proxy_arp 1 and proxy_delay 0 on it (the root gets the same once, when the first leaf is made):
+// 3 requests (and a link lookup of the root's MAC once) and 3 sysctl writes. The container's host
+// veth then gets the slot's bridge as master. (netmodes also adds the leaf to its firewall's
+// bridge set and marks it with an alias; the floor's table has no per-bridge rule.)
 // Every request carries NLM_F_ACK and the program waits for that ACK before the next one (a failure
 // stops the run with the kernel's error and extended-ack message, exit status 1).
 // The namespace socket is opened per container: open the namespace file, setns() into it, socket(),
@@ -209,9 +221,9 @@ static struct sock nl_open_in(int nsfd, int home, int proto) {
 // --- requests ------------------------------------------------------------------------------------------
 
 struct opts {
-  const char *bridge, *gateway, *table, *map;
+  const char *bridge, *gateway, *table, *map, *leaf_prefix;
   int prefix, port, ipv6, port_no_ipv6;
-  uint32_t group, queues;
+  uint32_t group, queues, per_bridge, mtu;
 };
 
 struct container {
@@ -224,8 +236,8 @@ static void link_msg(struct buf *b, struct sock *s, uint16_t type, uint16_t flag
   msg_begin(b, type, NLM_F_ACK | flags, ++s->seq, &ifi, sizeof ifi);
 }
 
-/** ip link add VETH [numtxqueues Q numrxqueues Q] master BRIDGE [up] type veth peer name eth0 [Q queues] netns NS */
-static void veth_add(struct sock *s, const struct container *c, int nsfd, int bridge, unsigned up, uint32_t queues) {
+/** ip link add VETH [numtxqueues Q numrxqueues Q] [mtu M] master BRIDGE [up] type veth peer name eth0 [Q queues] [mtu M] netns NS */
+static void veth_add(struct sock *s, const struct container *c, int nsfd, int bridge, unsigned up, uint32_t queues, uint32_t mtu) {
   struct buf b = {0};
   link_msg(&b, s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, up);
   put_str(&b, IFLA_IFNAME, c->veth);
@@ -233,6 +245,7 @@ static void veth_add(struct sock *s, const struct container *c, int nsfd, int br
     put_u32(&b, IFLA_NUM_TX_QUEUES, queues);
     put_u32(&b, IFLA_NUM_RX_QUEUES, queues);
   }
+  if (mtu) put_u32(&b, IFLA_MTU, mtu);
   put_u32(&b, IFLA_MASTER, (uint32_t)bridge);
   size_t info = nest_begin(&b, IFLA_LINKINFO);
   put_str(&b, IFLA_INFO_KIND, "veth");
@@ -245,6 +258,7 @@ static void veth_add(struct sock *s, const struct container *c, int nsfd, int br
     put_u32(&b, IFLA_NUM_TX_QUEUES, queues);
     put_u32(&b, IFLA_NUM_RX_QUEUES, queues);
   }
+  if (mtu) put_u32(&b, IFLA_MTU, mtu);
   put_u32(&b, IFLA_NET_NS_FD, (uint32_t)nsfd);
   nest_end(&b, peer);
   nest_end(&b, data);
@@ -347,6 +361,25 @@ static void link_group(struct sock *s, const char *name, uint32_t group) {
   exchange(s, &b, s->seq, "link set group", NULL, NULL);
 }
 
+/** ip link add NAME numtxqueues 1 numrxqueues 1 [mtu M] address MAC type bridge stp_state 0 forward_delay 0 (down) */
+static void bridge_add(struct sock *s, const char *name, uint32_t mtu, const unsigned char mac[6]) {
+  struct buf b = {0};
+  link_msg(&b, s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, 0);
+  put_str(&b, IFLA_IFNAME, name);
+  put_u32(&b, IFLA_NUM_TX_QUEUES, 1);
+  put_u32(&b, IFLA_NUM_RX_QUEUES, 1);
+  if (mtu) put_u32(&b, IFLA_MTU, mtu);
+  put(&b, IFLA_ADDRESS, mac, 6);
+  size_t info = nest_begin(&b, IFLA_LINKINFO);
+  put_str(&b, IFLA_INFO_KIND, "bridge");
+  size_t data = nest_begin(&b, IFLA_INFO_DATA);
+  put_u32(&b, IFLA_BR_STP_STATE, 0);
+  put_u32(&b, IFLA_BR_FORWARD_DELAY, 0);
+  nest_end(&b, data);
+  nest_end(&b, info);
+  exchange(s, &b, s->seq, "bridge add", NULL, NULL);
+}
+
 /** ip link del group G: one request, one RCU grace period for every link in it. */
 static void group_del(struct sock *s, uint32_t group) {
   if (!group) die("refusing to delete link group 0 (every link's default group)");
@@ -393,13 +426,107 @@ static void element(struct sock *s, const struct opts *o, const struct container
   exchange(s, &b, want, add ? "element add" : "element delete", NULL, NULL);
 }
 
+// --- the multi-bridge layout ---------------------------------------------------------------------------
+
+static int *leaves;     // ifindex of the leaf bridge of each slot (0: not known yet); slot 0 is the root
+static size_t n_leaves; // entries in `leaves`
+
+static void leaf_name(char *out, const struct opts *o, char kind, uint32_t slot) {
+  if (snprintf(out, IFNAMSIZ, "%s%c%u", o->leaf_prefix, kind, slot) >= IFNAMSIZ) die("leaf name %s%c%u too long", o->leaf_prefix, kind, slot);
+}
+
+/** The slot of a container: its address's offset from the network address, over L. */
+static uint32_t slot_of(const struct opts *o, const char *ip) {
+  uint32_t a = ntohl(parse_ip(ip).s_addr);
+  uint32_t mask = o->prefix ? ~0u << (32 - o->prefix) : 0;
+  return (a & ~mask) / o->per_bridge;
+}
+
+static void take_mac(const struct nlmsghdr *h, void *arg) {
+  if (h->nlmsg_type != RTM_NEWLINK) return;
+  int left = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(struct ifinfomsg)));
+  for (struct rtattr *a = IFLA_RTA(NLMSG_DATA(h)); RTA_OK(a, left); a = RTA_NEXT(a, left))
+    if (a->rta_type == IFLA_ADDRESS && RTA_PAYLOAD(a) == 6) memcpy(arg, RTA_DATA(a), 6);
+}
+
+/** sysctl -w KEY=VALUE under /proc/sys (net.ipv4.conf.DEV.proxy_arp and the like). */
+static void sysctl_write(const char *fmt, const char *dev, const char *value) {
+  char path[160];
+  snprintf(path, sizeof path, fmt, dev);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) die("open %s: %s", path, strerror(errno));
+  if (write(fd, value, strlen(value)) != (ssize_t)strlen(value)) die("write %s: %s", path, strerror(errno));
+  close(fd);
+}
+
+static void proxy_arp(const char *dev) {
+  sysctl_write("/proc/sys/net/ipv4/conf/%s/proxy_arp", dev, "1");
+  sysctl_write("/proc/sys/net/ipv4/neigh/%s/proxy_delay", dev, "0");
+}
+
+/** ip route add BLOCK/len dev INDEX scope link src GATEWAY proto kernel */
+static void block_route(struct sock *s, uint32_t block, int len, int index, const char *gateway) {
+  struct buf b = {0};
+  struct rtmsg rt = {.rtm_family = AF_INET, .rtm_dst_len = (unsigned char)len, .rtm_table = RT_TABLE_MAIN,
+                     .rtm_protocol = RTPROT_KERNEL, .rtm_scope = RT_SCOPE_LINK, .rtm_type = RTN_UNICAST};
+  msg_begin(&b, RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, ++s->seq, &rt, sizeof rt);
+  uint32_t dst = htonl(block);
+  put(&b, RTA_DST, &dst, sizeof dst);
+  put_u32(&b, RTA_OIF, (uint32_t)index);
+  struct in_addr src = parse_ip(gateway);
+  put(&b, RTA_PREFSRC, &src, sizeof src);
+  exchange(s, &b, s->seq, "route add", NULL, NULL);
+}
+
+/** The bridge container `c` goes on: the root for slot 0, else the slot's leaf (made here if missing). */
+static int bridge_for(const struct opts *o, const struct container *c, struct sock *host, int root) {
+  if (!o->per_bridge) return root;
+  uint32_t slot = slot_of(o, c->ip);
+  if (!slot) return root;
+  if (slot >= n_leaves) {
+    size_t n = (size_t)slot + 1;
+    int *grown = realloc(leaves, n * sizeof *leaves);
+    if (!grown) die("out of memory");
+    memset(grown + n_leaves, 0, (n - n_leaves) * sizeof *grown);
+    leaves = grown;
+    n_leaves = n;
+  }
+  if (leaves[slot]) return leaves[slot];
+  char leaf[IFNAMSIZ];
+  leaf_name(leaf, o, 'b', slot);
+  int index = (int)if_nametoindex(leaf); // made by an earlier run on the same root
+  if (!index) {
+    static unsigned char mac[6];
+    static int root_done;
+    if (!root_done) {
+      struct buf b = {0};
+      link_msg(&b, host, RTM_GETLINK, 0, root, 0);
+      put_u32(&b, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+      exchange(host, &b, host->seq, "root get", take_mac, mac);
+      proxy_arp(o->bridge);
+      root_done = 1;
+    }
+    bridge_add(host, leaf, o->mtu, mac);
+    disable_ipv6(leaf);
+    link_up(host, leaf);
+    index = (int)if_nametoindex(leaf);
+    if (!index) die("leaf %s: %s", leaf, strerror(errno));
+    uint32_t a = ntohl(parse_ip(c->ip).s_addr);
+    uint32_t len = 32;
+    for (uint32_t l = o->per_bridge; l > 1; l >>= 1) len--;
+    block_route(host, a & ~(o->per_bridge - 1), (int)len, index, o->gateway);
+    proxy_arp(leaf);
+  }
+  return leaves[slot] = index;
+}
+
 // --- per container -------------------------------------------------------------------------------------
 
 static void attach(const struct opts *o, const struct container *c, struct sock *host, struct sock *nft,
                    int home, int bridge) {
   int nsfd = open(c->ns, O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) die("open %s: %s", c->ns, strerror(errno));
-  veth_add(host, c, nsfd, bridge, o->ipv6 ? IFF_UP : 0, o->queues);
+  veth_add(host, c, nsfd, bridge_for(o, c, host, bridge), o->ipv6 ? IFF_UP : 0, o->queues, o->mtu);
   if (o->port_no_ipv6) disable_ipv6(c->veth);
   struct sock in = nl_open_in(nsfd, home, NETLINK_ROUTE);
   addr_add(&in, link_index(&in, "eth0"), c->ip, o->prefix);
@@ -427,7 +554,8 @@ static void detach(const struct opts *o, const struct container *c, struct sock 
 
 static void usage(void) {
   fprintf(stderr, "usage: floor attach|detach|detach-group [--bridge B] [--gateway IP] [--prefix N] [--table T] [--map M]\n"
-                  "             [--port P] [--group G] [--no-ipv6] [--queues N] [--disable-ipv6] < lines of \"netns-path veth ipv4 port\"\n");
+                  "             [--port P] [--group G] [--no-ipv6] [--queues N] [--disable-ipv6]\n"
+                  "             [--ports-per-bridge L --leaf-prefix P [--mtu M]] < lines of \"netns-path veth ipv4 port\"\n");
   exit(2);
 }
 
@@ -475,9 +603,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--port")) o.port = atoi(v);
     else if (!strcmp(a, "--group")) o.group = (uint32_t)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--queues")) o.queues = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--ports-per-bridge")) o.per_bridge = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--leaf-prefix")) o.leaf_prefix = v;
+    else if (!strcmp(a, "--mtu")) o.mtu = (uint32_t)strtoul(v, NULL, 10);
     else usage();
   }
   if (o.prefix < 0 || o.prefix > 32 || o.port < 1 || o.port > 65535) usage();
+  if (o.per_bridge && (!o.leaf_prefix || !*o.leaf_prefix || (o.per_bridge & (o.per_bridge - 1)) || o.per_bridge < 2)) usage();
 
   struct container *list;
   int n = read_containers(&list);

@@ -26,35 +26,40 @@ const sb = require('./sandbox');
 const c = require('./common');
 const iproute = require('./iproute');
 
-const SOURCE = path.join(__dirname, '..', 'floor', 'floor.c');
-let binary = null; // compiled once per sandbox (its work directory lives as long as the sandbox)
+const binaries = {}; // compiled once per sandbox (its work directory lives as long as the sandbox)
 let compiler = null;
 
-/** Compiles floor.c with `cc -O2`; throws a clear error without a C compiler. */
-function compile() {
+/**
+ * Compiles benchmarks/floor/NAME.c (floor.c, or probe.c for the dense section) with `cc -O2`;
+ * throws a clear error without a C compiler.
+ */
+function compile(name = 'floor') {
   sb.assertSandboxed();
-  if (binary) return binary;
+  if (binaries[name]) return binaries[name];
   const version = sb.sh('cc', ['--version'], { allowFail: true });
   if (version === null) {
-    throw new Error('cfloor: no C compiler: `cc --version` failed. Install one (Debian: apt-get install build-essential) or leave cfloor/cfloorgroup out of --peers');
+    throw new Error(`${name}.c: no C compiler: \`cc --version\` failed. Install one (Debian: apt-get install build-essential) or leave cfloor/cfloorgroup out of --peers`);
   }
-  const out = path.join(sb.workPath('cfloor'), 'floor');
-  sb.sh('cc', ['-O2', '-Wall', '-o', out, SOURCE]);
+  const out = path.join(sb.workPath('cfloor'), name);
+  sb.sh('cc', ['-O2', '-Wall', '-o', out, path.join(__dirname, '..', 'floor', `${name}.c`)]);
   compiler = version.split('\n')[0].trim();
-  binary = out;
-  return binary;
+  binaries[name] = out;
+  return out;
 }
 
-function lines(list) {
-  return list.map((i) => `${c.nsPath(i)} ${c.vethName(i)} ${c.ipFor(i)} ${c.portFor(i)}\n`).join('');
+function lines(list, ipOf) {
+  return list.map((i) => `${c.nsPath(i)} ${c.vethName(i)} ${ipOf(i)} ${c.portFor(i)}\n`).join('');
 }
 
-/** Runs `floor MODE` for the containers of `list` (`extra`: more options); returns its JSON report. */
-function run(mode, list, extra = []) {
+/**
+ * Runs `floor MODE` for the containers of `list` (`extra`: more options; `ipOf`: their addresses);
+ * returns its JSON report.
+ */
+function run(mode, list, extra = [], ipOf = c.ipFor) {
   sb.assertSandboxed();
   const args = [mode, ...extra, '--bridge', c.BRIDGE, '--gateway', c.GATEWAY, '--prefix', String(c.PREFIX), '--table', iproute.TABLE,
     '--map', iproute.MAP, '--port', String(c.CONTAINER_PORT), '--group', String(c.LINK_GROUP)];
-  const r = JSON.parse(sb.sh(compile(), args, { input: lines(list) }));
+  const r = JSON.parse(sb.sh(compile(), args, { input: lines(list, ipOf) }));
   if (r.count !== list.length || r.ms.length !== list.length) throw new Error(`cfloor ${mode}: ${r.count} of ${list.length} containers`);
   return r;
 }
@@ -65,13 +70,17 @@ function parts(r) {
   return p;
 }
 
-function peer(name, detachMode, { ipv6 = true, queues, portNoIpv6 = false } = {}) {
-  const flags = [...(ipv6 ? [] : ['--no-ipv6']), ...(queues ? ['--queues', String(queues)] : []), ...(portNoIpv6 ? ['--disable-ipv6'] : [])];
-  const setupAll = (list) => parts(run('attach', list, flags));
-  const teardownAll = (list) => parts(run(detachMode, list));
+function peer(name, detachMode, { ipv6 = true, queues, portNoIpv6 = false, perBridge = 0, ipOf = c.ipFor } = {}) {
+  const layout = perBridge ? ['--ports-per-bridge', String(perBridge), '--leaf-prefix', c.LEAF_PREFIX, '--mtu', '1500'] : [];
+  const flags = [...(ipv6 ? [] : ['--no-ipv6']), ...(queues ? ['--queues', String(queues)] : []), ...(portNoIpv6 ? ['--disable-ipv6'] : []), ...layout];
+  const setupAll = (list) => parts(run('attach', list, flags, ipOf));
+  const teardownAll = (list) => parts(run(detachMode, list, [], ipOf));
   return {
     name, batch: true, selfTimed: true, setupAll, teardownAll,
-    init() { compile(); return { ...iproute.init(), compiler, detach: detachMode, ipv6, queues: queues ?? 'kernel default', hostEndIpv6Disabled: portNoIpv6 }; },
+    init() {
+      compile();
+      return { ...iproute.init(), compiler, detach: detachMode, ipv6, queues: queues ?? 'kernel default', hostEndIpv6Disabled: portNoIpv6, ...(perBridge ? { portsPerBridge: perBridge } : {}) };
+    },
     fini: iproute.fini,
     // Single-container forms (verify, or a caller that wants them): one process each.
     setup: (i) => { setupAll([i]); },
@@ -80,8 +89,27 @@ function peer(name, detachMode, { ipv6 = true, queues, portNoIpv6 = false } = {}
   };
 }
 
+/**
+ * `cfloorv4` on the layout of one dense netmodes network (root pbbr0 + routed leaf bridges of
+ * `perBridge` ports with proxy ARP, benchmarks/floor/floor.c), with the dense addresses: the floor of the scaling
+ * section's one network at any K. fini deletes the leaves.
+ */
+function layoutPeer(perBridge = c.PORTS_PER_BRIDGE) {
+  const base = peer('cfloorv4', 'detach-group', { ipv6: false, queues: 1, portNoIpv6: true, perBridge, ipOf: c.ipDense });
+  const leafRe = new RegExp(`^${c.LEAF_PREFIX}b\\d+$`); // a leaf bridge (its route goes with it)
+  return {
+    ...base,
+    layout: true,
+    fini() {
+      const links = sb.sandboxLinks().filter((l) => leafRe.test(l));
+      if (links.length) sb.sh('ip', ['-batch', '-'], { input: links.map((l) => `link del ${l}\n`).join('') });
+      base.fini();
+    },
+  };
+}
+
 module.exports = {
-  compile, run,
+  compile, run, layoutPeer,
   peers: {
     cfloor: peer('cfloor', 'detach'),
     cfloorgroup: peer('cfloorgroup', 'detach-group'),

@@ -26,6 +26,16 @@ function nsName(i) { return `pbc${checkIndex(i)}`; }
 function nsPath(i) { return `/run/netns/${nsName(i)}`; }
 /** Static IPv4 address of container i: 10.88.(1 + i/200).(10 + i%200). */
 function ipFor(i) { checkIndex(i); return `10.88.${1 + Math.floor(i / 200)}.${10 + (i % 200)}`; }
+/**
+ * Dense addresses for one network of many containers (the scaling and dense sections): container i
+ * at offset i + 2 from 10.88.0.0 (the gateway is offset 1), as the library's IPAM hands them out, so
+ * a network with `portsPerBridge` L fills its root bridge (slot 0) and then one leaf after another.
+ */
+function ipDense(i) { const o = checkIndex(i) + 2; return `10.88.${o >> 8}.${o & 255}`; }
+/** Ports per bridge of the multi-bridge layout (a netmodes network's default `portsPerBridge`). */
+const PORTS_PER_BRIDGE = 256;
+/** Leaf bridges of the C floor's layout: pbfb<s>. */
+const LEAF_PREFIX = 'pbf';
 /** Published host port of container i. */
 function portFor(i) { return PORT_BASE + checkIndex(i); }
 /** Host-side veth name for the iproute peers. */
@@ -77,5 +87,5 @@ function summarize(latencies, totalMs, count) {
 
 module.exports = {
   BRIDGE, NETWORK, SUBNET, PREFIX, GATEWAY, PORT_BASE, CONTAINER_PORT, NETWORK_ID, MAX_CONTAINERS, LINK_GROUP,
-  FLOORS, nsName, nsPath, ipFor, portFor, vethName, containerId, cheapestFloor, hrms, percentile, summarize,
+  PORTS_PER_BRIDGE, LEAF_PREFIX, FLOORS, nsName, nsPath, ipFor, ipDense, portFor, vethName, containerId, cheapestFloor, hrms, percentile, summarize,
 };

@@ -257,7 +257,8 @@ async function benchScaling(peer, { k, extra = 20, prefill = 'seq', keep = [], l
   const base = range(0, k); const more = range(k, extra);
   const res = { peer: peer.name, k, extra };
   log(`[${peer.name}] scaling: ${k} attached + ${extra}`);
-  for (const i of [...base, ...more]) sb.netnsAdd(c.nsName(i));
+  const names = [...base, ...more].map((i) => c.nsName(i));
+  sb.netnsAddMany(names);
   await peer.init();
   res.quiesce = await quiesce(); // the previous section's namespaces may still be being deleted
   try {
@@ -288,7 +289,7 @@ async function benchScaling(peer, { k, extra = 20, prefill = 'seq', keep = [], l
     }
   } finally {
     await peer.fini();
-    for (const i of [...base, ...more]) sb.netnsDel(c.nsName(i));
+    sb.netnsDelMany(names);
     res.cleanup = await cleanSandbox(keep);
   }
   return res;

@@ -258,6 +258,9 @@ function netnsAdd(name) { assertSandboxed(); sh('ip', ['netns', 'add', name]); }
 function netnsDel(name) { assertSandboxed(); sh('ip', ['netns', 'del', name]); }
 function netnsAddAsync(name) { assertSandboxed(); return shAsync('ip', ['netns', 'add', name]); }
 function netnsDelAsync(name) { assertSandboxed(); return shAsync('ip', ['netns', 'del', name]); }
+/** Many namespaces with one `ip -batch` of `netns add` / `netns del` lines (thousands in seconds). */
+function netnsAddMany(names) { assertSandboxed(); if (names.length) sh('ip', ['-batch', '-'], { input: names.map((n) => `netns add ${n}\n`).join('') }); }
+function netnsDelMany(names) { assertSandboxed(); if (names.length) sh('ip', ['-batch', '-'], { input: names.map((n) => `netns del ${n}\n`).join('') }); }
 function netnsList() {
   assertSandboxed();
   return fs.readdirSync('/run/netns');
@@ -288,5 +291,5 @@ function resetSandbox({ keep = [] } = {}) {
 
 module.exports = {
   ensureSandbox, joinSandbox, ensurePackages, isSandboxed, assertSandboxed, workPath, findTool,
-  sh, shAsync, netnsAdd, netnsDel, netnsAddAsync, netnsDelAsync, netnsList, sandboxLinks, resetSandbox,
+  sh, shAsync, netnsAdd, netnsDel, netnsAddMany, netnsDelMany, netnsAddAsync, netnsDelAsync, netnsList, sandboxLinks, resetSandbox,
 };

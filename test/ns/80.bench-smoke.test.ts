@@ -1,6 +1,6 @@
 /**
  * The benchmark script still runs (issue 6's deliverable): a very small run of netmodes against the
- * like-for-like C floor (and the CNI plugin as a runtime runs it) through every section but the data path, in the script's own nested
+ * like-for-like C floor (and the CNI plugin as a runtime runs it) through every section but the data path (the dense one with 200 containers), in the script's own nested
  * sandbox. It must verify both, time them without errors, and write its JSON, tables and chart.
  * Figures are not judged here (speed is measured by `npm run bench`, not by tests).
  */
@@ -21,7 +21,7 @@ describe('80 benchmark script: a small run end to end', function () {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nm-bench-')), 'r.json');
     const args = [
       path.join(root, 'benchmarks', 'run.js'), '--quick', '--peers', 'netmodes,cfloorv4,cniplugin', '--n', '30', '--warmup', '20',
-      '--conc', '8', '--scale', '10', '--peer-scale', '10', '--churn', '50,100', '--no-datapath', '--out', out,
+      '--conc', '8', '--scale', '10', '--peer-scale', '10', '--churn', '50,100', '--no-datapath', '--dense', '200', '--out', out,
     ];
     const chart = path.join(root, 'benchmarks', 'results', 'chart-quick.svg');
     fs.rmSync(chart, { force: true });
@@ -37,6 +37,16 @@ describe('80 benchmark script: a small run end to end', function () {
     assert.equal(R.churn.warmup.cycles, 20);
     assert.equal(R.churn.summary.netmodes.concurrent[0].errors, 0);
     assert.ok(R.scaling.some((x: any) => x.peer === 'netmodes' && x.kernelProbe), 'netmodes scaling with its kernel probe');
+    const one = R.scalingOneNetwork.find((x: any) => x.k === 10);
+    assert.ok(one && one.netmodes.p50 > 0 && one.floor.p50 > 0, 'one network: netmodes beside the C floor on the same layout');
+    const d = R.dense;
+    assert.equal(d.attached, 200, 'the dense section attached every container');
+    assert.equal(d.ping.answered, 200, 'every container answers the gateway');
+    assert.ok(d.pairs.count > 0 && d.pairs.ok === d.pairs.count, 'the pairs talk');
+    assert.ok(d.outside.ok, 'the last container\'s published port answers from outside');
+    assert.deepEqual(d.leftLinks, [], 'nothing left after the network is removed');
+    assert.ok(d.perNamespace.SlabKiB !== null && d.rssAfter.rssMiB > 0);
+    assert.match(r.stdout, /### Dense host/);
     assert.ok(R.churnMemory.cycles['100'].rssMiB > 0 && R.churnMemory.youngFixed, 'section 4, both child runs');
     assert.match(r.stdout, /^netmodes\s+30\s/m, 'the sequential table');
     assert.ok(R.dns.servers.some((x: any) => x.server === 'netmodes' && x.count > 0 && x.timeouts === 0), 'the embedded DNS section');
