@@ -16,9 +16,9 @@ import * as nl from '../netlink';
 import { batchTrusted } from '../netlink/batch';
 import * as store from '../state/store';
 import { firewall } from './bridge-firewall';
-import { NetworkState, assertId, epToFw, fault, portFile, toFw } from './bridge-store';
+import { NetworkState, assertId, epToFw, fault, leafName, portFile, toFw } from './bridge-store';
 import { REAP_GROUP, reaper } from './bridge-reaper';
-import { leafName, slotOf } from './bridge-leaves';
+import { slotOf } from './bridge-leaves';
 import type { Endpoint, EndpointRecord } from './bridge-types';
 
 /**

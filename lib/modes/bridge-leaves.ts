@@ -31,35 +31,25 @@ import { sysctlSet, sysctlKey } from '../netns';
 import * as nl from '../netlink';
 import * as store from '../state/store';
 import { firewall } from './bridge-firewall';
-import { ALIAS_PREFIX, PENDING_PREFIX, NetworkState, fault, toFw } from './bridge-store';
+import { bigIntToIP, ipToBigInt } from '../net/addr';
+import { ALIAS_PREFIX, PENDING_PREFIX, NetworkState, fault, leafName, toFw } from './bridge-store';
 import type { NetworkRecord } from './bridge-types';
 
 /** Most slots a network may have (a leaf's name holds four decimal digits). */
 export const MAX_SLOTS = 10000;
 
-const ipInt = (ip: string): number => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
-const intIp = (n: number): string => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+const base = (r: NetworkRecord): bigint => ipToBigInt(r.subnet.split('/')[0], 'subnet').value;
 
 /** The slot of an IPv4 address (0 for a network of one bridge). */
 export function slotOf(r: NetworkRecord, ip: string): number {
   if (!r.portsPerBridge) return 0;
-  return Math.floor((ipInt(ip) - ipInt(r.subnet.split('/')[0])) / r.portsPerBridge);
-}
-
-/** The name of slot `slot`'s leaf bridge. */
-export function leafName(r: NetworkRecord, slot: number): string {
-  return `nm${r.id.slice(0, 8)}b${slot}`;
-}
-
-/** What names every leaf of the network (an nftables ifname wildcard). */
-export function leafWildcard(r: NetworkRecord): string {
-  return `nm${r.id.slice(0, 8)}b*`;
+  return Number((ipToBigInt(ip, 'ip').value - base(r)) / BigInt(r.portsPerBridge));
 }
 
 /** The addresses of a slot, as a CIDR. */
 export function slotCidr(r: NetworkRecord, slot: number): string {
   const L = r.portsPerBridge!;
-  return `${intIp(ipInt(r.subnet.split('/')[0]) + slot * L)}/${32 - Math.log2(L)}`;
+  return `${bigIntToIP(base(r) + BigInt(slot * L), 4)}/${32 - Math.log2(L)}`;
 }
 
 const leafAlias = (r: NetworkRecord, slot: number) => `${ALIAS_PREFIX}leaf:${r.id.slice(0, 12)}:${slot}`;

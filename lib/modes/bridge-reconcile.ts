@@ -16,10 +16,10 @@ import { parseIP, cidrOverlaps } from '../net/addr';
 import * as store from '../state/store';
 import * as dns from '../dns/control';
 import { firewall } from './bridge-firewall';
-import { ALIAS_PREFIX, PENDING_PREFIX, NetworkState, assertId, epToFw, fault, portDir, toFw } from './bridge-store';
+import { ALIAS_PREFIX, PENDING_PREFIX, NetworkState, assertId, epToFw, fault, leafName, portDir, toFw } from './bridge-store';
 import { REAP_GROUP, reaper } from './bridge-reaper';
 import { setupKernel } from './bridge-kernel';
-import { leafName, repairLeaves, slotBridge, slotOf } from './bridge-leaves';
+import { repairLeaves, slotBridge, slotOf } from './bridge-leaves';
 import type { EndpointRecord, EndpointLink, ReconcileReport } from './bridge-types';
 
 /** BridgeNetwork.check() (documented there). */

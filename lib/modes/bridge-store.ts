@@ -94,6 +94,11 @@ export async function readNetworkRecords(): Promise<NetworkRecord[]> {
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** The name of a dense network's leaf bridge of slot `slot` (bridge-leaves.ts); `*`: all of them. */
+export function leafName(r: NetworkRecord, slot: number | '*'): string {
+  return `nm${r.id.slice(0, 8)}b${slot}`;
+}
+
 /** A network record as the firewall (bridge-firewall.ts) sees it. */
 export function toFw(r: NetworkRecord): FwNetwork {
   return {
@@ -105,7 +110,7 @@ export function toFw(r: NetworkRecord): FwNetwork {
     icc: r.icc,
     masquerade: r.masquerade,
     internal: r.internal,
-    ...(r.portsPerBridge ? { leaves: `nm${r.id.slice(0, 8)}b*` } : {}),
+    ...(r.portsPerBridge ? { leaves: leafName(r, '*') } : {}),
   };
 }
 
