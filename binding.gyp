@@ -8,7 +8,8 @@
         "native/nl/socket.cc",
         "<!@(ls -1 native/rtnl/*.cc)",
         "<!@(ls -1 native/nft/*.cc)",
-        "native/fs/fs.cc"
+        "native/fs/fs.cc",
+        "native/chain.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

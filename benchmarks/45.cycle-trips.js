@@ -20,10 +20,11 @@ const base = args.includes('--base') ? path.resolve(args[args.indexOf('--base') 
 const POOL = 50; // namespaces, reused round-robin
 
 // The addon calls a connect or a disconnect makes, named by what they carry.
-const TIMED = ['nsOpen', 'nsPrepare', 'fsBatch', 'nftTransact', 'rtnlExec'];
+const TIMED = ['nsOpen', 'nsPrepare', 'fsBatch', 'nftTransact', 'rtnlExec', 'chainRun'];
 const keyOf = (fn, a) => {
   if (fn === 'rtnlExec' || fn === 'fsBatch') return `${fn}(${a[0].map((o) => o.op).join(',')})`;
   if (fn === 'nftTransact') return `${fn}(${a[1].length} messages)`;
+  if (fn === 'chainRun') return `${fn}(${['ns', 'fs', 'nft', 'rtnl', 'after'].filter((k) => a[0][k] !== undefined).join(',')})`;
   return fn;
 };
 
@@ -35,10 +36,16 @@ function load(dir) {
   for (const fn of TIMED) {
     const f = native[fn];
     native[fn] = function timed(...a) {
+      const ts = on ? now() : 0;
       const p = f.apply(this, a);
       if (!on) return p;
       const t0 = now();
       const key = keyOf(fn, a);
+      // The call's synchronous part: converting its arguments (and encoding) on the main thread.
+      const y = trips.get(`  ${key}: on the main thread`) ?? { calls: 0, ms: 0 };
+      y.calls++;
+      y.ms += t0 - ts;
+      trips.set(`  ${key}: on the main thread`, y);
       const done = () => {
         const x = trips.get(key) ?? { calls: 0, ms: 0 };
         x.calls++;
@@ -46,6 +53,16 @@ function load(dir) {
         trips.set(key, x);
       };
       p.then(done, done);
+      if (fn === 'chainRun')
+        p.then((o) => {
+          ['ns', 'fs', 'nft', 'rtnl', 'after'].forEach((k, i) => {
+            if (!o.us[i]) return;
+            const x = trips.get(`  ${key}: ${k} step (inside the call)`) ?? { calls: 0, ms: 0 };
+            x.calls++;
+            x.ms += o.us[i] / 1000;
+            trips.set(`  ${key}: ${k} step (inside the call)`, x);
+          });
+        }, () => undefined);
       return p;
     };
   }

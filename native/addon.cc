@@ -251,6 +251,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRtnl(env, exports);
   InitNft(env, exports);
   InitFs(env, exports);
+  InitChain(env, exports);
   return exports;
 }
 

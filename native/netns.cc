@@ -36,38 +36,44 @@ class NsEntryThread {
     return *t;
   }
 
-  void Run(int fd, const std::function<void()>& fn) {
-    Job job;
-    job.fd = fd;
-    job.fn = &fn;
+  struct Job {
+    int fd = -1;  // closed by the thread once the job is done
+    std::function<void()> fn;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false, have_err = false;
+    NlError err;
+    // Waits for the job; throws its error.
+    void Wait() {
+      std::unique_lock<std::mutex> g(mu);
+      cv.wait(g, [&] { return done; });
+      if (have_err) throw err;
+    }
+  };
+
+  // Queues fn to run inside the namespace of `fd` (which the job then owns) and returns at once.
+  std::shared_ptr<Job> Post(int fd, std::function<void()> fn) {
+    auto job = std::make_shared<Job>();
+    job->fd = fd;
+    job->fn = std::move(fn);
     {
       std::lock_guard<std::mutex> g(mu_);
-      queue_.push_back(&job);
+      queue_.push_back(job);
       if (!running_) {
         running_ = true;
         std::thread(&NsEntryThread::Loop, this).detach();
       }
     }
     cv_.notify_one();
-    std::unique_lock<std::mutex> g(job.mu);
-    job.cv.wait(g, [&] { return job.done; });
-    if (job.have_err) throw job.err;
+    return job;
   }
 
  private:
-  struct Job {
-    int fd = -1;
-    const std::function<void()>* fn = nullptr;
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false, have_err = false;
-    NlError err;
-  };
 
   void Loop() {
     int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     for (;;) {
-      Job* j;
+      std::shared_ptr<Job> j;
       {
         std::unique_lock<std::mutex> g(mu_);
         cv_.wait(g, [&] { return !queue_.empty(); });
@@ -81,7 +87,7 @@ class NsEntryThread {
         if (home < 0) Fail(EIO, "netns", "cannot open the thread's own namespace");
         if (setns(j->fd, CLONE_NEWNET) < 0) Fail(errno, "setns");
         try {
-          (*j->fn)();
+          j->fn();
         } catch (...) {
           home_again = setns(home, CLONE_NEWNET) == 0;
           throw;
@@ -92,6 +98,7 @@ class NsEntryThread {
       } catch (const std::exception& e) {
         err.err = EIO, err.op = "thread", err.message = e.what(), have_err = true;
       }
+      close(j->fd);
       {
         std::lock_guard<std::mutex> g(j->mu);
         j->err = err;
@@ -112,7 +119,7 @@ class NsEntryThread {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Job*> queue_;
+  std::deque<std::shared_ptr<Job>> queue_;
   bool running_ = false;
 };
 }  // namespace
@@ -159,13 +166,40 @@ void NsState::RunInside(const std::function<void()>& fn) {
     fn();
     return;
   }
-  try {
-    NsEntryThread::Get().Run(fd, fn);
-  } catch (...) {
-    close(fd);
-    throw;
+  // (the function outlives the job: this thread waits for it)
+  NsEntryThread::Get().Post(fd, [&fn] { fn(); })->Wait();
+}
+
+void NsState::Prefetch(int protocol) {
+  int fd;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (closed_ || fd_ < 0 || prefetch_) return;
+    fd = dup(fd_);
   }
-  close(fd);
+  if (fd < 0) return;
+  std::weak_ptr<NsState> self = shared_from_this();
+  auto job = NsEntryThread::Get().Post(fd, [self, protocol] {
+    auto s = NlSocket::Open(protocol);
+    if (auto ns = self.lock()) ns->Return(std::move(s));
+  });
+  std::lock_guard<std::mutex> g(mu_);
+  prefetch_ = std::move(job);
+}
+
+void NsState::AwaitPrefetch() {
+  std::shared_ptr<NsEntryThread::Job> job;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    job = std::static_pointer_cast<NsEntryThread::Job>(prefetch_);
+    prefetch_.reset();
+  }
+  if (!job) return;
+  try {
+    job->Wait();
+  } catch (const NlError&) {
+    // Acquire makes the socket again (and reports its error then).
+  }
 }
 
 void NsState::Close() {

@@ -45,6 +45,11 @@ class NsState : public std::enable_shared_from_this<NsState> {
   // namespace afterwards).
   // For the process's own namespace, runs fn on the calling thread. Throws NlError.
   void RunInside(const std::function<void()>& fn);
+  // Starts making a socket of `protocol` inside, on the namespace-entry thread, while the caller
+  // does other work; it joins the pool. AwaitPrefetch() waits for it (its error is dropped:
+  // Acquire makes one again, and reports it). One at a time; not for the process's own namespace.
+  void Prefetch(int protocol);
+  void AwaitPrefetch();
   // Closes pooled sockets and the namespace fd; in-flight leases finish and are dropped.
   void Close();
   bool closed() const { return closed_; }
@@ -56,6 +61,7 @@ class NsState : public std::enable_shared_from_this<NsState> {
   int fd_;
   uint64_t dev_, ino_;
   bool closed_ = false;
+  std::shared_ptr<void> prefetch_;  // the entry thread's job (netns.cc)
 };
 
 std::shared_ptr<NsState> CurrentNs();

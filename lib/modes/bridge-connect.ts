@@ -30,6 +30,7 @@ import { NetworkState, assertId, epToFw, fault, hex, portDir, portFile, releaseO
 import { reaper } from './bridge-reaper';
 import { unplumb } from './bridge-disconnect';
 import { slotBridge, slotOf } from './bridge-leaves';
+import { CHAIN_NS, ChainOutcome, ChainSpec, chainAllowed, runChain } from './bridge-chain';
 import type { ConnectOptions, Endpoint, EndpointRecord, PublishedPort, EndpointLink } from './bridge-types';
 
 /** A Linux bridge takes at most this many ports (BR_MAX_PORTS - 1); one more gives EXFULL. */
@@ -81,31 +82,37 @@ export async function connectEndpoint(s: NetworkState, nsArg: Namespace | string
       throw new NetmodesError('ENOLINK', `links[${i}]: no endpoint ${JSON.stringify(target)} on network ${s.rec.name}`);
     links.push({ id: peer.id, name: peer.hostname, alias: l.alias, ip: peer.ip });
   }
-  // The namespace is opened, and a socket made inside it, beside the claims (connectLocked):
-  // neither waits for the other.
   let nsPath: string;
-  let nsReady: Promise<Namespace>;
-  if (typeof nsArg === 'string') {
-    nsPath = namespacePath(nsArg).p;
-    nsReady = openPrepared(nsArg);
-  } else if (nsArg instanceof Namespace) {
-    nsPath = nsArg.path;
-    nsReady = prepareNamespace(nsArg);
-  } else {
-    throw new ConfigError('must be a Namespace or a namespace path', 'ns');
-  }
-  nsReady.catch(() => undefined); // awaited (and its error thrown) in connectLocked
+  if (typeof nsArg === 'string') nsPath = namespacePath(nsArg).p;
+  else if (nsArg instanceof Namespace) nsPath = nsArg.path;
+  else throw new ConfigError('must be a Namespace or a namespace path', 'ns');
+  const given = nsArg instanceof Namespace ? nsArg : undefined;
+  // The namespace, opened with a socket made inside it. Without the chain, beside the claims
+  // (connectLocked): neither waits for the other. With it, the chain opens it itself, and this
+  // is needed only when the chain stopped short.
+  let opened: Promise<Namespace> | undefined;
+  const nsReady = (): Promise<Namespace> => {
+    if (!opened) {
+      opened = given ? prepareNamespace(given) : openPrepared(nsArg as string);
+      opened.catch(() => undefined); // awaited (and its error thrown) in connectLocked
+    }
+    return opened;
+  };
+  const chained = chainAllowed();
+  if (!chained) void nsReady();
   try {
-    return await connectLocked(s, nsPath, nsReady, id, ifname, hostname, maps, links, opts);
+    return await connectLocked(s, nsPath, given, nsReady, chained, id, ifname, hostname, maps, links, opts);
   } finally {
-    if (typeof nsArg === 'string') await nsReady.then((ns) => ns.close(), () => undefined);
+    if (!given && opened) await opened.then((ns) => ns.close(), () => undefined);
   }
 }
 
 async function connectLocked(
   s: NetworkState,
   nsPath: string,
-  nsReady: Promise<Namespace>,
+  given: Namespace | undefined,
+  nsReady: () => Promise<Namespace>,
+  chained: boolean,
   id: string,
   ifname: string,
   hostname: string,
@@ -181,11 +188,38 @@ async function connectLocked(
     for (const l of links) ops.push({ op: 'reserve', file: s.linkFile(l.id, id), data: owner });
     // Whether the DNS server runs, in the same trip (last: a lock op that would wait ends the batch).
     if (s.rec.embeddedDns) ops.push(dns.lockProbeOp());
-    let res: store.FsResult[];
+    let res: store.FsResult[] | undefined;
+    // The kernel's part, when the chain did it (bridge-chain.ts): only after every claim was won.
+    let chain: ChainOutcome | undefined;
     try {
       // The network's lock (shared: connects and disconnects run side by side; reconcile and
-      // remove take it exclusively), then the claims: one trip to the thread pool.
-      ({ lock, results: res } = await store.FileLock.acquireWith(s.lockFile, false, ops));
+      // remove take it exclusively), then the claims: one trip to the thread pool; with the
+      // chain, the kernel's part too, when the claims went as they nearly always do.
+      const br = chained && fixed.length === maps.length ? knownBridge(s, rec.ip) : undefined;
+      if (br !== undefined && !store.FileLock.queued(s.lockFile)) {
+        chain = await runChain({
+          ns: given ? undefined : nsPath,
+          fs: [{ op: 'lock', file: s.lockFile, exclusive: false }, ...ops],
+          // A port's directory may hold only this claim (another address on it would conflict).
+          expect: [null, ...ops.map((o) => (o.op === 'list' ? [fixed.find((p) => portDir(p.protocol, p.hostPort) === o.dir)!.hostIp] : null))],
+          nft: fwTx(s, rec),
+          rtnl: { ops: plumbOps(s, given ?? CHAIN_NS, rec, br).ops },
+        });
+        if (chain.ns) throw chain.ns; // nothing ran
+        if (chain.fsError) {
+          const e = chain.fsError as NetlinkError & { results?: unknown[] };
+          e.index = (e.index ?? 1) - 1;
+          e.results = chain.fs.slice(1);
+          throw e;
+        }
+        if (typeof chain.fs[0] === 'number') {
+          lock = store.FileLock.adopt(chain.fs[0]);
+          res = chain.fs.slice(1);
+        }
+        if (!chain.go) chain = undefined;
+      }
+      // The lock taken the waiting way (busy, or others of this process wait for it).
+      if (!res) ({ lock, results: res } = await store.FileLock.acquireWith(s.lockFile, false, ops));
     } catch (err) {
       // An I/O error part way: undo the claims that were made.
       const done = ((err as { results?: unknown[] }).results ?? []) as unknown[];
@@ -240,7 +274,16 @@ async function connectLocked(
     if (s.rec.embeddedDns && !dns.lockProbeResult(res[ops.length - 1])) await dns.ensureDnsServer(s.rec);
     fault('connect:after-reserve');
     fault('connect:after-record');
-    await attachKernel(s, await nsReady, rec);
+    if (chain && chainDone(chain)) {
+      // Undone like attachKernel's work if a later step fails.
+      undo.push(() => firewall.removeEndpoint(toFw(s.rec), epToFw(rec), s.host).catch(() => undefined));
+      undo.push(() => unplumb(s, rec, true).catch(() => undefined));
+    } else {
+      // The chain's kernel part failed somewhere: its veth goes (the elements are added again,
+      // idempotently), then the usual way, which knows every failure.
+      if (chain?.rtnl && !Array.isArray(chain.rtnl)) await undoPlumb(s, rec, (chain.rtnl as NetlinkError).index, knownBridge(s, rec.ip)!);
+      await attachKernel(s, await nsReady(), rec);
+    }
     if (links.length) {
       // A target that left while this connect ran may have missed our registration: then its
       // disconnect did not take the link's elements away, and this connect must not stand.
@@ -298,6 +341,83 @@ async function plumb(s: NetworkState, ns: Namespace, rec: EndpointRecord, retrie
   // The container's bridge: the network's, or in a dense network its slot's leaf (made the
   // first time the slot is used; bridge-leaves.ts), which also holds the neighbour entry.
   const br = slot ? await slotBridge(s, slot, byName) : byName ? r.bridge : (s.bridgeIdx ?? r.bridge);
+  const { ops, first } = plumbOps(s, ns, rec, br);
+  // The test-only fault hook needs the steps apart; otherwise they go as one call.
+  const parts = process.env.NETMODES_FAULT ? [ops.slice(0, first), ops.slice(first, -1), ops.slice(-1)] : [ops];
+  let base = 0;
+  try {
+    for (const [i, part] of parts.entries()) {
+      await batchTrusted(part);
+      base += part.length;
+      if (parts.length > 1 && i === 0) fault('connect:after-veth');
+      if (parts.length > 1 && i === 1) fault('connect:after-routes');
+    }
+  } catch (err) {
+    const e = err as NetlinkError;
+    const idx = e.index === undefined ? undefined : base + e.index;
+    if (idx !== undefined && idx >= first && idx < ops.length - 1 && e.code === 'EEXIST') {
+      // A namespace that already has a default route (connected to another network first)
+      // keeps it; the steps after the refused route still go in.
+      return finish(s, rec, ops.slice(idx + 1));
+    }
+    if (idx === 0 && typeof br === 'number' && (e.code === 'EINVAL' || e.code === 'ENODEV')) {
+      // The bridge was rebuilt since its index was learned: by name again (a leaf: found or
+      // made again).
+      s.bridgeIdx = undefined;
+      if (byName) throw err;
+      return plumb(s, ns, rec, retried, true);
+    }
+    if (idx === 0 && (e.code === 'EEXIST' || e.code === 'EXFULL' || e.code === 'ENOSPC') && !retried) {
+      // The container still has the interface of a detached, not yet reaped veth (this or
+      // another process's), or detached veths still fill the bridge's ports: reap, retry.
+      await reaper.flush(true);
+      return plumb(s, ns, rec, true, byName);
+    }
+    if (idx === 0 && e.code === 'EEXIST')
+      throw new ConfigError(`the namespace already has an interface named ${rec.ifname}`, 'ifname', 'EEXIST');
+    if (idx !== 0) await undoPlumb(s, rec, idx, br);
+    if (idx === 0 && (e.code === 'EXFULL' || e.code === 'ENOSPC'))
+      throw new NetmodesError('EBRIDGEFULL', `bridge ${r.bridge} is full (${MAX_BRIDGE_PORTS} ports)`, { cause: err });
+    throw err;
+  }
+}
+
+/**
+ * The bridge's ifindex for a container at `ip` when this process already knows it (the chain's
+ * condition: a first connect, or one to a new leaf, learns or makes it the usual way).
+ */
+function knownBridge(s: NetworkState, ip: string): number | undefined {
+  const slot = slotOf(s.rec, ip);
+  return slot ? s.leafIdx.get(slot) : s.bridgeIdx;
+}
+
+/** The endpoint's elements as one uncommitted transaction (none: no elements). */
+function fwTx(s: NetworkState, rec: EndpointRecord): ChainSpec['nft'] {
+  const tx = firewall.addEndpointTx(toFw(s.rec), epToFw(rec), s.host);
+  return tx ? { ns: s.host, msgs: tx.messages() } : undefined;
+}
+
+/** Whether a chain's kernel part succeeded. */
+function chainDone(c: ChainOutcome): boolean {
+  return !c.nft && Array.isArray(c.rtnl);
+}
+
+/**
+ * Takes away what plumbOps' requests made before request `idx` failed (undefined: any of them):
+ * the veth (its peer goes with it) and the host's neighbour entry, which the veth's deletion
+ * leaves on the bridge (and which would refuse the next connect given that address).
+ */
+async function undoPlumb(s: NetworkState, rec: EndpointRecord, idx: number | undefined, br: number | string): Promise<void> {
+  if (idx === 0) return;
+  await nl.batch([{ op: 'linkDel', ns: s.host, link: rec.hostVeth }, { op: 'neighDel', ns: s.host, link: br, address: rec.ip }], { pipelined: true }).catch(() => undefined);
+}
+
+/**
+ * A connect's rtnetlink requests, in order (`first`: the first route). `ns`: the container's
+ * namespace (CHAIN_NS in a chain); `br`: its bridge.
+ */
+function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: number | string): { ops: nl.BatchOp[]; first: number } {
+  const r = s.rec;
   const ops: nl.BatchOp[] = [
     // ip link add vethX mtu M numtxqueues Q numrxqueues Q master BR type veth
     //   peer name eth0 netns NS address MAC mtu M numtxqueues Q numrxqueues Q up
@@ -338,44 +458,7 @@ async function plumb(s: NetworkState, ns: Namespace, rec: EndpointRecord, retrie
   // hairpin mode (bridge link set dev vethX hairpin on): with br_netfilter, a container reaching
   // its own published port is DNATed back out the port it came in on.
   ops.push({ op: 'linkSet', ns: s.host, link: rec.hostVeth, alias: s.alias(rec.id), up: true, hairpin: true });
-  // The test-only fault hook needs the steps apart; otherwise they go as one call.
-  const parts = process.env.NETMODES_FAULT ? [ops.slice(0, first), ops.slice(first, -1), ops.slice(-1)] : [ops];
-  let base = 0;
-  try {
-    for (const [i, part] of parts.entries()) {
-      await batchTrusted(part);
-      base += part.length;
-      if (parts.length > 1 && i === 0) fault('connect:after-veth');
-      if (parts.length > 1 && i === 1) fault('connect:after-routes');
-    }
-  } catch (err) {
-    const e = err as NetlinkError;
-    const idx = e.index === undefined ? undefined : base + e.index;
-    if (idx !== undefined && idx >= first && idx < ops.length - 1 && e.code === 'EEXIST') {
-      // A namespace that already has a default route (connected to another network first)
-      // keeps it; the steps after the refused route still go in.
-      return finish(s, rec, ops.slice(idx + 1));
-    }
-    if (idx === 0 && typeof br === 'number' && (e.code === 'EINVAL' || e.code === 'ENODEV')) {
-      // The bridge was rebuilt since its index was learned: by name again (a leaf: found or
-      // made again).
-      s.bridgeIdx = undefined;
-      if (byName) throw err;
-      return plumb(s, ns, rec, retried, true);
-    }
-    if (idx === 0 && (e.code === 'EEXIST' || e.code === 'EXFULL' || e.code === 'ENOSPC') && !retried) {
-      // The container still has the interface of a detached, not yet reaped veth (this or
-      // another process's), or detached veths still fill the bridge's ports: reap, retry.
-      await reaper.flush(true);
-      return plumb(s, ns, rec, true, byName);
-    }
-    if (idx === 0 && e.code === 'EEXIST')
-      throw new ConfigError(`the namespace already has an interface named ${rec.ifname}`, 'ifname', 'EEXIST');
-    if (idx !== 0) await nl.linkDel(rec.hostVeth, s.host).catch(() => undefined);
-    if (idx === 0 && (e.code === 'EXFULL' || e.code === 'ENOSPC'))
-      throw new NetmodesError('EBRIDGEFULL', `bridge ${r.bridge} is full (${MAX_BRIDGE_PORTS} ports)`, { cause: err });
-    throw err;
-  }
+  return { ops, first };
 }
 
 /** The rest of a connect after a refused default route, one step at a time. */

@@ -19,6 +19,7 @@ import { firewall } from './bridge-firewall';
 import { NetworkState, assertId, epToFw, fault, leafName, portFile, toFw } from './bridge-store';
 import { REAP_GROUP, reaper } from './bridge-reaper';
 import { slotOf } from './bridge-leaves';
+import { chainAllowed, runChain } from './bridge-chain';
 import type { Endpoint, EndpointRecord } from './bridge-types';
 
 /**
@@ -26,21 +27,7 @@ import type { Endpoint, EndpointRecord } from './bridge-types';
  * neighbour entry; `now` deletes it instead (rollback paths).
  */
 export async function unplumb(s: NetworkState, rec: EndpointRecord, now = false): Promise<void> {
-  // The host's neighbour entry is on the container's bridge (a dense network's leaf: bridge-leaves.ts).
-  const slot = slotOf(s.rec, rec.ip);
-  const brName = slot ? leafName(s.rec, slot) : s.rec.bridge;
-  const br = slot ? (s.leafIdx.get(slot) ?? brName) : (s.bridgeIdx ?? brName);
-  const neigh: nl.BatchOp = { op: 'neighDel', ns: s.host, link: br, address: rec.ip };
-  const veth: nl.BatchOp = now
-    ? { op: 'linkDel', ns: s.host, link: rec.hostVeth }
-    : // The port stops forwarding at once (STP state listening) and forgets the MACs it learned;
-      // locked, not learning and flooded nothing, it stays cut off even if the container's
-      // carrier flapping made the bridge re-enable it. Leaving the bridge and going down (two
-      // RCU grace periods) are left to the reaper's one bulk delete.
-      {
-        op: 'linkSet', ns: s.host, link: rec.hostVeth, group: REAP_GROUP, alias: '',
-        portState: 'listening', fdbFlush: true, locked: true, learning: false, unicastFlood: false, mcastFlood: false, bcastFlood: false,
-      };
+  const { slot, brName, br, neigh, veth } = unplumbOps(s, rec, now);
   // One worker call, both messages sent whatever the first one's answer (a missing neighbour
   // entry or a veth already gone with its namespace is what we want anyway).
   const [n, v] = await batchTrusted([neigh, veth], { pipelined: true });
@@ -64,6 +51,26 @@ export async function unplumb(s: NetworkState, rec: EndpointRecord, now = false)
   if (!now) reaper.add();
 }
 
+/** unplumb's two requests: the host's neighbour entry, and the veth's detach (or delete). */
+function unplumbOps(s: NetworkState, rec: EndpointRecord, now: boolean) {
+  // The host's neighbour entry is on the container's bridge (a dense network's leaf: bridge-leaves.ts).
+  const slot = slotOf(s.rec, rec.ip);
+  const brName = slot ? leafName(s.rec, slot) : s.rec.bridge;
+  const br = slot ? (s.leafIdx.get(slot) ?? brName) : (s.bridgeIdx ?? brName);
+  const neigh: nl.BatchOp = { op: 'neighDel', ns: s.host, link: br, address: rec.ip };
+  const veth: nl.BatchOp = now
+    ? { op: 'linkDel', ns: s.host, link: rec.hostVeth }
+    : // The port stops forwarding at once (STP state listening) and forgets the MACs it learned;
+      // locked, not learning and flooded nothing, it stays cut off even if the container's
+      // carrier flapping made the bridge re-enable it. Leaving the bridge and going down (two
+      // RCU grace periods) are left to the reaper's one bulk delete.
+      {
+        op: 'linkSet', ns: s.host, link: rec.hostVeth, group: REAP_GROUP, alias: '',
+        portState: 'listening', fdbFlush: true, locked: true, learning: false, unicastFlood: false, mcastFlood: false, bcastFlood: false,
+      };
+  return { slot, brName, br, neigh, veth };
+}
+
 /** BridgeNetwork.disconnect() (documented there): which endpoint, then detach with the lock held. */
 export async function disconnectEndpoint(s: NetworkState, target: Endpoint | Namespace | string): Promise<void> {
   let id: string | undefined;
@@ -84,6 +91,8 @@ export async function disconnectEndpoint(s: NetworkState, target: Endpoint | Nam
     throw new ConfigError('must be an Endpoint, its id or a Namespace', 'target');
   }
   assertId(id, 'id');
+  const known = s.eps.get(id);
+  if (known && chainAllowed() && !store.FileLock.queued(s.lockFile) && (await detachChained(s, known))) return;
   // The lock and the record (the store's, not the cache's: another process may have
   // disconnected it already) in one trip to the thread pool.
   // With them, who links to it.
@@ -101,6 +110,73 @@ export async function disconnectEndpoint(s: NetworkState, target: Endpoint | Nam
   } finally {
     lock.release();
   }
+}
+
+/**
+ * disconnectEndpoint in one worker call (bridge-chain.ts): the lock, the record and its linkers,
+ * then, when the record is the one this process holds and nobody links to the endpoint, its
+ * elements, its veth's detach, its claims and its record. True when that is done; false when the
+ * lock was busy (nothing done). Anything else carries on the usual way under the lock.
+ */
+async function detachChained(s: NetworkState, known: EndpointRecord): Promise<boolean> {
+  const id = known.id;
+  const owner = s.ownerOf(id);
+  const tx = firewall.removeEndpointTx(toFw(s.rec), epToFw(known), s.host);
+  const { neigh, veth } = unplumbOps(s, known, false);
+  const c = await runChain({
+    fs: [{ op: 'lock', file: s.lockFile, exclusive: false }, { op: 'read', file: s.epFile(id) }, { op: 'list', dir: s.linkedDir(id) }],
+    // The record as this process wrote it (no parse of it), and no linkers.
+    expect: [null, JSON.stringify(known), []],
+    nft: tx ? { ns: s.host, msgs: tx.messages() } : undefined,
+    rtnl: { ops: [neigh, veth], pipelined: true },
+    after: releaseOps(s, known, owner, []),
+  });
+  if (c.fsError) throw c.fsError;
+  if (typeof c.fs[0] !== 'number') return false;
+  const lock = store.FileLock.adopt(c.fs[0]);
+  try {
+    if (c.after && !c.afterError) {
+      reaper.add();
+      if (c.after[c.after.length - 1] === false) await lateLinkers(s, known, []);
+      forget(s, known);
+      return true;
+    }
+    if (c.afterError) throw c.afterError;
+    // Not as expected, or the kernel's part failed: from what the chain read, the usual way
+    // (each step is idempotent).
+    const rec = store.parseRecord<EndpointRecord>(c.fs[1]);
+    if (!rec || !rec.ip) {
+      s.eps.delete(id);
+      return true;
+    }
+    await detach(s, rec, (c.fs[2] as string[] | undefined) ?? []);
+    return true;
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * The claims and record of an endpoint, released in one batch, the record last (it explains the
+ * claims until then), then the registrations of `linkers` with it and their directory (the rmdir
+ * fails only if an endpoint registered a link to this one since the list was read).
+ */
+function releaseOps(s: NetworkState, rec: EndpointRecord, owner: string, linkers: string[]): store.FsOp[] {
+  const ops: store.FsOp[] = rec.ports.map((p) => ({ op: 'release', file: portFile(p), owner }));
+  ops.push({ op: 'release', file: s.ipFile(rec.ip), owner });
+  if (rec.ipv6) ops.push({ op: 'release', file: s.ipFile(rec.ipv6), owner });
+  // Its own registrations with the endpoints it links to.
+  for (const l of rec.links) ops.push(...s.unregisterOps(l.id, [rec.id]));
+  ops.push({ op: 'remove', file: s.epFile(rec.id) });
+  ops.push(...s.unregisterOps(rec.id, linkers));
+  return ops;
+}
+
+/** The endpoint's addresses back in this process's pools, its record out of the cache. */
+function forget(s: NetworkState, rec: EndpointRecord): void {
+  s.pool.release(rec.ip);
+  if (rec.ipv6) s.pool6?.release(rec.ipv6);
+  s.eps.delete(rec.id);
 }
 
 /**
@@ -137,26 +213,17 @@ export async function detach(s: NetworkState, rec: EndpointRecord, linkers: stri
     if (f.status === 'rejected') throw f.reason;
     if (k.status === 'rejected') throw k.reason;
   }
-  // Claims and record in one batch, the record last (it explains the claims until then).
-  const ops: store.FsOp[] = rec.ports.map((p) => ({ op: 'release', file: portFile(p), owner }));
-  ops.push({ op: 'release', file: s.ipFile(rec.ip), owner });
-  if (rec.ipv6) ops.push({ op: 'release', file: s.ipFile(rec.ipv6), owner });
-  // Its own registrations with the endpoints it links to.
-  for (const l of rec.links) ops.push(...s.unregisterOps(l.id, [rec.id]));
+  let ops = releaseOps(s, rec, owner, linkers);
   if (process.env.NETMODES_FAULT) {
-    await store.batch(ops);
+    // The claims first, then the record and the link registrations.
+    const at = ops.findIndex((o) => o.op === 'remove' && o.file === s.epFile(rec.id));
+    await store.batch(ops.slice(0, at));
     fault('disconnect:after-release');
-    ops.length = 0;
+    ops = ops.slice(at);
   }
-  ops.push({ op: 'remove', file: s.epFile(rec.id) });
-  // Then the registrations of those that link to it, and their directory: the rmdir fails
-  // only if an endpoint registered a link to this one since the list was read.
-  ops.push(...s.unregisterOps(rec.id, linkers));
   const res = await store.batch(ops);
   if (res[res.length - 1] === false) await lateLinkers(s, rec, linkers);
-  s.pool.release(rec.ip);
-  if (rec.ipv6) s.pool6?.release(rec.ipv6);
-  s.eps.delete(rec.id);
+  forget(s, rec);
 }
 
 /**

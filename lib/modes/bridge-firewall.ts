@@ -285,6 +285,29 @@ async function listOurs(ns: Namespace) {
   };
 }
 
+/** The transaction adding an endpoint's elements (each destroyed first: re-adding is idempotent). */
+function addTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace): NftTransaction | undefined {
+  const els = endpointElements(net, ep);
+  if (!els.size) return undefined;
+  const tx = nftTransaction(ns);
+  for (const [set, list] of els) {
+    tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
+    tx.addElements(setRef(set), list);
+  }
+  return tx;
+}
+
+/** The transaction removing an endpoint's elements and those of the links at `linkedBy`. */
+function removeTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[]): NftTransaction | undefined {
+  const els = endpointElements(net, ep);
+  if (linkedBy.length)
+    for (const set of routedLinks(net) ? ['links4', 'ilinks4'] : ['links4']) els.set(set, [...(els.get(set) ?? []), ...linkPairs(ep.ip, linkedBy)]);
+  if (!els.size) return undefined;
+  const tx = nftTransaction(ns);
+  for (const [set, list] of els) tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
+  return tx;
+}
+
 export const firewall = {
   /**
    * Makes (or repairs) the tables, the shared objects and this network's rules, chains and
@@ -373,14 +396,18 @@ export const firewall = {
 
   /** Adds an endpoint's elements in one transaction (stale copies of the same keys are replaced). */
   async addEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace): Promise<void> {
-    const els = endpointElements(net, ep);
-    if (!els.size) return;
-    const tx = nftTransaction(ns);
-    for (const [set, list] of els) {
-      tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
-      tx.addElements(setRef(set), list);
-    }
-    await tx.commit();
+    const tx = addTx(net, ep, ns);
+    if (tx) await tx.commit();
+  },
+
+  /** addEndpoint's transaction, uncommitted (bridge-chain.ts sends it); undefined: no elements. */
+  addEndpointTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace): NftTransaction | undefined {
+    return addTx(net, ep, ns);
+  },
+
+  /** removeEndpoint's transaction, uncommitted; undefined: no elements. */
+  removeEndpointTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[] = []): NftTransaction | undefined {
+    return removeTx(net, ep, ns, linkedBy);
   },
 
   /**
@@ -388,12 +415,8 @@ export const firewall = {
    * addresses) that link to it: a link ends when either end goes. Idempotent.
    */
   async removeEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[] = []): Promise<void> {
-    const els = endpointElements(net, ep);
-    if (linkedBy.length)
-      for (const set of routedLinks(net) ? ['links4', 'ilinks4'] : ['links4']) els.set(set, [...(els.get(set) ?? []), ...linkPairs(ep.ip, linkedBy)]);
-    if (!els.size) return;
-    const tx = nftTransaction(ns);
-    for (const [set, list] of els) tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
+    const tx = removeTx(net, ep, ns, linkedBy);
+    if (!tx) return;
     try {
       await tx.commit();
     } catch (err) {

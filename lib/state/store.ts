@@ -191,6 +191,14 @@ export class FileLock {
    * acquire() does, then runs the ops. Errors of the ops arrive as from batch() (the lock is
    * released then).
    */
+  /** @internal A lock this process took another way (bridge-chain.ts: an fd from a chain's lock op). */
+  static adopt(fd: number): FileLock {
+    return new FileLock(fd);
+  }
+  /** @internal Whether acquireWith would wait in this process's queue (another caller waits for `file`). */
+  static queued(file: string): boolean {
+    return lockQueues.has(file);
+  }
   static async acquireWith(file: string, exclusive: boolean, ops: FsOp[]): Promise<{ lock: FileLock; results: FsResult[] }> {
     if (!lockQueues.has(file)) {
       let res: FsResult[];

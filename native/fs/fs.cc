@@ -37,29 +37,11 @@
 #include "js_util.h"
 #include "modules.h"
 #include "worker.h"
+#include "fs/fs.h"
 
 namespace nm {
 namespace fsb {
 namespace {
-
-enum class Kind { Reserve, Release, Write, Remove, Rmdir, Read, List, Lock };
-
-struct Op {
-  Kind kind;
-  std::string file;  // the directory for List
-  std::string data;  // content (Reserve, Write) or owner (Release)
-  bool has_owner = false;
-  bool sync = false;  // Write: fsync; Lock: exclusive
-};
-
-// null (absent) | bool | string | names | fd
-using Result = std::variant<std::monostate, bool, std::string, std::vector<std::string>, int>;
-
-struct Outcome {
-  std::vector<Result> results;
-  bool failed = false;
-  NlError err;
-};
 
 [[noreturn]] void Fail(int err, const char* op, const std::string& path) {
   NlError e;
@@ -245,6 +227,8 @@ Result RunOne(const Op& op) {
   return std::monostate{};
 }
 
+}  // namespace
+
 Outcome RunAll(const std::vector<Op>& ops) {
   Outcome out;
   out.results.reserve(ops.size());
@@ -280,6 +264,8 @@ Napi::Value ResultToJs(Napi::Env env, const Result& r) {
   return env.Null();
 }
 
+namespace {
+
 Kind KindOf(Napi::Env env, const std::string& s) {
   if (s == "reserve") return Kind::Reserve;
   if (s == "release") return Kind::Release;
@@ -292,12 +278,12 @@ Kind KindOf(Napi::Env env, const std::string& s) {
   ThrowType(env, "fsBatch: unknown op " + s);
 }
 
-Napi::Value JsFsBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsArray()) ThrowType(env, "fsBatch(ops: object[])");
-  Napi::Array arr = info[0].As<Napi::Array>();
-  auto ops = std::make_shared<std::vector<Op>>();
-  ops->reserve(arr.Length());
+}  // namespace
+
+std::vector<Op> ParseOps(const Napi::Array& arr) {
+  Napi::Env env = arr.Env();
+  std::vector<Op> ops;
+  ops.reserve(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); i++) {
     Napi::Value v = arr.Get(i);
     if (!v.IsObject()) ThrowType(env, "fsBatch: ops[" + std::to_string(i) + "] must be an object");
@@ -312,8 +298,17 @@ Napi::Value JsFsBatch(const Napi::CallbackInfo& info) {
       op.has_owner = true;
     }
     op.sync = GetBoolOr(o, op.kind == Kind::Lock ? "exclusive" : "sync", false);
-    ops->push_back(std::move(op));
+    ops.push_back(std::move(op));
   }
+  return ops;
+}
+
+namespace {
+
+Napi::Value JsFsBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) ThrowType(env, "fsBatch(ops: object[])");
+  auto ops = std::make_shared<std::vector<Op>>(ParseOps(info[0].As<Napi::Array>()));
   return PromiseWorker<Outcome>::Run(
       env, [ops] { return RunAll(*ops); },
       [](Napi::Env env, Outcome& out) -> Napi::Value {

@@ -14,6 +14,7 @@
 #include "../modules.h"
 #include "../worker.h"
 #include "nft.h"
+#include "glue.h"
 
 namespace nm {
 
@@ -176,14 +177,7 @@ Napi::Value JsNftTransact(const Napi::CallbackInfo& info) {
       info.Env(),
       [ns, msgs, opts] {
         TransactResult r;
-        Prepared p;
-        try {
-          Prepare(*msgs, opts, &p);
-        } catch (const nft::EncodeError& e) {
-          r.encode_error = std::string("nft: ") + e.what();
-          return r;
-        }
-        r.value = nft::Transact(*ns, p.enc, p.batches);
+        r.encode_error = nft::EncodeAndTransact(*ns, *msgs, opts, &r.value);
         return r;
       },
       [](Napi::Env env, TransactResult& r) -> Napi::Value {
@@ -210,6 +204,20 @@ Napi::Value JsNftList(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+std::string nft::EncodeAndTransact(NsState& ns, const Value& msgs, const BatchOptions& opts, Value* out) {
+  Prepared p;
+  try {
+    Prepare(msgs, opts, &p);
+  } catch (const nft::EncodeError& e) {
+    return std::string("nft: ") + e.what();
+  }
+  *out = nft::Transact(ns, p.enc, p.batches);
+  return "";
+}
+
+nft::Value nft::OpsFromJs(Napi::Value msgs) { return OpsArg(msgs); }
+Napi::Value nft::ValueToJs(Napi::Env env, const Value& v) { return ToJs(env, v); }
 
 void InitNft(Napi::Env env, Napi::Object exports) {
   exports.Set("nftTransact", Napi::Function::New(env, JsNftTransact));

@@ -14,6 +14,11 @@ struct BoundOp {
   OpKind kind = OpKind::kLinkGet;
   Encoded enc;
   std::shared_ptr<NsState> ns[kRoles];  // indexed by Role
+  // Built for a chain (native/chain.cc) whose namespace is opened on the worker: the roles that
+  // are that namespace (bit per Role), and, when a message names it by fd (a veth peer's
+  // IFLA_NET_NS_FD), the op itself, encoded again once the fd is known (BindTarget).
+  uint8_t target_roles = 0;
+  std::shared_ptr<Op> reencode;
 };
 
 struct OpResult {

@@ -15,6 +15,7 @@
 #include "decode.h"
 #include "encode.h"
 #include "exec.h"
+#include "rtnl.h"
 
 namespace nm {
 namespace rtnl {
@@ -28,9 +29,14 @@ namespace {
 // fd, so encodings can be checked without any namespace.
 struct NsCtx {
   bool encode_only = false;
+  // A chain's ops (BuildTargetOps): the string TARGET stands for the namespace the chain opens.
+  bool allow_target = false;
+
+  bool IsTarget(const Napi::Value& v) const { return allow_target && v.IsString() && v.As<Napi::String>().Utf8Value() == kTargetNs; }
 
   NsTarget Target(const Napi::Value& v, std::shared_ptr<NsState>* state) const {
     if (v.IsUndefined() || v.IsNull()) return {};
+    if (IsTarget(v)) return NsTarget{NsTarget::kFd, 0};  // the fd is filled in by BindTarget
     if (encode_only && v.IsNumber()) {
       int64_t n = v.As<Napi::Number>().Int64Value();
       if (n < 0 || n > INT32_MAX) ThrowType(v.Env(), "namespace fd out of range");
@@ -122,12 +128,14 @@ LinkAddReq ParseLinkAdd(const Props& o, const NsCtx& ctx, BoundOp* b) {
   r.queues = OptU32(o, "queues");
   r.no_ipv6 = GetBoolOr(o, "noIpv6", false);
   r.disable_ipv6 = GetBoolOr(o, "disableIpv6", false);
+  if (ctx.IsTarget(o.Get("netns"))) ThrowType(o.Env(), "netns: a chain's namespace is only for ns and peer.ns");
   r.netns = ctx.Target(o.Get("netns"), &b->ns[int(Role::kLink)]);
   if (Has(o, "peer")) {
     Props p(GetObj(o, "peer"));
     VethPeer peer;
     peer.name = GetStr(p, "name");
     peer.ns = ctx.Target(p.Get("ns"), &b->ns[int(Role::kPeer)]);
+    if (ctx.IsTarget(p.Get("ns"))) b->target_roles |= 1 << int(Role::kPeer);
     peer.mac = OptHw(p, "mac");
     peer.mtu = OptU32(p, "mtu");
     peer.queues = OptU32(p, "queues");
@@ -160,6 +168,7 @@ LinkSetReq ParseLinkSet(const Props& o, const NsCtx& ctx, BoundOp* b) {
   r.alias = OptStr(o, "alias");
   r.netns = ctx.Target(o.Get("netns"), &b->ns[int(Role::kLink)]);
   r.group = OptU32(o, "group");
+  if (ctx.IsTarget(o.Get("netns"))) ThrowType(o.Env(), "netns: a chain's namespace is only for ns and peer.ns");
   r.port.hairpin = OptBool(o, "hairpin");
   r.port.isolated = OptBool(o, "isolated");
   r.port.learning = OptBool(o, "learning");
@@ -263,16 +272,21 @@ std::vector<BoundOp> BuildOps(const Napi::Array& arr, const NsCtx& ctx) {
     if (!v.IsObject()) ThrowType(arr.Env(), "ops[" + std::to_string(i) + "] must be an object");
     Props o(v.As<Napi::Object>());
     BoundOp& b = ops[i];
-    if (!ctx.encode_only) b.ns[int(Role::kOp)] = NsArg(o.Get("ns"));
+    if (ctx.IsTarget(o.Get("ns"))) b.target_roles |= 1 << int(Role::kOp);
+    else if (!ctx.encode_only) b.ns[int(Role::kOp)] = NsArg(o.Get("ns"));
     try {
       Op op = ParseOp(o, ctx, &b);
       b.kind = op.kind;
       b.enc = EncodeOp(op);
+      if (b.target_roles & (1 << int(Role::kPeer))) b.reencode = std::make_shared<Op>(std::move(op));
     } catch (const Napi::Error& e) {
       ThrowType(arr.Env(), "ops[" + std::to_string(i) + "]: " + e.Message());
     }
     for (int r = 1; r < kRoles; r++)
-      if (!b.ns[r]) b.ns[r] = b.ns[int(Role::kOp)];
+      if (!b.ns[r] && !(b.target_roles & (1 << r))) {
+        b.ns[r] = b.ns[int(Role::kOp)];
+        if (b.target_roles & 1) b.target_roles |= 1 << r;  // defaults to the op's: the target
+      }
   }
   return ops;
 }
@@ -413,6 +427,60 @@ std::string MsgTypeName(uint16_t t) {
   return NlOpName(NETLINK_ROUTE, t);
 }
 
+}  // namespace
+
+// rtnlExec's results (see JsExec); stop-at-first-failure throws the failing op's error.
+Napi::Value ResultsToJs(Napi::Env env, const std::vector<BoundOp>& ops, std::vector<OpResult>& res, bool pipelined, bool single) {
+  Napi::Array out = Napi::Array::New(env, res.size());
+  for (size_t i = 0; i < res.size(); i++) {
+    const OpResult& r = res[i];
+    if (!pipelined && r.failed) {
+      // Stop-at-first-failure: reject with the failing op's error, carrying the results of
+      // the ops before it.
+      NlError e = r.err;
+      if (single) e.index = -1;
+      Napi::Object err = MakeJsError(env, e).As<Napi::Object>();
+      Napi::Array partial = Napi::Array::New(env, i);
+      for (uint32_t j = 0; j < i; j++) partial.Set(j, out.Get(j));
+      err.Set("results", partial);
+      throw Napi::Error(env, err);
+    }
+    if (!pipelined) {
+      out.Set(static_cast<uint32_t>(i), OpResultToJs(env, ops[i], r));
+      continue;
+    }
+    Napi::Object settled = Napi::Object::New(env);
+    if (r.failed) {
+      settled.Set("status", "rejected");
+      settled.Set("reason", MakeJsError(env, r.err));
+    } else {
+      settled.Set("status", "fulfilled");
+      settled.Set("value", OpResultToJs(env, ops[i], r));
+    }
+    out.Set(static_cast<uint32_t>(i), settled);
+  }
+  return out;
+}
+
+std::vector<BoundOp> BuildTargetOps(const Napi::Array& arr) {
+  NsCtx ctx;
+  ctx.allow_target = true;
+  return BuildOps(arr, ctx);
+}
+
+void BindTarget(std::vector<BoundOp>& ops, const std::shared_ptr<NsState>& ns) {
+  for (BoundOp& b : ops) {
+    for (int r = 0; r < kRoles; r++)
+      if (b.target_roles & (1 << r)) b.ns[r] = ns;
+    if (b.reencode) {
+      b.reencode->link_add.peer->ns = NsTarget{NsTarget::kFd, static_cast<uint32_t>(ns->fd())};
+      b.enc = EncodeOp(*b.reencode);
+    }
+  }
+}
+
+namespace {
+
 // ---- entry points ----
 
 struct ExecBaton {
@@ -435,35 +503,7 @@ Napi::Value JsExec(const Napi::CallbackInfo& info) {
   return PromiseWorker<std::vector<OpResult>>::Run(
       env, [baton, pipelined] { return RunOps(baton->ops, pipelined); },
       [baton, pipelined, single](Napi::Env env, std::vector<OpResult>& res) -> Napi::Value {
-        Napi::Array out = Napi::Array::New(env, res.size());
-        for (size_t i = 0; i < res.size(); i++) {
-          const OpResult& r = res[i];
-          if (!pipelined && r.failed) {
-            // Stop-at-first-failure: reject with the failing op's error, carrying the results of
-            // the ops before it.
-            NlError e = r.err;
-            if (single) e.index = -1;
-            Napi::Object err = MakeJsError(env, e).As<Napi::Object>();
-            Napi::Array partial = Napi::Array::New(env, i);
-            for (uint32_t j = 0; j < i; j++) partial.Set(j, out.Get(j));
-            err.Set("results", partial);
-            throw Napi::Error(env, err);
-          }
-          if (!pipelined) {
-            out.Set(static_cast<uint32_t>(i), OpResultToJs(env, baton->ops[i], r));
-            continue;
-          }
-          Napi::Object settled = Napi::Object::New(env);
-          if (r.failed) {
-            settled.Set("status", "rejected");
-            settled.Set("reason", MakeJsError(env, r.err));
-          } else {
-            settled.Set("status", "fulfilled");
-            settled.Set("value", OpResultToJs(env, baton->ops[i], r));
-          }
-          out.Set(static_cast<uint32_t>(i), settled);
-        }
-        return out;
+        return ResultsToJs(env, baton->ops, res, pipelined, single);
       });
 }
 

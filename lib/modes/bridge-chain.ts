@@ -1,0 +1,76 @@
+/**
+ * Bridge mode, the chained fast path: a connect's (or a disconnect's) store claims, nf_tables
+ * transaction and rtnetlink requests in ONE worker call (native/chain.cc), instead of a trip to
+ * the thread pool for each and the main thread in between.
+ *
+ * The chain runs its steps in order (namespace open, file operations, nf_tables, rtnetlink, file
+ * operations after) and goes on past the store's step only when that step went exactly as the
+ * common case expects: the network's lock was free, every claim was won, no other publisher
+ * shares a port, the record read is the one this process wrote. Anything else stops it there,
+ * and the caller carries on the usual way with what the chain did (bridge-connect.ts,
+ * bridge-disconnect.ts): the chain is an optimisation of the same steps, never a second set of
+ * rules. Not used with NETMODES_FAULT (the fault points sit between the steps).
+ */
+import { native } from '../native';
+import type { Namespace } from '../netns';
+import type { BatchOp } from '../netlink';
+import { trustedNative } from '../netlink/ops';
+import type { NftMsg } from '../nft/native';
+import type { FsOp, FsResult } from '../state/store';
+import type { NetlinkError } from '../errors';
+
+/**
+ * Stands, in a chain's rtnetlink ops (`ns`, a veth's `peer.ns`), for the namespace the chain
+ * opens itself (ChainSpec.ns).
+ */
+export const CHAIN_NS = { handle: '$target' } as unknown as Namespace;
+
+export interface ChainSpec {
+  /** A namespace path, opened first (CHAIN_NS in the ops). */
+  ns?: string;
+  fs?: FsOp[];
+  /** Per fs op: a read's exact content, or the only names a list may hold; null: anything. */
+  expect?: Array<string | string[] | null>;
+  nft?: { ns: Namespace; msgs: NftMsg[] };
+  rtnl?: { ops: BatchOp[]; pipelined?: boolean };
+  /** File operations once everything before succeeded. */
+  after?: FsOp[];
+}
+
+export interface ChainOutcome {
+  /** The namespace could not be opened; nothing else ran. */
+  ns?: NetlinkError;
+  fs: FsResult[];
+  fsError?: NetlinkError;
+  /** The fs step went as expected, so the kernel steps ran. */
+  go: boolean;
+  /** undefined: not run; null: committed; else its error. */
+  nft?: null | Error;
+  /** rtnlExec's results, or its error (undefined: not run). */
+  rtnl?: unknown[] | NetlinkError;
+  after?: FsResult[];
+  afterError?: NetlinkError;
+  /** Microseconds in each step: namespace, fs, nft, rtnl, after (for the benchmarks). */
+  us: number[];
+}
+
+interface ChainNative {
+  chainRun(spec: Record<string, unknown>): Promise<ChainOutcome>;
+}
+
+/** Whether the chain is for this call at all (the fault points need the steps apart). */
+export function chainAllowed(): boolean {
+  return !process.env.NETMODES_FAULT;
+}
+
+/** Runs a chain (see the module comment). */
+export function runChain(spec: ChainSpec): Promise<ChainOutcome> {
+  const out: Record<string, unknown> = {};
+  if (spec.ns !== undefined) out.ns = spec.ns;
+  if (spec.fs) out.fs = spec.fs;
+  if (spec.expect) out.expect = spec.expect;
+  if (spec.nft) out.nft = { ns: spec.nft.ns.handle, msgs: spec.nft.msgs };
+  if (spec.rtnl) out.rtnl = { ops: spec.rtnl.ops.map(trustedNative), pipelined: spec.rtnl.pipelined === true };
+  if (spec.after) out.after = spec.after;
+  return native<ChainNative>().chainRun(out);
+}

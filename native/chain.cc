@@ -1,0 +1,262 @@
+// chainRun(spec) -> Promise<outcome>: several modules' work in ONE worker call, in order, each step
+// only when the steps before it went as the caller said they would. A bridge connect's claims in
+// the state store, its nf_tables transaction and its rtnetlink requests (or a disconnect's) then
+// cost one trip to the thread pool and one completion on the main thread instead of five.
+// No policy: which files, messages and requests, and what to do when a step did not go as
+// expected, are the caller's (lib/modes/bridge-chain.ts).
+//
+//   spec = {
+//     ns?:     path            opened first; rtnl ops name it "$target" (ns, peer.ns)
+//     fs?:     FsOp[]          fsBatch's ops (native/fs/fs.cc), e.g. a lock and claims
+//     expect?: (null | string | string[])[]   per fs op: a read's exact content, or the only
+//                              names a list may hold (others, or none given: anything)
+//     nft?:    { ns, msgs }    one nf_tables transaction (nftTransact's)
+//     rtnl?:   { ops, pipelined? }            rtnlExec's
+//     after?:  FsOp[]          fsBatch's ops once everything above succeeded
+//   }
+//   outcome = {
+//     ns?: NetlinkError                       the namespace could not be opened (nothing else ran)
+//     fs: results (as fsBatch's; fewer when a lock was busy), fsError?: NetlinkError
+//     go: boolean             every fs op ran, every reserve got true, every expectation held
+//     nft?: null | error      undefined when not run
+//     rtnl?: results | error  (as rtnlExec's; undefined when not run)
+//     after?: results | error
+//     us: [ns, fs, nft, rtnl, after]   microseconds spent in each step (for the benchmarks)
+//   }
+// The lock fds among the fs results are the caller's to close (unlock), whatever else happened.
+#include <linux/netlink.h>
+#include <time.h>
+
+#include <napi.h>
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "fs/fs.h"
+#include "js_util.h"
+#include "modules.h"
+#include "netns.h"
+#include "nft/glue.h"
+#include "rtnl/rtnl.h"
+#include "worker.h"
+
+namespace nm {
+namespace {
+
+using Expect = std::optional<std::variant<std::string, std::vector<std::string>>>;
+
+struct Spec {
+  std::string ns_path;
+  std::vector<fsb::Op> fs;
+  std::vector<Expect> expect;
+  std::shared_ptr<NsState> nft_ns;
+  std::optional<nft::Value> nft_msgs;
+  std::vector<rtnl::BoundOp> rtnl;
+  bool has_rtnl = false, pipelined = false;
+  std::vector<fsb::Op> after;
+};
+
+struct Out {
+  bool ns_failed = false;
+  NlError ns_err;
+  fsb::Outcome fs;
+  bool go = false;
+  bool nft_ran = false, nft_failed = false;
+  NlError nft_err;
+  std::string nft_encode_error;
+  bool rtnl_ran = false;
+  std::vector<rtnl::OpResult> rtnl;
+  bool after_ran = false;
+  fsb::Outcome after;
+  double us[5] = {0, 0, 0, 0, 0};  // time spent in each step: ns, fs, nft, rtnl, after
+};
+
+double NowUs() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+
+// Whether the fs step went as the caller expected (see the header comment).
+bool AsExpected(const Spec& s, const fsb::Outcome& o) {
+  if (o.failed || o.results.size() != s.fs.size()) return false;
+  for (size_t i = 0; i < s.fs.size(); i++) {
+    const fsb::Result& r = o.results[i];
+    if (s.fs[i].kind == fsb::Kind::Reserve && !(std::holds_alternative<bool>(r) && std::get<bool>(r))) return false;
+    if (i >= s.expect.size() || !s.expect[i]) continue;
+    const auto& want = *s.expect[i];
+    if (std::holds_alternative<std::string>(want)) {
+      if (!std::holds_alternative<std::string>(r) || std::get<std::string>(r) != std::get<std::string>(want)) return false;
+    } else if (std::holds_alternative<std::vector<std::string>>(r)) {
+      const auto& ok = std::get<std::vector<std::string>>(want);
+      for (const std::string& n : std::get<std::vector<std::string>>(r))
+        if (std::find(ok.begin(), ok.end(), n) == ok.end()) return false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool RtnlOk(const Spec& s, const std::vector<rtnl::OpResult>& res) {
+  if (res.size() != s.rtnl.size()) return false;
+  for (const rtnl::OpResult& r : res)
+    if (r.failed || !r.attempted) return false;
+  return true;
+}
+
+Out Run(Spec& s) {
+  Out o;
+  double t = NowUs();
+  auto lap = [&](int step) {
+    double n = NowUs();
+    o.us[step] = n - t;
+    t = n;
+  };
+  std::shared_ptr<NsState> target;
+  if (!s.ns_path.empty()) {
+    try {
+      target = OpenNsPath(s.ns_path);
+    } catch (const NlError& e) {
+      o.ns_failed = true;
+      o.ns_err = e;
+      return o;
+    }
+    rtnl::BindTarget(s.rtnl, target);
+    // Its socket is made on the namespace-entry thread while this one does the steps before rtnl.
+    if (s.has_rtnl) target->Prefetch(NETLINK_ROUTE);
+  }
+  lap(0);
+  o.fs = fsb::RunAll(s.fs);
+  o.go = AsExpected(s, o.fs);
+  lap(1);
+  if (!o.go) return o;
+  if (s.nft_msgs) {
+    o.nft_ran = true;
+    try {
+      nft::Value ignored;
+      o.nft_encode_error = nft::EncodeAndTransact(*s.nft_ns, *s.nft_msgs, nft::BatchOptions{}, &ignored);
+      if (!o.nft_encode_error.empty()) return o;
+    } catch (const NlError& e) {
+      o.nft_failed = true;
+      o.nft_err = e;
+      return o;
+    }
+  }
+  lap(2);
+  if (s.has_rtnl) {
+    if (target) target->AwaitPrefetch();
+    o.rtnl_ran = true;
+    o.rtnl = rtnl::RunOps(s.rtnl, s.pipelined);
+    lap(3);
+    if (!RtnlOk(s, o.rtnl)) return o;
+  }
+  if (!s.after.empty()) {
+    o.after_ran = true;
+    o.after = fsb::RunAll(s.after);
+    lap(4);
+  }
+  return o;
+}
+
+Napi::Value FsToJs(Napi::Env env, const fsb::Outcome& o, Napi::Object* out, const char* key, const char* err_key) {
+  Napi::Array res = Napi::Array::New(env, o.results.size());
+  for (uint32_t i = 0; i < o.results.size(); i++) res.Set(i, fsb::ResultToJs(env, o.results[i]));
+  out->Set(key, res);
+  if (o.failed) out->Set(err_key, MakeJsError(env, o.err));
+  return res;
+}
+
+Napi::Value JsChainRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) ThrowType(env, "chainRun(spec: object)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto s = std::make_shared<Spec>();
+  if (Has(o, "ns")) s->ns_path = GetStr(o, "ns");
+  if (Has(o, "fs")) {
+    if (!o.Get("fs").IsArray()) ThrowType(env, "chainRun: fs must be an array");
+    s->fs = fsb::ParseOps(o.Get("fs").As<Napi::Array>());
+  }
+  if (Has(o, "expect")) {
+    if (!o.Get("expect").IsArray()) ThrowType(env, "chainRun: expect must be an array");
+    Napi::Array a = o.Get("expect").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      if (v.IsString()) {
+        s->expect.emplace_back(v.As<Napi::String>().Utf8Value());
+      } else if (v.IsArray()) {
+        std::vector<std::string> names;
+        Napi::Array n = v.As<Napi::Array>();
+        for (uint32_t j = 0; j < n.Length(); j++) {
+          if (!n.Get(j).IsString()) ThrowType(env, "chainRun: expect[" + std::to_string(i) + "] must hold names");
+          names.push_back(n.Get(j).As<Napi::String>().Utf8Value());
+        }
+        s->expect.emplace_back(std::move(names));
+      } else if (v.IsNull() || v.IsUndefined()) {
+        s->expect.emplace_back(std::nullopt);
+      } else {
+        ThrowType(env, "chainRun: expect[" + std::to_string(i) + "] must be null, a string or names");
+      }
+    }
+  }
+  if (Has(o, "nft")) {
+    if (!o.Get("nft").IsObject()) ThrowType(env, "chainRun: nft must be { ns, msgs }");
+    Napi::Object n = o.Get("nft").As<Napi::Object>();
+    s->nft_ns = NsArg(n.Get("ns"));
+    s->nft_msgs = nft::OpsFromJs(n.Get("msgs"));
+  }
+  if (Has(o, "rtnl")) {
+    if (!o.Get("rtnl").IsObject() || !o.Get("rtnl").As<Napi::Object>().Get("ops").IsArray())
+      ThrowType(env, "chainRun: rtnl must be { ops, pipelined? }");
+    Napi::Object r = o.Get("rtnl").As<Napi::Object>();
+    s->rtnl = rtnl::BuildTargetOps(r.Get("ops").As<Napi::Array>());
+    s->has_rtnl = true;
+    s->pipelined = GetBoolOr(r, "pipelined", false);
+    if (s->ns_path.empty())
+      for (const rtnl::BoundOp& b : s->rtnl)
+        if (b.target_roles) ThrowType(env, std::string("chainRun: rtnl ops name ") + rtnl::kTargetNs + " but no ns is given");
+  }
+  if (Has(o, "after")) {
+    if (!o.Get("after").IsArray()) ThrowType(env, "chainRun: after must be an array");
+    s->after = fsb::ParseOps(o.Get("after").As<Napi::Array>());
+  }
+  return PromiseWorker<Out>::Run(
+      env, [s] { return Run(*s); },
+      [s](Napi::Env env, Out& r) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        if (r.ns_failed) {
+          out.Set("ns", MakeJsError(env, r.ns_err));
+          out.Set("fs", Napi::Array::New(env, 0));
+          out.Set("go", false);
+          return out;
+        }
+        FsToJs(env, r.fs, &out, "fs", "fsError");
+        out.Set("go", r.go);
+        if (r.nft_ran) {
+          if (!r.nft_encode_error.empty()) out.Set("nft", Napi::TypeError::New(env, r.nft_encode_error).Value());
+          else out.Set("nft", r.nft_failed ? MakeJsError(env, r.nft_err) : env.Null());
+        }
+        if (r.rtnl_ran) {
+          try {
+            out.Set("rtnl", rtnl::ResultsToJs(env, s->rtnl, r.rtnl, s->pipelined, false));
+          } catch (const Napi::Error& e) {
+            out.Set("rtnl", e.Value());
+          }
+        }
+        if (r.after_ran) FsToJs(env, r.after, &out, "after", "afterError");
+        Napi::Array us = Napi::Array::New(env, 5);
+        for (uint32_t i = 0; i < 5; i++) us.Set(i, Napi::Number::New(env, r.us[i]));
+        out.Set("us", us);
+        return out;
+      });
+}
+
+}  // namespace
+
+void InitChain(Napi::Env env, Napi::Object exports) { exports.Set("chainRun", Napi::Function::New(env, JsChainRun)); }
+
+}  // namespace nm

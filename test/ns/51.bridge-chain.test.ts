@@ -1,0 +1,223 @@
+/**
+ * The chained fast path (lib/modes/bridge-chain.ts, native/chain.cc): a connect and a disconnect
+ * each take ONE worker call, land exactly as the usual path does, and every way a chain can stop
+ * short carries on the usual way (the same errors, nothing changed, nothing left behind).
+ */
+import { strict as assert } from 'node:assert';
+import { ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createBridgeNetwork, createNamespace, BridgeNetwork, Namespace, NetmodesError, reapDetached } from '../../lib';
+import { native } from '../../lib/native';
+import * as store from '../../lib/state/store';
+import { sandboxed, startServer, connect, ipj, nftj, uniq } from '../helpers/kernel';
+
+const CALLS = ['chainRun', 'rtnlExec', 'fsBatch', 'nftTransact', 'nsOpen', 'nsPrepare', 'lock'] as const;
+
+/** Counts the addon's calls while `fn` runs. */
+async function counted<T>(fn: () => Promise<T>): Promise<{ value: T; calls: Record<string, number> }> {
+  const n = native<Record<string, (...a: unknown[]) => unknown>>();
+  const calls: Record<string, number> = {};
+  const orig = CALLS.map((k) => n[k]);
+  CALLS.forEach((k, i) => {
+    n[k] = (...a: unknown[]) => {
+      calls[k] = (calls[k] ?? 0) + 1;
+      return orig[i](...a);
+    };
+  });
+  try {
+    return { value: await fn(), calls };
+  } finally {
+    CALLS.forEach((k, i) => (n[k] = orig[i]));
+  }
+}
+
+/** Every file under the network's store directory and the port claims (names relative to the state dir). */
+function storeFiles(): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (!e.name.endsWith('.lock')) out.push(path.relative(store.stateDir(), p));
+    }
+  };
+  walk(store.stateDir());
+  return out.sort();
+}
+
+/** The published-port elements in our tables, as text. */
+function portElements(): string[] {
+  return nftj()
+    .filter((o: any) => o.map || o.set)
+    .flatMap((o: any) => ((o.map ?? o.set).elem ?? []).map((e: any) => JSON.stringify(e)))
+    .filter((t: string) => /8[0-9]{3}|9[0-9]{3}/.test(t))
+    .sort();
+}
+
+describe('51 bridge mode: the chained connect and disconnect', function () {
+  this.timeout(60000);
+  let net: BridgeNetwork;
+  const nss: Namespace[] = [];
+  const servers: ChildProcess[] = [];
+  const mkns = async () => {
+    const n = await createNamespace(uniq('ch'));
+    nss.push(n);
+    return n;
+  };
+
+  before(async () => {
+    sandboxed();
+    net = await createBridgeNetwork({ name: 'chain', subnet: '10.67.0.0/24' });
+    // The first connect of a process learns the bridge's index the usual way.
+    const warm = await mkns();
+    await net.connect(warm, { id: 'warm' });
+  });
+  after(async () => {
+    servers.forEach((s) => s.kill());
+    await net?.remove({ force: true });
+    await Promise.all(nss.map((n) => n.delete()));
+  });
+
+  it('a connect by namespace path is one worker call (nothing else), and lands as the usual path does', async () => {
+    const ns = await mkns();
+    const { value: ep, calls } = await counted(() => net.connect(ns.path, { id: 'fast', ports: ['8181:80'] }));
+    assert.deepEqual(calls, { chainRun: 1 });
+    // The kernel: the address, the default route, the veth on the bridge, up and marked; the
+    // published port's element; traffic.
+    const addrs = ipj(['-4', 'addr', 'show', 'dev', 'eth0'], ns.name!)[0].addr_info.map((a: any) => `${a.local}/${a.prefixlen}`);
+    assert.deepEqual(addrs, [`${ep.ip}/24`]);
+    assert.equal(ipj(['route', 'show', 'default'], ns.name!)[0].gateway, net.gateway);
+    const veth = ipj(['-d', 'link', 'show', 'dev', ep.hostVeth])[0];
+    assert.equal(veth.master, net.bridge);
+    assert.ok(veth.flags.includes('UP'));
+    assert.match(veth.ifalias, /^netmodes:/);
+    assert.ok(portElements().some((t) => t.includes('8181') && t.includes(ep.ip)), 'the published port is an element');
+    servers.push(await startServer(ns.name, 'tcp', 80, 'fast'));
+    assert.match(connect(undefined, 'tcp', net.gateway, 8181) ?? '', /^fast /);
+    // The store: the record and the claims, as ever.
+    const files = storeFiles();
+    assert.ok(files.some((f) => f.endsWith('endpoints/fast.json')));
+    assert.ok(files.some((f) => f.includes(`ports/tcp/8181/`)));
+  });
+
+  it('a disconnect is one worker call, and leaves nothing behind', async () => {
+    const ns = await mkns();
+    const before = storeFiles();
+    const ep = await net.connect(ns, { id: 'gone', ports: ['8282:80'] });
+    const { calls } = await counted(() => ep.disconnect());
+    assert.deepEqual(calls, { chainRun: 1 });
+    assert.deepEqual(storeFiles(), before, 'record and claims gone');
+    assert.ok(!portElements().some((t) => t.includes('8282')), 'element gone');
+    const veth = ipj(['-d', 'link', 'show', 'dev', ep.hostVeth])[0];
+    assert.ok(!veth.flags.includes('UP') || veth.linkinfo?.info_slave_data?.state !== 'forwarding', 'detached at once');
+    await reapDetached();
+    assert.deepEqual(ipj(['link', 'show']).filter((l: any) => l.ifname === ep.hostVeth), []);
+    assert.deepEqual(ipj(['neigh', 'show', 'dev', net.bridge]).filter((n: any) => n.dst === ep.ip), [], 'neighbour entry gone');
+  });
+
+  it('a port another address publishes stops the chain at its claims: EPORTINUSE, nothing changed', async () => {
+    const a = await mkns();
+    const b = await mkns();
+    await net.connect(a, { id: 'lo-pub', ports: ['127.0.0.1:8383:80'] });
+    const files = storeFiles();
+    const links = ipj(['link', 'show']).length;
+    const els = portElements();
+    const { calls } = await counted(() =>
+      net.connect(b.path, { id: 'any-pub', ports: ['8383:80'] }).then(
+        () => assert.fail('connected'),
+        (e) => {
+          assert.ok(e instanceof NetmodesError && e.code === 'EPORTINUSE', String(e));
+        },
+      ),
+    );
+    assert.equal(calls.chainRun, 1);
+    assert.deepEqual(storeFiles(), files);
+    assert.equal(ipj(['link', 'show']).length, links);
+    assert.deepEqual(portElements(), els);
+  });
+
+  it('a record rewritten by another process stops the disconnect chain; the usual way still removes everything', async () => {
+    const ns = await mkns();
+    const before = storeFiles();
+    const ep = await net.connect(ns, { id: 'rewritten', ports: ['8484:80'] });
+    const file = path.join(store.stateDir(), 'networks', 'chain', 'endpoints', 'rewritten.json');
+    fs.writeFileSync(file, JSON.stringify(JSON.parse(fs.readFileSync(file, 'utf8')), null, 1));
+    const { calls } = await counted(() => ep.disconnect());
+    assert.equal(calls.chainRun, 1);
+    assert.ok((calls.rtnlExec ?? 0) >= 1 && (calls.fsBatch ?? 0) >= 1, 'carried on the usual way');
+    assert.deepEqual(storeFiles(), before);
+    assert.ok(!portElements().some((t) => t.includes('8484')));
+  });
+
+  it('a chain whose kernel part fails (the namespace already routes elsewhere) finishes the usual way', async () => {
+    const other = await createBridgeNetwork({ name: 'chain2', subnet: '10.68.0.0/24' });
+    try {
+      const ns = await mkns();
+      await other.connect(ns, { id: 'first' }); // learns chain2's bridge; gives ns its default route
+      const { value: ep, calls } = await counted(() => net.connect(ns.path, { id: 'second', ifname: 'eth1' }));
+      assert.equal(calls.chainRun, 1);
+      assert.ok((calls.rtnlExec ?? 0) >= 1, 'carried on the usual way');
+      const addrs = ipj(['-4', 'addr', 'show', 'dev', 'eth1'], ns.name!)[0].addr_info.map((a: any) => a.local);
+      assert.deepEqual(addrs, [ep.ip]);
+      // The veth the chain made was deleted and made again: exactly one, on the bridge, marked.
+      const ours = ipj(['-d', 'link', 'show', 'master', net.bridge]).filter((l: any) => l.ifname === ep.hostVeth);
+      assert.equal(ours.length, 1);
+      assert.match(ours[0].ifalias, /^netmodes:/);
+      await ep.disconnect();
+    } finally {
+      await other.remove({ force: true });
+    }
+  });
+
+  it('a namespace path that is no namespace fails before any claim', async () => {
+    const files = storeFiles();
+    const bogus = path.join(os.tmpdir(), uniq('notns'));
+    fs.writeFileSync(bogus, '');
+    try {
+      await assert.rejects(net.connect(bogus, { id: 'bogus' }), (e: any) => e.code === 'EINVAL' || e.code === 'ENOENT');
+      await assert.rejects(net.connect('/run/netns/does-not-exist', { id: 'bogus' }), (e: any) => e.code === 'ENOENT');
+    } finally {
+      fs.unlinkSync(bogus);
+    }
+    assert.deepEqual(storeFiles(), files);
+  });
+
+  it('chainRun itself: the kernel steps run only when the fs step went as expected', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chain-'));
+    const n = native<{ chainRun(spec: unknown): Promise<any> }>();
+    const nsHost = native().nsCurrent();
+    const probe = [{ op: 'linkGet', ns: nsHost, link: 'lo' }];
+    try {
+      // Every reserve won, the read as expected: on to rtnl.
+      fs.writeFileSync(path.join(dir, 'r'), 'abc');
+      let o = await n.chainRun({ fs: [{ op: 'reserve', file: path.join(dir, 'a'), data: 'x' }, { op: 'read', file: path.join(dir, 'r') }], expect: [null, 'abc'], rtnl: { ops: probe } });
+      assert.equal(o.go, true);
+      assert.equal(o.rtnl[0].name, 'lo');
+      // A lost reserve: no kernel step.
+      o = await n.chainRun({ fs: [{ op: 'reserve', file: path.join(dir, 'a'), data: 'x' }], rtnl: { ops: probe } });
+      assert.deepEqual([o.fs, o.go, o.rtnl], [[false], false, undefined]);
+      // A read that differs, a list with another name: no kernel step.
+      o = await n.chainRun({ fs: [{ op: 'read', file: path.join(dir, 'r') }], expect: ['abd'], rtnl: { ops: probe } });
+      assert.deepEqual([o.go, o.rtnl], [false, undefined]);
+      fs.mkdirSync(path.join(dir, 'd'));
+      fs.writeFileSync(path.join(dir, 'd', 'other'), '');
+      o = await n.chainRun({ fs: [{ op: 'list', dir: path.join(dir, 'd') }], expect: [['mine']], rtnl: { ops: probe } });
+      assert.deepEqual([o.go, o.rtnl], [false, undefined]);
+      // `after` runs only once the kernel steps succeeded.
+      o = await n.chainRun({ rtnl: { ops: [{ op: 'linkGet', ns: nsHost, link: 'nosuch0' }] }, after: [{ op: 'remove', file: path.join(dir, 'r') }] });
+      assert.equal(o.rtnl.code, 'ENODEV');
+      assert.equal(o.after, undefined);
+      assert.ok(fs.existsSync(path.join(dir, 'r')));
+      // The chain's namespace, named without one to open: a TypeError, nothing run.
+      assert.throws(() => n.chainRun({ rtnl: { ops: [{ op: 'linkGet', ns: '$target', link: 'lo' }] } }), TypeError);
+      // A namespace path that cannot be opened: its error, nothing run.
+      o = await n.chainRun({ ns: path.join(dir, 'nope'), fs: [{ op: 'reserve', file: path.join(dir, 'b'), data: 'x' }] });
+      assert.equal(o.ns.code, 'ENOENT');
+      assert.ok(!fs.existsSync(path.join(dir, 'b')));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
