@@ -41,16 +41,20 @@ export async function unplumb(s: NetworkState, rec: EndpointRecord, now = false)
         op: 'linkSet', ns: s.host, link: rec.hostVeth, group: REAP_GROUP, alias: '',
         portState: 'listening', fdbFlush: true, locked: true, learning: false, unicastFlood: false, mcastFlood: false, bcastFlood: false,
       };
-  // One worker call, both messages sent whatever the first one's answer (a missing neighbour
+  // (A dense network with IPv6 has a neighbour entry of each family: bridge-leaves.ts.)
+  const neigh6: nl.BatchOp[] = rec.ipv6 && s.rec.ipv6 && s.rec.portsPerBridge ? [{ ...neigh, address: rec.ipv6 }] : [];
+  // One worker call, every message sent whatever the first one's answer (a missing neighbour
   // entry or a veth already gone with its namespace is what we want anyway).
-  const [n, v] = await batchTrusted([neigh, veth], { pipelined: true });
+  const [n, v, n6] = await batchTrusted([neigh, veth, ...neigh6], { pipelined: true });
+  if (n6?.status === 'rejected' && !isNotFound(n6.reason)) throw n6.reason;
   if (n.status === 'rejected' && isNotFound(n.reason) && typeof br === 'number') {
     // Perhaps no such entry, perhaps a bridge rebuilt since its index was learned: by name.
     if (slot) s.leafIdx.delete(slot);
     else s.bridgeIdx = undefined;
-    await nl.neighDel({ link: brName, address: rec.ip }, s.host).catch((e) => {
-      if (!isNotFound(e)) throw e;
-    });
+    for (const address of [rec.ip, ...neigh6.map(() => rec.ipv6!)])
+      await nl.neighDel({ link: brName, address }, s.host).catch((e) => {
+        if (!isNotFound(e)) throw e;
+      });
   } else if (n.status === 'rejected' && !isNotFound(n.reason)) throw n.reason;
   if (v.status === 'rejected' && (v.reason as NetlinkError).code === 'ENETDOWN' && !now) {
     // The container set its end down (no carrier): the bridge takes a port state only from an
@@ -104,8 +108,8 @@ export async function disconnectEndpoint(s: NetworkState, target: Endpoint | Nam
 }
 
 /**
- * The addresses of the endpoints that link to `target` (their link's elements name its address
- * too): from this process's records, else from the store. Linkers that are gone, or whose link
+ * The addresses (IPv4 and IPv6) of the endpoints that link to `target` (their link's elements
+ * name its addresses too): from this process's records, else from the store. Linkers that are gone, or whose link
  * is to an earlier endpoint of that id, are left out.
  */
 async function linkerAddresses(s: NetworkState, target: EndpointRecord, linkers: string[]): Promise<string[]> {
@@ -113,7 +117,9 @@ async function linkerAddresses(s: NetworkState, target: EndpointRecord, linkers:
   const missing = linkers.filter((l) => !s.eps.has(l));
   const read = missing.length ? await store.batch(missing.map((l) => ({ op: 'read', file: s.epFile(l) }))) : [];
   const recs = linkers.map((l) => s.eps.get(l) ?? store.parseRecord<EndpointRecord>(read[missing.indexOf(l)]));
-  return recs.filter((r) => r?.ip && r.links.some((k) => k.id === target.id && k.ip === target.ip)).map((r) => r!.ip);
+  return recs
+    .filter((r) => r?.ip && r.links.some((k) => k.id === target.id && k.ip === target.ip))
+    .flatMap((r) => (r!.ipv6 ? [r!.ip, r!.ipv6] : [r!.ip]));
 }
 
 /**
@@ -169,7 +175,7 @@ async function lateLinkers(s: NetworkState, rec: EndpointRecord, seen: string[])
     const late = (await store.listDir(s.linkedDir(rec.id))).filter((l) => !seen.includes(l));
     seen = [...seen, ...late];
     const ips = await linkerAddresses(s, rec, late);
-    await firewall.removeLinks(rec.ip, ips, s.host, toFw(s.rec));
+    await firewall.removeLinks(epToFw(rec), ips, s.host, toFw(s.rec));
     const res = await store.batch(s.unregisterOps(rec.id, late));
     if (res[res.length - 1] !== false) return;
   }
