@@ -7,9 +7,11 @@
  * count across processes: addresses are claimed O_EXCL, so a slot never holds more than L.
  *
  *   slot 0     the network's bridge (the gateway's address, the /N connected route), as ever;
- *   slot s>0   a "leaf" bridge nm<id8>b<s>: the gateway's MAC, no address, no IPv6, no STP,
- *              and a route `BLOCK/len dev LEAF scope link src GATEWAY` (more specific than the
- *              subnet's), made when the slot is first used and kept until the network goes.
+ *   slot s>0   a "leaf" bridge nm<id8>b<s>: the gateway's MAC, no address, no STP (IPv6 off,
+ *              or with the network's IPv6 on but no address of its own: see below), and a route
+ *              `BLOCK/len dev LEAF scope link src GATEWAY` (more specific than the subnet's; and
+ *              `BLOCK6 dev LEAF src GATEWAY6`), made when the slot is first used and kept until
+ *              the network goes.
  *
  * Containers see what Docker gives them (the whole subnet on-link, the gateway, its MAC). Within
  * a bridge, frames are switched as in Docker; between bridges the host routes: every bridge of
