@@ -64,7 +64,7 @@ export function slotCidr(r: NetworkRecord, slot: number): string {
 // own block only, the subnet and the default route via the gateway (onlink: the gateway is
 // outside a leaf's block) and a permanent neighbour entry for the gateway (the bridge's MAC).
 // On the host: the leaf has IPv6 on but no address of its own (addrgenmode none: no link-local,
-// no DAD, no MLD of addresses), a route `BLOCK6 dev LEAF src GATEWAY6`, and a permanent
+// no DAD; it settles quiet: test 59), a route `BLOCK6 dev LEAF src GATEWAY6`, and a permanent
 // neighbour entry per container on its bridge, as for IPv4.
 
 /** The address at `ip`'s offset in subnet `from`, in subnet `to`; undefined: `to` has no such offset. */
