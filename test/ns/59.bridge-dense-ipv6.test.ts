@@ -4,8 +4,8 @@
  * is routed between the bridges (no proxy NDP). Checked against `ip -j` and `nft -j` and with
  * real traffic: v6 between containers on one bridge and across bridges (one hop), to the
  * gateway, through a published port and out (masqueraded) to an outside host; icc=false over v6
- * with a link exception; no frame at rest; the ConfigErrors change nothing; reconcile() repairs
- * a leaf's v6 route and neighbour entries and finishes what a SIGKILL left (growing the network,
+ * with a link exception, isolation from another network; no frame at rest; the ConfigErrors change nothing; reconcile() repairs
+ * a leaf's v6 route, neighbour entries and the leaf itself and finishes what a SIGKILL left (growing the network,
  * making a leaf); remove() leaves no route, neighbour entry or element behind.
  */
 import { strict as assert } from 'node:assert';
@@ -135,7 +135,7 @@ describe('59 bridge mode: IPv6 on a dense network', function () {
     await ep.disconnect();
   });
 
-  it('reconcile() puts back a leaf\'s v6 route and a container\'s v6 neighbour entry deleted from outside', async () => {
+  it('reconcile() puts back a leaf\'s v6 route, a container\'s v6 neighbour entry and a whole leaf deleted from outside', async () => {
     const e = eps.find((x) => slot(x) === 3)!;
     const leaf = leafOf(net, 3);
     ip(['-6', 'route', 'del', 'fd59::c/126', 'dev', leaf]);
@@ -148,6 +148,17 @@ describe('59 bridge mode: IPv6 on a dense network', function () {
     assert.equal(connect(nss[0].name, 'tcp', e.ipv6!, 80), `c${eps.indexOf(e)} ${eps[0].ipv6}`);
     const again = await net.reconcile();
     assert.deepEqual(again.repaired, []);
+    // A whole leaf deleted from outside: made again, its veths back on it, reached over v6.
+    const leaf2 = leafOf(net, 2);
+    ip(['link', 'del', leaf2]);
+    const rep2 = await net.reconcile();
+    assert.ok(rep2.repaired.some((r) => r.includes('re-attached')), JSON.stringify(rep2));
+    assert.ok(ipj(['-6', 'route']).some((r: any) => r.dst === 'fd59::8/126' && r.dev === leaf2));
+    for (const x of eps.filter((y) => slot(y) === 2)) {
+      assert.deepEqual(await net.check(x.id), [], x.ip);
+      assert.equal(connect(nss[0].name, 'tcp', x.ipv6!, 80), `c${eps.indexOf(x)} ${eps[0].ipv6}`);
+    }
+    assert.deepEqual((await net.reconcile()).repaired, []);
   });
 
   it('SIGKILL while growing the network, and while making a leaf: reconcile() leaves every endpoint whole over v6', async () => {
@@ -193,7 +204,7 @@ describe('59 bridge mode: IPv6 on a dense network', function () {
 
 describe('59 bridge mode: icc=false over IPv6 on a dense network', function () {
   this.timeout(120000);
-  it('unlinked pairs on different bridges and on one bridge do not talk over v6; a link opens its pair, at both layers, until it ends', async () => {
+  it('unlinked pairs on different bridges and on one bridge do not talk over v6; a link opens its pair, at both layers, until it ends; another network stays out of reach', async () => {
     sandboxed();
     const net = await createBridgeNetwork({ name: 'noicc6', subnet: '10.61.0.0/24', portsPerBridge: L, icc: false, ipv6: { subnet: 'fd61::/64' } });
     const nss = await Promise.all(Array.from({ length: 8 }, () => createNamespace(uniq('i6'))));
@@ -227,6 +238,17 @@ describe('59 bridge mode: icc=false over IPv6 on a dense network', function () {
       assert.equal(setElems('links6').length, 6);
       assert.equal(setElems('ilinks4').length, 6);
       for (const e of await net.endpoints()) assert.deepEqual(await net.check(e.id), [], e.ip);
+      // Another dense dual-stack network's containers (on its bridge and a leaf) are out of reach over v6.
+      const other6 = await createBridgeNetwork({ name: 'other6', subnet: '10.62.0.0/24', portsPerBridge: L, ipv6: { subnet: 'fd62::/64' } });
+      try {
+        const oe = await other6.connect(nss[7], { ip: '10.62.0.5' });
+        servers.push(await startServer(nss[7].name, 'tcp', 81, 'o', '::'));
+        assert.equal(connect(nss[2].name, 'tcp', oe.ipv6!, 81), null, 'from another network, over v6');
+        assert.equal(connect(nss[2].name, 'tcp', oe.ip, 81), null, 'and over IPv4');
+        assert.ok(!ping(oe.ipv6!, nss[2].name));
+      } finally {
+        await other6.remove({ force: true });
+      }
       // The target leaving ends every link, v6 too; reconcile() finds nothing to do.
       await web.disconnect();
       for (const s of ['ilinks6', 'links6', 'ilinks4', 'links4']) assert.deepEqual(setElems(s), [], s);
