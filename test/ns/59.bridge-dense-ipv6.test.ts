@@ -6,7 +6,8 @@
  * gateway, through a published port and out (masqueraded) to an outside host; icc=false over v6
  * with a link exception, isolation from another network; no frame at rest; the ConfigErrors change nothing; reconcile() repairs
  * a leaf's v6 route, neighbour entries and the leaf itself and finishes what a SIGKILL left (growing the network,
- * making a leaf); remove() leaves no route, neighbour entry or element behind.
+ * making a leaf); remove() leaves no route, neighbour entry or element behind; the embedded DNS
+ * server answers a leaf's container over both families.
  */
 import { strict as assert } from 'node:assert';
 import { ChildProcess } from 'node:child_process';
@@ -256,6 +257,29 @@ describe('59 bridge mode: icc=false over IPv6 on a dense network', function () {
       assert.equal(rep.removedElements, 0);
     } finally {
       servers.forEach((s) => s.kill());
+      await net.remove({ force: true });
+      for (const n of nss) await n.delete();
+    }
+  });
+});
+
+describe('59 bridge mode: the embedded DNS server on a dense dual-stack network', function () {
+  this.timeout(60000);
+  it('a container on a leaf asks the gateway over either family and gets A and AAAA of a container on the network\'s bridge', async () => {
+    sandboxed();
+    const net = await createBridgeNetwork({ name: 'dns59', subnet: '10.63.0.0/24', portsPerBridge: L, embeddedDns: true, ipv6: { subnet: 'fd63::/64' } });
+    const nss = await Promise.all([0, 1].map(() => createNamespace(uniq('n6'))));
+    try {
+      const a = await net.connect(nss[0], { id: 'alpha', ip: '10.63.0.2' });
+      const b = await net.connect(nss[1], { id: 'beta', ip: '10.63.0.9' });
+      const resolve = (ns: string, server: string, name: string, type: string) =>
+        ip(['netns', 'exec', ns, process.execPath, '-e',
+          `const r=new (require('dns').promises.Resolver)({timeout:1000,tries:3});r.setServers([${JSON.stringify(server)}]);` +
+          `r.resolve(${JSON.stringify(name)},${JSON.stringify(type)}).then(x=>console.log(x.join()),e=>console.log('ERR',e.code))`]).trim();
+      assert.equal(resolve(nss[1].name!, '10.63.0.1', 'alpha', 'A'), a.ip);
+      assert.equal(resolve(nss[1].name!, 'fd63::1', 'alpha', 'AAAA'), a.ipv6);
+      assert.equal(resolve(nss[0].name!, 'fd63::1', 'beta', 'AAAA'), b.ipv6);
+    } finally {
       await net.remove({ force: true });
       for (const n of nss) await n.delete();
     }
