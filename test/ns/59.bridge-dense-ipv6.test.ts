@@ -1,13 +1,14 @@
 /**
- * IPv6 on dense networks (portsPerBridge + ipv6): blocks of 4 addresses, so 14 containers span
- * the network's bridge and three leaves. A container's IPv6 address follows its IPv4 slot; IPv6
- * is routed between the bridges (no proxy NDP). Checked against `ip -j` and `nft -j` and with
- * real traffic: v6 between containers on one bridge and across bridges (one hop), to the
- * gateway, through a published port and out (masqueraded) to an outside host; icc=false over v6
- * with a link exception, isolation from another network; no frame at rest; the ConfigErrors change nothing; reconcile() repairs
- * a leaf's v6 route, neighbour entries and the leaf itself and finishes what a SIGKILL left (growing the network,
- * making a leaf); remove() leaves no route, neighbour entry or element behind; the embedded DNS
- * server answers a leaf's container over both families.
+ * IPv6 on dense networks (portsPerBridge + ipv6): blocks of 4 addresses, so 17 containers span
+ * the network's bridge and four leaves (more come later). A container's IPv6 address follows its
+ * IPv4 slot; IPv6 is routed between the bridges (no proxy NDP). Checked against `ip -j` and
+ * `nft -j` and with real traffic: v6 between containers on one bridge and across bridges (one
+ * hop), to the gateway, through a published port and out (masqueraded) to an outside host;
+ * icc=false over v6 with a link exception, and isolation from another network; no frame at
+ * rest; the ConfigErrors change nothing; reconcile() repairs a leaf's v6 route, neighbour
+ * entries and the leaf itself, and finishes what a SIGKILL left (growing the network, making a
+ * leaf); remove() leaves no route, neighbour entry or element behind; the embedded DNS server
+ * answers a leaf's container over both families.
  */
 import { strict as assert } from 'node:assert';
 import { ChildProcess } from 'node:child_process';
