@@ -12,9 +12,10 @@
  * rules. Not used with NETMODES_FAULT (the fault points sit between the steps).
  */
 import { native } from '../native';
-import type { Namespace } from '../netns';
+import { currentNamespace, type Namespace } from '../netns';
 import type { BatchOp } from '../netlink';
 import { trustedNative } from '../netlink/ops';
+import type { NativeOp } from '../netlink/native';
 import type { NftMsg } from '../nft/native';
 import type { FsOp, FsResult } from '../state/store';
 import type { NetlinkError } from '../errors';
@@ -23,7 +24,9 @@ import type { NetlinkError } from '../errors';
  * Stands, in a chain's rtnetlink ops (`ns`, a veth's `peer.ns`), for the namespace the chain
  * opens itself (ChainSpec.ns).
  */
-export const CHAIN_NS = { handle: '$target' } as unknown as Namespace;
+export const CHAIN_NS = { chain: true } as unknown as Namespace;
+/** What the addon calls it (native/rtnl/rtnl.h kTargetNs). */
+const TARGET = '$target';
 
 export interface ChainSpec {
   /** A namespace path, opened first (CHAIN_NS in the ops). */
@@ -58,6 +61,23 @@ interface ChainNative {
   chainRun(spec: Record<string, unknown>): Promise<ChainOutcome>;
 }
 
+/**
+ * An op as the addon takes it, CHAIN_NS (as `ns` or a veth's `peer.ns`) as TARGET: converted with
+ * the process's own namespace standing in (the conversion, checked or not, wants a real one).
+ */
+function toChainNative(op: BatchOp): NativeOp {
+  const o = op as unknown as Record<string, unknown>;
+  const peer = o.peer as Record<string, unknown> | undefined;
+  const inNs = o.ns === CHAIN_NS;
+  const inPeer = peer?.ns === CHAIN_NS;
+  if (!inNs && !inPeer) return trustedNative(op);
+  const here = currentNamespace();
+  const out = trustedNative({ ...o, ...(inNs ? { ns: here } : {}), ...(inPeer ? { peer: { ...peer, ns: here } } : {}) } as unknown as BatchOp);
+  if (inNs) out.ns = TARGET as unknown as NativeOp['ns'];
+  if (inPeer) (out.peer as Record<string, unknown>).ns = TARGET;
+  return out;
+}
+
 /** Whether the chain is for this call at all (the fault points need the steps apart). */
 export function chainAllowed(): boolean {
   return !process.env.NETMODES_FAULT;
@@ -70,7 +90,7 @@ export function runChain(spec: ChainSpec): Promise<ChainOutcome> {
   if (spec.fs) out.fs = spec.fs;
   if (spec.expect) out.expect = spec.expect;
   if (spec.nft) out.nft = { ns: spec.nft.ns.handle, msgs: spec.nft.msgs };
-  if (spec.rtnl) out.rtnl = { ops: spec.rtnl.ops.map(trustedNative), pipelined: spec.rtnl.pipelined === true };
+  if (spec.rtnl) out.rtnl = { ops: spec.rtnl.ops.map(toChainNative), pipelined: spec.rtnl.pipelined === true };
   if (spec.after) out.after = spec.after;
   return native<ChainNative>().chainRun(out);
 }

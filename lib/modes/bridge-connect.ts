@@ -29,7 +29,7 @@ import { firewall } from './bridge-firewall';
 import { NetworkState, assertId, epToFw, fault, hex, portDir, portFile, releaseOp, toFw } from './bridge-store';
 import { reaper } from './bridge-reaper';
 import { unplumb } from './bridge-disconnect';
-import { slotBridge, slotOf } from './bridge-leaves';
+import { claimSlotIpv6, denseIpv4Want, denseIpv6Candidate, denseIpv6Steps, slotBridge, slotOf, slotOf6 } from './bridge-leaves';
 import { CHAIN_NS, ChainOutcome, ChainSpec, chainAllowed, runChain } from './bridge-chain';
 import type { ConnectOptions, Endpoint, EndpointRecord, PublishedPort, EndpointLink } from './bridge-types';
 
@@ -80,7 +80,7 @@ export async function connectEndpoint(s: NetworkState, nsArg: Namespace | string
     const peer = s.eps.get(target) ?? (await store.readJson<EndpointRecord>(s.epFile(target)));
     if (!peer || !peer.ip)
       throw new NetmodesError('ENOLINK', `links[${i}]: no endpoint ${JSON.stringify(target)} on network ${s.rec.name}`);
-    links.push({ id: peer.id, name: peer.hostname, alias: l.alias, ip: peer.ip });
+    links.push({ id: peer.id, name: peer.hostname, alias: l.alias, ip: peer.ip, ...(peer.ipv6 ? { ipv6: peer.ipv6 } : {}) });
   }
   let nsPath: string;
   if (typeof nsArg === 'string') nsPath = namespacePath(nsArg).p;
@@ -145,8 +145,11 @@ async function connectLocked(
   };
   try {
     const ports = s.resolvePorts(maps, 'ports');
-    let ip = pick(opts.ip, false);
-    let ipv6 = s.rec.ipv6 ? pick(opts.ipv6, true) : undefined;
+    // A dense network's IPv6 address is in its IPv4 address's slot (bridge-leaves.ts).
+    const dense6 = !!(s.rec.portsPerBridge && s.rec.ipv6);
+    const wantIp = dense6 ? denseIpv4Want(s.rec, opts.ip, opts.ipv6) : opts.ip;
+    let ip = pick(wantIp, false);
+    let ipv6 = s.rec.ipv6 ? pick(dense6 ? denseIpv6Candidate(s.rec, ip, opts.ipv6, (a) => s.pool6!.has(a)) : opts.ipv6, true) : undefined;
     const mac = opts.mac !== undefined ? parseMac(opts.mac, 'mac') : macFromIPv4(ip);
     const makeRecord = (): EndpointRecord => ({
       id,
@@ -247,14 +250,16 @@ async function connectLocked(
     let changed = false;
     if (res[1] !== true) {
       // Another process holds it (or the address asked for).
-      if (opts.ip !== undefined) throw new NetmodesError('EADDRINUSE', `${ip} is already in use on network ${s.rec.name}`);
+      if (wantIp !== undefined) throw new NetmodesError('EADDRINUSE', `${ip} is already in use on network ${s.rec.name}`);
       ip = await s.allocateIp(owner, false);
       undo.push(() => s.releaseIp(ip, owner));
       changed = true;
     }
-    if (ipv6 && !ip6Mine) {
+    // (A dense network's IPv6 address follows an IPv4 address that moved to another slot.)
+    if (ipv6 && (!ip6Mine || (dense6 && slotOf6(s.rec, ipv6) !== slotOf(s.rec, ip)))) {
       if (opts.ipv6 !== undefined) throw new NetmodesError('EADDRINUSE', `${ipv6} is already in use on network ${s.rec.name}`);
-      ipv6 = await s.allocateIp(owner, true);
+      if (ip6Mine) await s.releaseIp(ipv6, owner);
+      ipv6 = dense6 ? await claimSlotIpv6(s, owner, ip) : await s.allocateIp(owner, true);
       const v6 = ipv6;
       undo.push(() => s.releaseIp(v6, owner));
       changed = true;
@@ -409,7 +414,10 @@ function chainDone(c: ChainOutcome): boolean {
  */
 async function undoPlumb(s: NetworkState, rec: EndpointRecord, idx: number | undefined, br: number | string): Promise<void> {
   if (idx === 0) return;
-  await nl.batch([{ op: 'linkDel', ns: s.host, link: rec.hostVeth }, { op: 'neighDel', ns: s.host, link: br, address: rec.ip }], { pipelined: true }).catch(() => undefined);
+  const ops: nl.BatchOp[] = [{ op: 'linkDel', ns: s.host, link: rec.hostVeth }, { op: 'neighDel', ns: s.host, link: br, address: rec.ip }];
+  // (a dense network's IPv6 entry too: bridge-leaves.ts)
+  if (rec.ipv6 && s.rec.ipv6 && s.rec.portsPerBridge) ops.push({ op: 'neighDel', ns: s.host, link: br, address: rec.ipv6 });
+  await nl.batch(ops, { pipelined: true }).catch(() => undefined);
 }
 
 /**
@@ -431,7 +439,9 @@ function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: numbe
       queues: s.vethQueues,
       master: br,
       alias: s.pendingAlias(rec.id),
-      noIpv6: !r.ipv6,
+      // (a dense network's containers have no link-local address: no router solicitations for
+      // ever, as no router advertises; bridge-leaves.ts)
+      noIpv6: !r.ipv6 || !!r.portsPerBridge,
       // A bridge port needs no IPv6 of its own (the bridge carries the gateway's addresses):
       // without it, the host's IPv6 route table does not grow with the number of containers,
       // and bringing a port up or deleting it does not walk a table that does.
@@ -445,9 +455,13 @@ function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: numbe
     // ip neigh add GW lladdr BRMAC dev eth0 nud permanent
     { op: 'neighAdd', ns, link: rec.ifname, address: r.gateway, lladdr: r.bridgeMac },
   ];
-  if (rec.ipv6 && r.ipv6) ops.push({ op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ipv6}/${s.prefix6}`, noDad: true });
+  // A dense network's IPv6 is routed between its bridges: steps of its own (bridge-leaves.ts).
+  const dense6 = rec.ipv6 && r.ipv6 && r.portsPerBridge ? denseIpv6Steps(s, ns, rec, br) : undefined;
+  if (dense6) ops.push(...dense6.ops);
+  else if (rec.ipv6 && r.ipv6) ops.push({ op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ipv6}/${s.prefix6}`, noDad: true });
   const routes: nl.BatchOp[] = [{ op: 'routeAdd', ns, dst: 'default', gateway: r.gateway, link: rec.ifname }];
-  if (rec.ipv6 && r.ipv6) routes.push({ op: 'routeAdd', ns, dst: 'default', gateway: r.ipv6.gateway, link: rec.ifname });
+  if (dense6) routes.unshift(...dense6.routes);
+  else if (rec.ipv6 && r.ipv6) routes.push({ op: 'routeAdd', ns, dst: 'default', gateway: r.ipv6.gateway, link: rec.ifname });
   // Everything in one worker call, in order, stopping at the first failure: a failed create
   // never lets a later step touch an interface that is not ours. The veth was created with a
   // pending alias; the final one, set last, is the commit mark: from then on the endpoint is

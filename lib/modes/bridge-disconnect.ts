@@ -27,17 +27,19 @@ import type { Endpoint, EndpointRecord } from './bridge-types';
  * neighbour entry; `now` deletes it instead (rollback paths).
  */
 export async function unplumb(s: NetworkState, rec: EndpointRecord, now = false): Promise<void> {
-  const { slot, brName, br, neigh, veth } = unplumbOps(s, rec, now);
-  // One worker call, both messages sent whatever the first one's answer (a missing neighbour
+  const { slot, brName, br, neigh, veth, neigh6 } = unplumbOps(s, rec, now);
+  // One worker call, every message sent whatever the first one's answer (a missing neighbour
   // entry or a veth already gone with its namespace is what we want anyway).
-  const [n, v] = await batchTrusted([neigh, veth], { pipelined: true });
+  const [n, v, n6] = await batchTrusted([neigh, veth, ...neigh6], { pipelined: true });
+  if (n6?.status === 'rejected' && !isNotFound(n6.reason)) throw n6.reason;
   if (n.status === 'rejected' && isNotFound(n.reason) && typeof br === 'number') {
     // Perhaps no such entry, perhaps a bridge rebuilt since its index was learned: by name.
     if (slot) s.leafIdx.delete(slot);
     else s.bridgeIdx = undefined;
-    await nl.neighDel({ link: brName, address: rec.ip }, s.host).catch((e) => {
-      if (!isNotFound(e)) throw e;
-    });
+    for (const address of [rec.ip, ...neigh6.map(() => rec.ipv6!)])
+      await nl.neighDel({ link: brName, address }, s.host).catch((e) => {
+        if (!isNotFound(e)) throw e;
+      });
   } else if (n.status === 'rejected' && !isNotFound(n.reason)) throw n.reason;
   if (v.status === 'rejected' && (v.reason as NetlinkError).code === 'ENETDOWN' && !now) {
     // The container set its end down (no carrier): the bridge takes a port state only from an
@@ -68,7 +70,9 @@ function unplumbOps(s: NetworkState, rec: EndpointRecord, now: boolean) {
         op: 'linkSet', ns: s.host, link: rec.hostVeth, group: REAP_GROUP, alias: '',
         portState: 'listening', fdbFlush: true, locked: true, learning: false, unicastFlood: false, mcastFlood: false, bcastFlood: false,
       };
-  return { slot, brName, br, neigh, veth };
+  // (A dense network with IPv6 has a neighbour entry of each family: bridge-leaves.ts.)
+  const neigh6: nl.BatchOp[] = rec.ipv6 && s.rec.ipv6 && s.rec.portsPerBridge ? [{ ...neigh, address: rec.ipv6 }] : [];
+  return { slot, brName, br, neigh, veth, neigh6 };
 }
 
 /** BridgeNetwork.disconnect() (documented there): which endpoint, then detach with the lock held. */
@@ -122,13 +126,13 @@ async function detachChained(s: NetworkState, known: EndpointRecord): Promise<bo
   const id = known.id;
   const owner = s.ownerOf(id);
   const tx = firewall.removeEndpointTx(toFw(s.rec), epToFw(known), s.host);
-  const { neigh, veth } = unplumbOps(s, known, false);
+  const { neigh, veth, neigh6 } = unplumbOps(s, known, false);
   const c = await runChain({
     fs: [{ op: 'lock', file: s.lockFile, exclusive: false }, { op: 'read', file: s.epFile(id) }, { op: 'list', dir: s.linkedDir(id) }],
     // The record as this process wrote it (no parse of it), and no linkers.
     expect: [null, JSON.stringify(known), []],
     nft: tx ? { ns: s.host, msgs: tx.messages() } : undefined,
-    rtnl: { ops: [neigh, veth], pipelined: true },
+    rtnl: { ops: [neigh, veth, ...neigh6], pipelined: true },
     after: releaseOps(s, known, owner, []),
   });
   if (c.fsError) throw c.fsError;
@@ -180,8 +184,8 @@ function forget(s: NetworkState, rec: EndpointRecord): void {
 }
 
 /**
- * The addresses of the endpoints that link to `target` (their link's elements name its address
- * too): from this process's records, else from the store. Linkers that are gone, or whose link
+ * The addresses (IPv4 and IPv6) of the endpoints that link to `target` (their link's elements
+ * name its addresses too): from this process's records, else from the store. Linkers that are gone, or whose link
  * is to an earlier endpoint of that id, are left out.
  */
 async function linkerAddresses(s: NetworkState, target: EndpointRecord, linkers: string[]): Promise<string[]> {
@@ -189,7 +193,9 @@ async function linkerAddresses(s: NetworkState, target: EndpointRecord, linkers:
   const missing = linkers.filter((l) => !s.eps.has(l));
   const read = missing.length ? await store.batch(missing.map((l) => ({ op: 'read', file: s.epFile(l) }))) : [];
   const recs = linkers.map((l) => s.eps.get(l) ?? store.parseRecord<EndpointRecord>(read[missing.indexOf(l)]));
-  return recs.filter((r) => r?.ip && r.links.some((k) => k.id === target.id && k.ip === target.ip)).map((r) => r!.ip);
+  return recs
+    .filter((r) => r?.ip && r.links.some((k) => k.id === target.id && k.ip === target.ip))
+    .flatMap((r) => (r!.ipv6 ? [r!.ip, r!.ipv6] : [r!.ip]));
 }
 
 /**
@@ -236,7 +242,7 @@ async function lateLinkers(s: NetworkState, rec: EndpointRecord, seen: string[])
     const late = (await store.listDir(s.linkedDir(rec.id))).filter((l) => !seen.includes(l));
     seen = [...seen, ...late];
     const ips = await linkerAddresses(s, rec, late);
-    await firewall.removeLinks(rec.ip, ips, s.host, toFw(s.rec));
+    await firewall.removeLinks(epToFw(rec), ips, s.host, toFw(s.rec));
     const res = await store.batch(s.unregisterOps(rec.id, late));
     if (res[res.length - 1] !== false) return;
   }

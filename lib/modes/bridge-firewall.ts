@@ -44,6 +44,8 @@
  * masquerade`); with icc=false, nm-ID-in first lets only published ports and links through
  * between its bridges (`ct status dnat accept; ip saddr . ip daddr @ilinks4 accept;
  * oifname "docker0" drop; oifname "nm<ID8>b*" drop`), `ilinks4` (inet) mirroring `links4`.
+ * With IPv6 the same: `ip6 saddr . ip6 daddr @ilinks6 accept` (ilinks6 mirroring links6; a
+ * link's IPv6 pair is there when both ends have IPv6), and masq6 names the leaves as masq does.
  *
  * (`meta ibrname` would name the bridge instead of its ports, but needs CONFIG_NFT_BRIDGE_META,
  * which common kernels lack: EOPNOTSUPP. A port set works everywhere and is still one element per
@@ -104,6 +106,7 @@ const SETS: NftSet[] = [
   { ...INET, name: 'fwd_out', type: 'ifname', dataType: 'verdict' },
   // A dense network's links again at layer 3 (icc=false between its bridges is routed).
   { ...INET, name: 'ilinks4', type: 'ipv4_addr . ipv4_addr' },
+  { ...INET, name: 'ilinks6', type: 'ipv6_addr . ipv6_addr' },
   { ...BR, name: 'noicc', type: 'ifname' },
   { ...BR, name: 'links4', type: 'ipv4_addr . ipv4_addr' },
   { ...BR, name: 'links6', type: 'ipv6_addr . ipv6_addr' },
@@ -178,8 +181,11 @@ function networkRules(net: FwNetwork): Array<{ chain: string; comment: string; e
     const masq = rule('inet').match('ip saddr', net.subnet).match('oifname', net.bridge, 'neq');
     if (net.leaves) masq.match('oifname', net.leaves, 'neq');
     out.push({ chain: 'postrouting', comment: `${tag(net)}:masq`, exprs: masq.masquerade().build() });
-    if (net.subnet6)
-      out.push({ chain: 'postrouting', comment: `${tag(net)}:masq6`, exprs: rule('inet').match('ip6 saddr', net.subnet6).match('oifname', net.bridge, 'neq').masquerade().build() });
+    if (net.subnet6) {
+      const masq6 = rule('inet').match('ip6 saddr', net.subnet6).match('oifname', net.bridge, 'neq');
+      if (net.leaves) masq6.match('oifname', net.leaves, 'neq');
+      out.push({ chain: 'postrouting', comment: `${tag(net)}:masq6`, exprs: masq6.masquerade().build() });
+    }
   }
   return out;
 }
@@ -193,6 +199,12 @@ function networkChainRules(net: FwNetwork): Array<{ chain: string; exprs: Expr[]
     inR.push(
       rule('inet').ctStatus(['dnat']).accept().build(), // ct status dnat accept
       rule('inet').inSet(['ip saddr', 'ip daddr'], 'ilinks4').accept().build(), // ip saddr . ip daddr @ilinks4 accept
+      rule('inet').inSet(['ip6 saddr', 'ip6 daddr'], 'ilinks6').accept().build(), // ip6 saddr . ip6 daddr @ilinks6 accept
+      // With br_netfilter (bridge-nf-call-ip6tables), frames switched within one bridge pass
+      // this hook too: neighbour discovery stays open there, as in the bridge table's forward
+      // chain (a router never forwards it: hop limit 255).
+      // meta l4proto ipv6-icmp icmpv6 type nd-neighbor-solicit accept (and nd-neighbor-advert)
+      ...(net.subnet6 ? (['nd-neighbor-solicit', 'nd-neighbor-advert'] as const).map((t) => rule('inet').match('meta l4proto', 'ipv6-icmp').match('icmpv6 type', t).accept().build()) : []),
       ...ours.map((b) => rule('inet').match('oifname', b).drop().build()), // oifname "BR" drop; oifname "nm<id8>b*" drop
     );
   }
@@ -242,22 +254,32 @@ function endpointElements(net: FwNetwork, ep: FwEndpoint): Map<string, SetElemen
       add('pub4', { key: [p.hostIp, p.protocol, p.hostPort], data: [ep.ip, p.containerPort], comment });
     }
   }
-  for (const l of ep.links) {
-    const v6 = l.ip.includes(':');
-    for (const set of v6 ? ['links6'] : routedLinks(net) ? ['links4', 'ilinks4'] : ['links4']) {
-      add(set, { key: [ep.ip, l.ip], comment });
-      add(set, { key: [l.ip, ep.ip], comment });
-    }
-  }
+  for (const l of ep.links)
+    for (const [set, list] of linkElements(net, ep, l.ipv6 ? [l.ip, l.ipv6] : [l.ip], comment)) for (const e of list) add(set, e);
   return m;
 }
 
 /** Whether links are also elements at layer 3 (a dense network with icc=false). */
 const routedLinks = (net?: FwNetwork): boolean => !!net?.leaves && !net.icc;
 
-/** Both directions between `ip` and each of `others` (keys only). */
-function linkPairs(ip: string, others: string[]): SetElement[] {
-  return others.flatMap((o) => [{ key: [o, ip] }, { key: [ip, o] }]);
+/**
+ * The link elements between `ep` and the endpoints at `others` (addresses of either family;
+ * an IPv6 one pairs with `ep.ipv6`), both directions, by set: links4 (and ilinks4 where links
+ * are routed), links6 (and ilinks6).
+ */
+function linkElements(net: FwNetwork | undefined, ep: { ip: string; ipv6?: string }, others: string[], comment?: string): Map<string, SetElement[]> {
+  const m = new Map<string, SetElement[]>();
+  for (const o of others) {
+    const v6 = o.includes(':');
+    const mine = v6 ? ep.ipv6 : ep.ip;
+    if (!mine) continue;
+    const sets = v6 ? ['links6', 'ilinks6'] : ['links4', 'ilinks4'];
+    for (const set of routedLinks(net) ? sets : sets.slice(0, 1)) {
+      if (!m.has(set)) m.set(set, []);
+      m.get(set)!.push({ key: [mine, o], ...(comment ? { comment } : {}) }, { key: [o, mine], ...(comment ? { comment } : {}) });
+    }
+  }
+  return m;
 }
 
 const familyOf = (set: string): 'inet' | 'bridge' => (['noicc', 'links4', 'links6'].includes(set) ? 'bridge' : 'inet');
@@ -300,8 +322,7 @@ function addTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace): NftTransaction | 
 /** The transaction removing an endpoint's elements and those of the links at `linkedBy`. */
 function removeTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[]): NftTransaction | undefined {
   const els = endpointElements(net, ep);
-  if (linkedBy.length)
-    for (const set of routedLinks(net) ? ['links4', 'ilinks4'] : ['links4']) els.set(set, [...(els.get(set) ?? []), ...linkPairs(ep.ip, linkedBy)]);
+  for (const [set, list] of linkElements(net, ep, linkedBy)) els.set(set, [...(els.get(set) ?? []), ...list]);
   if (!els.size) return undefined;
   const tx = nftTransaction(ns);
   for (const [set, list] of els) tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
@@ -411,8 +432,8 @@ export const firewall = {
   },
 
   /**
-   * Removes an endpoint's elements, and the link elements of the endpoints at `linkedBy` (IPv4
-   * addresses) that link to it: a link ends when either end goes. Idempotent.
+   * Removes an endpoint's elements, and the link elements of the endpoints at `linkedBy` (their
+   * addresses, of both families) that link to it: a link ends when either end goes. Idempotent.
    */
   async removeEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[] = []): Promise<void> {
     const tx = removeTx(net, ep, ns, linkedBy);
@@ -424,12 +445,12 @@ export const firewall = {
     }
   },
 
-  /** Removes the link elements between `ip` and each of `linkedBy`; idempotent. */
-  async removeLinks(ip: string, linkedBy: string[], ns: Namespace, net?: FwNetwork): Promise<void> {
-    if (!linkedBy.length) return;
+  /** Removes the link elements between `ep` and each of `linkedBy` (addresses of both families); idempotent. */
+  async removeLinks(ep: { ip: string; ipv6?: string }, linkedBy: string[], ns: Namespace, net?: FwNetwork): Promise<void> {
+    const els = linkElements(net, ep, linkedBy);
+    if (!els.size) return;
     const tx = nftTransaction(ns);
-    tx.destroyElements(setRef('links4'), linkPairs(ip, linkedBy));
-    if (routedLinks(net)) tx.destroyElements(setRef('ilinks4'), linkPairs(ip, linkedBy));
+    for (const [set, list] of els) tx.destroyElements(setRef(set), list);
     try {
       await tx.commit();
     } catch (err) {
@@ -471,7 +492,7 @@ export const firewall = {
     let removed = 0;
     let added = 0;
     for (const s of cur.sets) {
-      if (!['pub4', 'pub4any', 'pub6', 'pub6any', 'links4', 'links6', 'ilinks4', 'noicc'].includes(s.name)) continue;
+      if (!['pub4', 'pub4any', 'pub6', 'pub6any', 'links4', 'links6', 'ilinks4', 'ilinks6', 'noicc'].includes(s.name)) continue;
       const have = new Set<string>();
       const drop: SetElement[] = [];
       for (const e of s.elements ?? []) {
@@ -479,7 +500,7 @@ export const firewall = {
         const k = JSON.stringify(e.key);
         // An element of ours whose owner left; or a link element no live endpoint wants (its
         // other end left).
-        const link = s.name === 'links4' || s.name === 'links6' || s.name === 'ilinks4';
+        const link = ['links4', 'links6', 'ilinks4', 'ilinks6'].includes(s.name);
         if (c.startsWith(`${tag(net)}:`) && (!live.has(c) || (link && !want.get(s.name)?.has(k)))) drop.push({ key: e.key });
         else have.add(k);
       }

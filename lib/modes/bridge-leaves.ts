@@ -7,9 +7,11 @@
  * count across processes: addresses are claimed O_EXCL, so a slot never holds more than L.
  *
  *   slot 0     the network's bridge (the gateway's address, the /N connected route), as ever;
- *   slot s>0   a "leaf" bridge nm<id8>b<s>: the gateway's MAC, no address, no IPv6, no STP,
- *              and a route `BLOCK/len dev LEAF scope link src GATEWAY` (more specific than the
- *              subnet's), made when the slot is first used and kept until the network goes.
+ *   slot s>0   a "leaf" bridge nm<id8>b<s>: the gateway's MAC, no address, no STP (IPv6 off,
+ *              or with the network's IPv6 on but no address of its own: see below), and a route
+ *              `BLOCK/len dev LEAF scope link src GATEWAY` (more specific than the subnet's; and
+ *              `BLOCK6 dev LEAF src GATEWAY6`), made when the slot is first used and kept until
+ *              the network goes.
  *
  * Containers see what Docker gives them (the whole subnet on-link, the gateway, its MAC). Within
  * a bridge, frames are switched as in Docker; between bridges the host routes: every bridge of
@@ -26,14 +28,15 @@
  * a final leaf, and a pending one (its maker killed) is deleted and made again, by the next
  * connect to that slot or by reconcile().
  */
-import { isNotFound, NetmodesError } from '../errors';
+import { ConfigError, isNotFound, NetmodesError } from '../errors';
 import { sysctlSet, sysctlKey } from '../netns';
 import * as nl from '../netlink';
 import * as store from '../state/store';
 import { firewall } from './bridge-firewall';
-import { bigIntToIP, ipToBigInt } from '../net/addr';
+import { bigIntToIP, cidrOverlaps, ipToBigInt, parseCidr, parseIP } from '../net/addr';
 import { ALIAS_PREFIX, PENDING_PREFIX, NetworkState, fault, leafName, toFw } from './bridge-store';
-import type { NetworkRecord } from './bridge-types';
+import type { Namespace } from '../netns';
+import type { EndpointRecord, NetworkRecord } from './bridge-types';
 
 /** Most slots a network may have (a leaf's name holds four decimal digits). */
 export const MAX_SLOTS = 10000;
@@ -50,6 +53,141 @@ export function slotOf(r: NetworkRecord, ip: string): number {
 export function slotCidr(r: NetworkRecord, slot: number): string {
   const L = r.portsPerBridge!;
   return `${bigIntToIP(base(r) + BigInt(slot * L), 4)}/${32 - Math.log2(L)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 on a dense network. A container's IPv6 address follows its IPv4 slot: by default the same
+// offset in the IPv6 subnet as its IPv4 address has in the IPv4 subnet, so block N of the IPv6
+// subnet is block N of the IPv4 one and the layout still needs no state. There is no proxy NDP
+// (it takes one entry per address and bridge); IPv6 is routed instead. In the container: the
+// address with the subnet's prefix but no prefix route (noprefixroute), an on-link route for its
+// own block only, the subnet and the default route via the gateway (onlink: the gateway is
+// outside a leaf's block) and a permanent neighbour entry for the gateway (the bridge's MAC).
+// On the host: the leaf has IPv6 on but no address of its own (addrgenmode none: no link-local,
+// no DAD; it settles quiet: test 59), a route `BLOCK6 dev LEAF src GATEWAY6`, and a permanent
+// neighbour entry per container on its bridge, as for IPv4.
+
+/** The address at `ip`'s offset in subnet `from`, in subnet `to`; undefined: `to` has no such offset. */
+export function sameOffset(ip: string, from: string, to: string): string | undefined {
+  const f = parseCidr(from, 'subnet');
+  const t = parseCidr(to, 'subnet');
+  const v = t.start + (ipToBigInt(ip, 'ip').value - f.start);
+  return v >= t.start && v <= t.end ? bigIntToIP(v, t.family) : undefined;
+}
+
+/**
+ * createBridgeNetwork() on a dense network with IPv6: the IPv6 subnet must have as many
+ * addresses as the IPv4 one (ConfigError `ipv6.subnet`), and its gateway is at the IPv4
+ * gateway's offset (the default; another one: ConfigError `ipv6.gateway`). Returns the gateway.
+ */
+export function denseIpv6Gateway(subnet: string, gateway: string, subnet6: string, gateway6: string | undefined): string {
+  const c4 = parseCidr(subnet, 'subnet');
+  const c6 = parseCidr(subnet6, 'ipv6.subnet');
+  if (128 - c6.prefix < 32 - c4.prefix)
+    throw new ConfigError(`a dense network's IPv6 subnet needs as many addresses as ${subnet} (a /${96 + c4.prefix} or larger)`, 'ipv6.subnet');
+  const g6 = sameOffset(gateway, subnet, subnet6)!;
+  if (gateway6 !== undefined && gateway6 !== g6)
+    throw new ConfigError(`on a dense network the IPv6 gateway is at the IPv4 gateway's offset: ${g6}`, 'ipv6.gateway');
+  return g6;
+}
+
+/** `a` canonical, or ConfigError (field `ipv6`). */
+function v6Address(a: string): string {
+  const p = parseIP(a, 'ipv6');
+  if (p.family !== 6) throw new ConfigError('must be an IPv6 address', 'ipv6');
+  return p.address;
+}
+
+/** The slot of a dense network's IPv6 address. */
+export function slotOf6(r: NetworkRecord, ipv6: string): number {
+  return Number((ipToBigInt(ipv6, 'ipv6').value - parseCidr(r.ipv6!.subnet, 'ipv6.subnet').start) / BigInt(r.portsPerBridge!));
+}
+
+/** The IPv6 addresses of a slot, as a CIDR. */
+export function slotCidr6(r: NetworkRecord, slot: number): string {
+  const L = r.portsPerBridge!;
+  return `${bigIntToIP(parseCidr(r.ipv6!.subnet, 'ipv6.subnet').start + BigInt(slot * L), 6)}/${128 - Math.log2(L)}`;
+}
+
+/**
+ * connect(), before the claims, on a dense network with IPv6: the IPv4 address wanted (`ip`, or
+ * the one at the offset of `ipv6` when only that is given) and the IPv6 candidate for an IPv4
+ * address, in its slot: `want` (ConfigError `ipv6` in another slot), else the address at the same
+ * offset, else (taken by an explicit one) the slot's first address this process has free.
+ */
+export function denseIpv4Want(r: NetworkRecord, ip: string | undefined, ipv6: string | undefined): string | undefined {
+  if (ip !== undefined || ipv6 === undefined) return ip;
+  const v4 = sameOffset(v6Address(ipv6), r.ipv6!.subnet, r.subnet);
+  if (v4 === undefined) throw new ConfigError(`${ipv6} has no IPv4 address at its offset in ${r.subnet}`, 'ipv6');
+  return v4;
+}
+
+/** (See denseIpv4Want.) `taken`: whether this process knows an IPv6 address held. */
+export function denseIpv6Candidate(r: NetworkRecord, ip: string, want: string | undefined, taken: (ip: string) => boolean): string {
+  const slot = slotOf(r, ip);
+  if (want !== undefined) {
+    const a = v6Address(want);
+    if (!cidrOverlaps(`${a}/128`, slotCidr6(r, slot)))
+      throw new ConfigError(`on a dense network the IPv6 address must be in the IPv4 address's block (${slotCidr6(r, slot)} for ${ip})`, 'ipv6');
+    return a;
+  }
+  const same = sameOffset(ip, r.subnet, r.ipv6!.subnet)!;
+  if (!taken(same)) return same;
+  return slotIpv6s(r, slot).find((a) => !taken(a)) ?? same;
+}
+
+/** The IPv6 addresses of slot `slot` a container may have (neither the gateway nor the subnet's first). */
+export function slotIpv6s(r: NetworkRecord, slot: number): string[] {
+  const start = parseCidr(slotCidr6(r, slot), 'ipv6').start;
+  const out: string[] = [];
+  for (let i = 0n; i < BigInt(r.portsPerBridge!); i++) {
+    const a = bigIntToIP(start + i, 6);
+    if (a !== r.ipv6!.gateway && start + i !== parseCidr(r.ipv6!.subnet, 'ipv6.subnet').start) out.push(a);
+  }
+  return out;
+}
+
+/**
+ * An IPv6 address for the IPv4 address `ip` claimed in the store, after the candidate turned out
+ * to be another process's (or the IPv4 address moved to another slot): the one at the same
+ * offset, else the slot's first free one.
+ */
+export async function claimSlotIpv6(s: NetworkState, owner: string, ip: string): Promise<string> {
+  const same = sameOffset(ip, s.rec.subnet, s.rec.ipv6!.subnet)!;
+  for (const a of [same, ...slotIpv6s(s.rec, slotOf(s.rec, ip))]) {
+    if (s.pool6!.has(a) || !(await store.reserve(s.ipFile(a), owner))) continue;
+    s.markUsed(a);
+    return a;
+  }
+  throw new NetmodesError('EPOOLEXHAUSTED', `no free IPv6 address left in ${slotCidr6(s.rec, slotOf(s.rec, ip))}`);
+}
+
+/**
+ * plumb()'s IPv6 steps on a dense network (bridge-connect.ts): `ops` go with the address steps,
+ * `routes` with the routes (before the default routes: a namespace that has one already keeps
+ * it, and these still reach the other blocks).
+ */
+export function denseIpv6Steps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: number | string): { ops: nl.BatchOp[]; routes: nl.BatchOp[] } {
+  const r = s.rec;
+  const gw6 = r.ipv6!.gateway;
+  return {
+    ops: [
+      // ip -6 neigh add IP6 lladdr MAC dev BR nud permanent
+      { op: 'neighAdd', ns: s.host, link: br, address: rec.ipv6!, lladdr: rec.mac },
+      // ip addr add IP6/PREFIX dev eth0 nodad noprefixroute
+      { op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ipv6}/${s.prefix6}`, noDad: true, noPrefixRoute: true },
+      // ip -6 neigh add GW6 lladdr BRMAC dev eth0 nud permanent
+      { op: 'neighAdd', ns, link: rec.ifname, address: gw6, lladdr: r.bridgeMac },
+    ],
+    routes: [
+      // ip -6 route add BLOCK6 dev eth0 (its own bridge's containers: on-link)
+      { op: 'routeAdd', ns, dst: slotCidr6(r, slotOf(r, rec.ip)), link: rec.ifname },
+      // ip -6 route add SUBNET6 via GW6 dev eth0 onlink (every other block: through the host)
+      { op: 'routeAdd', ns, dst: r.ipv6!.subnet, gateway: gw6, link: rec.ifname, onlink: true },
+      // ip -6 route add default via GW6 dev eth0 onlink
+      { op: 'routeAdd', ns, dst: 'default', gateway: gw6, link: rec.ifname, onlink: true },
+    ],
+  };
 }
 
 const leafAlias = (r: NetworkRecord, slot: number) => `${ALIAS_PREFIX}leaf:${r.id.slice(0, 12)}:${slot}`;
@@ -125,9 +263,11 @@ async function makeLeaf(s: NetworkState, slot: number): Promise<number> {
     const [made] = await nl.batch([
       {
         op: 'linkAdd', ns: s.host, name, kind: 'bridge', mtu: r.mtu, mac: r.bridgeMac, up: true, alias: leafPending(r, slot),
-        noIpv6: true, disableIpv6: true, bridge: { stp: false, forwardDelay: 0 },
+        // With IPv6 on the network, the leaf takes IPv6 (routed to and from it) but has no
+        // address of its own (addrgenmode none): it sends nothing (test 59 counts frames at rest).
+        noIpv6: true, disableIpv6: !r.ipv6, bridge: { stp: false, forwardDelay: 0 },
       },
-      { op: 'routeAdd', ns: s.host, dst: slotCidr(r, slot), link: name, scope: 'link', src: r.gateway, protocol: 'kernel' },
+      ...leafRoutes(r, slot).map((rt): nl.BatchOp => ({ op: 'routeAdd', ns: s.host, ...rt })),
     ]);
     fault('leaf:after-create');
     await leafSysctls(s, name);
@@ -139,6 +279,14 @@ async function makeLeaf(s: NetworkState, slot: number): Promise<number> {
     await firewall.removeBridge(toFw(r), name, s.host).catch(() => undefined);
     throw err;
   }
+}
+
+/** A leaf's routes on the host: `BLOCK dev LEAF scope link src GATEWAY` (and the same for IPv6). */
+function leafRoutes(r: NetworkRecord, slot: number): nl.RouteSpec[] {
+  const link = leafName(r, slot);
+  const out: nl.RouteSpec[] = [{ dst: slotCidr(r, slot), link, scope: 'link', src: r.gateway, protocol: 'kernel' }];
+  if (r.ipv6) out.push({ dst: slotCidr6(r, slot), link, src: r.ipv6.gateway, protocol: 'kernel' });
+  return out;
 }
 
 /**
@@ -171,15 +319,15 @@ export async function repairLeaves(s: NetworkState, links: nl.Link[]): Promise<s
       done.push(`half-made leaf ${l.name} removed`);
       continue;
     }
-    const cidr = slotCidr(s.rec, leaf.slot);
     if (!l.up) {
       await nl.linkSet(l.name, { up: true }, s.host);
       done.push(`leaf ${l.name} up`);
     }
-    if (!routes.some((x) => x.family === 4 && `${x.dst}/${x.prefix}` === cidr && x.oif === l.index)) {
-      await nl.routeReplace({ dst: cidr, link: l.name, scope: 'link', src: s.rec.gateway, protocol: 'kernel' }, s.host);
-      done.push(`route ${cidr} restored`);
-    }
+    for (const rt of leafRoutes(s.rec, leaf.slot))
+      if (!routes.some((x) => `${x.dst}/${x.prefix}` === rt.dst && x.oif === l.index)) {
+        await nl.routeReplace(rt, s.host);
+        done.push(`route ${rt.dst} restored`);
+      }
     await leafSysctls(s, l.name);
     await firewall.addBridge(toFw(s.rec), l.name, s.host);
     s.leafIdx.set(leaf.slot, l.index);

@@ -19,8 +19,13 @@ import { firewall } from './bridge-firewall';
 import { ALIAS_PREFIX, PENDING_PREFIX, NetworkState, assertId, epToFw, fault, leafName, portDir, toFw } from './bridge-store';
 import { REAP_GROUP, reaper } from './bridge-reaper';
 import { setupKernel } from './bridge-kernel';
-import { repairLeaves, slotBridge, slotOf } from './bridge-leaves';
+import { repairLeaves, slotBridge, slotCidr6, slotOf } from './bridge-leaves';
 import type { EndpointRecord, EndpointLink, ReconcileReport } from './bridge-types';
+
+/** The addresses the host has a permanent neighbour entry for: the IPv4 one (and a dense network's IPv6 one). */
+function hostNeighbours(s: NetworkState, rec: EndpointRecord): string[] {
+  return rec.ipv6 && s.rec.ipv6 && s.rec.portsPerBridge ? [rec.ip, rec.ipv6] : [rec.ip];
+}
 
 /** BridgeNetwork.check() (documented there). */
 export async function checkEndpoint(s: NetworkState, id: string, nsPath?: string): Promise<string[]> {
@@ -41,8 +46,11 @@ export async function checkEndpoint(s: NetworkState, id: string, nsPath?: string
     if (!veth.up) problems.push(`host veth ${rec.hostVeth} is down`);
   }
   if (bridge) {
-    const neigh = (await nl.neighList(s.host, { link: bridge.index })).find((n) => n.address === rec.ip);
-    if (!neigh || neigh.lladdr?.toLowerCase() !== rec.mac.toLowerCase()) problems.push(`neighbour entry ${rec.ip} on ${brName} is missing`);
+    const neighs = await nl.neighList(s.host, { link: bridge.index });
+    for (const ip of hostNeighbours(s, rec)) {
+      const neigh = neighs.find((n) => n.address === ip);
+      if (!neigh || neigh.lladdr?.toLowerCase() !== rec.mac.toLowerCase()) problems.push(`neighbour entry ${ip} on ${brName} is missing`);
+    }
   }
   let ns: Namespace | undefined;
   try {
@@ -66,6 +74,11 @@ export async function checkEndpoint(s: NetworkState, id: string, nsPath?: string
         for (const [family, gw] of gws)
           if (!routes.some((r) => r.family === family && r.dst === 'default' && r.gateway === gw))
             problems.push(`default route via ${gw} is missing`);
+        // A dense network's IPv6: its own block on-link, the rest of the subnet via the gateway.
+        if (rec.ipv6 && s.rec.ipv6 && s.rec.portsPerBridge)
+          for (const [dst, gw] of [[slotCidr6(s.rec, slot), undefined], [s.rec.ipv6.subnet, s.rec.ipv6.gateway]])
+            if (!routes.some((r) => `${r.dst}/${r.prefix}` === dst && r.gateway === gw && r.oif === link.index))
+              problems.push(`route ${dst}${gw ? ` via ${gw}` : ''} is missing`);
       }
     } finally {
       ns.close();
@@ -126,7 +139,8 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
         const want = slot ? ((await slotBridge(s, slot)) as number) : bridgeIdx;
         if (l.master !== want || !l.up) {
           await nl.linkSet(rec.hostVeth, { master: want, up: true }, s.host);
-          await nl.batch([{ op: 'neighAdd', ns: s.host, link: want, address: rec.ip, lladdr: rec.mac }]).catch(() => undefined);
+          for (const address of hostNeighbours(s, rec))
+            await nl.batch([{ op: 'neighAdd', ns: s.host, link: want, address, lladdr: rec.mac }]).catch(() => undefined);
           report.repaired.push(`veth ${rec.hostVeth} re-attached`);
         }
       }
@@ -162,23 +176,25 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
     const bridgeNow = await nl.linkGet(s.rec.bridge, s.host);
     const bridges: Array<[number, number]> = [[0, bridgeNow.index], ...s.leafIdx.entries()];
     for (const [slot, index] of bridges) {
-      const liveIps = new Map([...eps.values()].filter((e) => slotOf(s.rec, e.ip) === slot).map((e) => [e.ip, e]));
+      const liveIps = new Map([...eps.values()].filter((e) => slotOf(s.rec, e.ip) === slot).flatMap((e) => hostNeighbours(s, e).map((a) => [a, e] as const)));
       const neighs = await nl.neighList(s.host, { link: index });
       for (const n of neighs) {
         if (!n.state.includes('PERMANENT')) continue;
         const live = liveIps.get(n.address);
         if (live && (!n.lladdr || n.lladdr.toLowerCase() === live.mac.toLowerCase())) continue;
         const c = parseIP(n.address, 'address');
-        if (!live && (c.family !== 4 || !cidrOverlaps(`${c.address}/32`, s.rec.subnet))) continue;
+        // (IPv6 entries are ours on a dense network only.)
+        const ours = c.family === 4 ? cidrOverlaps(`${c.address}/32`, s.rec.subnet) : !!(s.rec.portsPerBridge && s.rec.ipv6 && cidrOverlaps(`${c.address}/128`, s.rec.ipv6.subnet));
+        if (!live && !ours) continue;
         await nl.neighDel({ link: index, address: n.address }, s.host).catch((e) => {
           if (!isNotFound(e)) throw e;
         });
         report.repaired.push(`neighbour ${n.address} removed`);
       }
-      for (const e of liveIps.values())
-        if (!neighs.some((n) => n.address === e.ip && n.state.includes('PERMANENT') && n.lladdr?.toLowerCase() === e.mac.toLowerCase())) {
-          await nl.neighAdd({ link: index, address: e.ip, lladdr: e.mac }, s.host).catch(() => undefined);
-          report.repaired.push(`neighbour ${e.ip} restored`);
+      for (const [address, e] of liveIps)
+        if (!neighs.some((n) => n.address === address && n.state.includes('PERMANENT') && n.lladdr?.toLowerCase() === e.mac.toLowerCase())) {
+          await nl.neighAdd({ link: index, address, lladdr: e.mac }, s.host).catch(() => undefined);
+          report.repaired.push(`neighbour ${address} restored`);
         }
     }
     // 3. Firewall elements: exactly those of the live endpoints, links only to live endpoints

@@ -46,7 +46,10 @@ export interface BridgeNetworkOptions {
    * containers go on the network's bridge, each other block's on a bridge of its own ("leaf",
    * `nm<id8>b<N>`, made when the block is first used), and the host routes between the bridges.
    * Within a bridge everything is as in Docker; between two bridges traffic is routed by the host
-   * (one hop, proxy ARP answers for the other bridge's containers). IPv4 networks only. Default:
+   * (one hop, proxy ARP answers for the other bridge's containers). With `ipv6`, IPv6 is routed
+   * the same way (no proxy NDP): the IPv6 subnet needs as many addresses as the IPv4 one, a
+   * container's IPv6 address is in its IPv4 address's block (by default at the same offset), and
+   * the IPv6 gateway is at the IPv4 gateway's offset. Default:
    * one bridge (Docker's layout; EBRIDGEFULL after 1,023 containers).
    */
   portsPerBridge?: number;
@@ -66,7 +69,11 @@ export interface ConnectOptions {
   ifname?: string;
   /** A fixed IPv4 address inside the subnet. */
   ip?: string;
-  /** A fixed IPv6 address inside the IPv6 subnet. */
+  /**
+   * A fixed IPv6 address inside the IPv6 subnet. On a dense network it must be in the IPv4
+   * address's block (ConfigError otherwise); given without `ip`, the IPv4 address is the one at
+   * its offset.
+   */
   ipv6?: string;
   /** A fixed MAC. Default: 02:42 followed by the IPv4 address, as Docker does. */
   mac?: string;
@@ -98,6 +105,8 @@ export interface EndpointLink {
   name: string;
   alias?: string;
   ip: string;
+  /** Its IPv6 address, on a network with IPv6 (absent in records written before). */
+  ipv6?: string;
 }
 
 /** What the state store keeps for one endpoint. */

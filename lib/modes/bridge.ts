@@ -41,7 +41,7 @@ import * as dns from '../dns/control';
 import { NetworkState, fault, globalLock, hex, networksDir, readNetworkRecords } from './bridge-store';
 import { reaper } from './bridge-reaper';
 import { setupKernel, teardownKernel } from './bridge-kernel';
-import { MAX_SLOTS } from './bridge-leaves';
+import { MAX_SLOTS, denseIpv6Gateway } from './bridge-leaves';
 import { connectEndpoint } from './bridge-connect';
 import { detach, disconnectEndpoint } from './bridge-disconnect';
 import { checkEndpoint, reconcileNetwork } from './bridge-reconcile';
@@ -79,7 +79,6 @@ function checkNetworkOptions(o: BridgeNetworkOptions): void {
   if (o.portsPerBridge !== undefined) {
     const L = o.portsPerBridge;
     if (!Number.isInteger(L) || L < 2 || L > 512 || (L & (L - 1)) !== 0) throw new ConfigError('must be a power of two from 2 to 512', 'portsPerBridge');
-    if (o.ipv6 !== undefined) throw new ConfigError('a dense network is IPv4 only (no ipv6)', 'portsPerBridge');
   }
 }
 
@@ -138,7 +137,11 @@ export async function createBridgeNetwork(opts: BridgeNetworkOptions): Promise<B
       for (const n of await readNetworkRecords())
         if (n.ipv6 && cidrOverlaps(n.ipv6.subnet, s6))
           throw new NetmodesError('ESUBNETOVERLAP', `ipv6.subnet ${s6} overlaps ${n.ipv6.subnet} of network ${n.name}`);
-      const g6 = opts.ipv6.gateway !== undefined ? validateGateway(parseIP(opts.ipv6.gateway, 'ipv6.gateway').address, s6, 'ipv6.gateway') : defaultGateway(s6);
+      let g6 = opts.ipv6.gateway !== undefined ? validateGateway(parseIP(opts.ipv6.gateway, 'ipv6.gateway').address, s6, 'ipv6.gateway') : undefined;
+      // A dense network: as many IPv6 addresses as IPv4 ones, the gateway at the same offset
+      // (a container's IPv6 address follows its IPv4 slot: bridge-leaves.ts).
+      if (opts.portsPerBridge !== undefined) g6 = denseIpv6Gateway(subnet, gateway, s6, g6);
+      g6 ??= defaultGateway(s6);
       ipv6 = { subnet: s6, gateway: g6 };
     }
     const id = createHash('sha256').update(`${opts.name}:${Date.now()}:${hex(16)}`).digest('hex');

@@ -120,7 +120,7 @@ function linkSet(o: Record<string, unknown>, base: string): Record<string, unkno
 }
 
 function addr(o: Record<string, unknown>, base: string, add: boolean): Record<string, unknown> {
-  v.checkKeys(o, add ? ['op', 'ns', 'link', 'cidr', 'broadcast', 'scope', 'noDad', 'label'] : ['op', 'ns', 'link', 'cidr'], base);
+  v.checkKeys(o, add ? ['op', 'ns', 'link', 'cidr', 'broadcast', 'scope', 'noDad', 'noPrefixRoute', 'label'] : ['op', 'ns', 'link', 'cidr'], base);
   const c = v.cidr(o.cidr, f(base, 'cidr'));
   const out: Record<string, unknown> = { link: v.linkRef(o.link, f(base, 'link')), address: c.address, prefix: c.prefix };
   if (!add) return out;
@@ -134,6 +134,7 @@ function addr(o: Record<string, unknown>, base: string, add: boolean): Record<st
     broadcast: brd?.address,
     scope,
     noDad: opt(o, 'noDad', base, v.bool),
+    noPrefixRoute: opt(o, 'noPrefixRoute', base, v.bool),
     label: opt(o, 'label', base, (x, fl) => v.str(x, fl, 15)),
   });
 }

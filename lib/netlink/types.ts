@@ -170,6 +170,11 @@ export interface AddrOptions {
   scope?: ScopeName | number;
   /** Skip duplicate address detection (IPv6). */
   noDad?: boolean;
+  /**
+   * No route for the address's prefix (IFA_F_NOPREFIXROUTE; `ip addr add ... noprefixroute`):
+   * the address keeps its prefix length, the caller adds the routes it wants.
+   */
+  noPrefixRoute?: boolean;
   /** IPv4 label, at most 15 bytes. */
   label?: string;
 }

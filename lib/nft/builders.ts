@@ -20,7 +20,7 @@ export type Family = 'inet' | 'ip' | 'ip6' | 'bridge' | 'netdev' | 'arp';
 export type FieldName =
   | 'ip saddr' | 'ip daddr' | 'ip6 saddr' | 'ip6 daddr' | 'th sport' | 'th dport' | 'meta l4proto' | 'meta nfproto'
   | 'meta mark' | 'iifname' | 'oifname' | 'meta iif' | 'meta oif' | 'meta ibrname' | 'meta obrname' | 'ether saddr'
-  | 'ether daddr' | 'ether type';
+  | 'ether daddr' | 'ether type' | 'icmpv6 type';
 
 interface FieldDef {
   dtype: string;
@@ -59,6 +59,8 @@ const FIELDS: Record<FieldName, FieldDef> = {
   'ether saddr': { dtype: 'ether_addr', len: 6, load: payload('ll', 6, 6) },
   'ether daddr': { dtype: 'ether_addr', len: 6, load: payload('ll', 0, 6) },
   'ether type': { dtype: 'ether_type', len: 2, load: payload('ll', 12, 2) },
+  // (after `th sport`, which a one-byte load at the same offset is not: fieldOfLoad finds this)
+  'icmpv6 type': { dtype: 'icmpv6_type', len: 1, proto: 'ip6', load: payload('transport', 0, 1) },
 };
 
 /** The fields known to the builders. */

@@ -234,6 +234,11 @@ const TYPES: DataType[] = [
   },
 ];
 
+/** ICMPv6 types by their nft names. */
+const ICMP6_TYPES: Record<string, number> = {
+  'echo-request': 128, 'echo-reply': 129, 'nd-router-solicit': 133, 'nd-router-advert': 134, 'nd-neighbor-solicit': 135, 'nd-neighbor-advert': 136,
+};
+
 // Types that appear in matches only (nft prints them, but we never key sets by them).
 const MATCH_TYPES: DataType[] = [
   {
@@ -259,6 +264,17 @@ const MATCH_TYPES: DataType[] = [
       return Buffer.from([typeof v === 'string' && own(names, v) ? names[v] : uint(v, field, 255, 'ipv4, ipv6 or a number')]);
     },
     decode: (b) => ({ 2: 'ipv4', 10: 'ipv6' } as Record<number, string>)[b[0]] ?? b[0],
+  },
+  {
+    name: 'icmpv6_type',
+    id: 29,
+    len: 1,
+    keyable: false,
+    byteorder: BYTEORDER_INVALID,
+    encode(v, field) {
+      return Buffer.from([typeof v === 'string' && own(ICMP6_TYPES, v) ? ICMP6_TYPES[v] : uint(v, field, 255, 'an ICMPv6 type (nd-neighbor-solicit, ... or 0-255)')]);
+    },
+    decode: (b) => Object.keys(ICMP6_TYPES).find((k) => ICMP6_TYPES[k] === b[0]) ?? b[0],
   },
 ];
 

@@ -23,10 +23,11 @@
  * (Docker accepts `-p` with `--net=none` and publishes nothing; here it is an error, since a
  * port that can never be reached is more likely a mistake than an intent.)
  *
- * Each mode's own steps are in lib/modes/: bridge.ts (networks; a sandbox connects its namespace
- * to one), host.ts, container.ts and none.ts. This layer checks the options (the table above),
- * keeps the record and the sandbox's files (records.ts), makes and deletes the namespace of bridge
- * and none sandboxes, and runs processes inside (exec.ts).
+ * Each mode's own steps are in lib/modes/: bridge-sandbox.ts (the default network, the connect
+ * with links and ports, the disconnect; over bridge.ts's networks), host.ts, container.ts and
+ * none.ts. This layer checks the options (the table above), keeps the record and the sandbox's
+ * files (records.ts), makes and deletes the namespace of bridge and none sandboxes, and runs
+ * processes inside (exec.ts).
  *
  * Processes run inside with {@link Sandbox.spawn}. Removing a sandbox takes down everything it
  * added (endpoint, published ports, namespace, files). A sandbox whose namespace others joined
@@ -42,8 +43,16 @@ import { assertNamespaceName, createNamespace, NETNS_DIR, Namespace } from '../n
 import { native } from '../native';
 import { assertHostname, buildResolvConf } from '../dnsfiles';
 import { parsePortSpecs } from '../portspec';
-import { createBridgeNetwork, openBridgeNetwork, reapDetached } from '../modes/bridge';
 import type { BridgeNetwork, Endpoint, PortSpec } from '../modes/bridge';
+import {
+  DEFAULT_NETWORK,
+  SandboxLink,
+  bridgeSandboxEndpoint,
+  connectBridgeSandbox,
+  disconnectBridgeSandbox,
+  isBridgeNetwork,
+  prepareBridgeSandbox,
+} from '../modes/bridge-sandbox';
 import { createHostSandbox, warnPortsDiscarded } from '../modes/host';
 import { joinSandbox, leaveSandbox, refuseWhileShared } from '../modes/container';
 import { setupNone } from '../modes/none';
@@ -66,10 +75,7 @@ import {
 export { SandboxMode, HOST_NETNS };
 export { execHelperPath, EXEC_FAILED, EXEC_CANNOT_EXECUTE, EXEC_NOT_FOUND } from './exec';
 
-/** The network sandboxes join when none is named (created on first use, as Docker's `bridge`). */
-export const DEFAULT_NETWORK = 'bridge';
-/** Bridge device of the default network (not docker0, so a real Docker on the host is left alone). */
-export const DEFAULT_BRIDGE = 'netmodes0';
+export { DEFAULT_NETWORK, DEFAULT_BRIDGE } from '../modes/bridge-sandbox';
 
 export interface SandboxOptions {
   /** Sandbox name: also the namespace's name under /run/netns (1-64 of A-Z a-z 0-9 _ . -). */
@@ -102,7 +108,7 @@ export interface SandboxInfo extends Omit<SandboxRecord, 'version' | 'hostsFile'
   sharedBy: string[];
 }
 
-type Link = { name: string; alias?: string };
+type Link = SandboxLink;
 
 /** Options checked and sorted by mode, before anything is changed. */
 interface Plan {
@@ -115,10 +121,6 @@ interface Plan {
   hostname?: string;
   dns?: SandboxOptions['dns'];
   aliases?: string[];
-}
-
-function isBridgeNetwork(v: unknown): v is BridgeNetwork {
-  return !!v && typeof v === 'object' && typeof (v as BridgeNetwork).name === 'string' && typeof (v as BridgeNetwork).connect === 'function';
 }
 
 function parseLinks(links: unknown): Link[] {
@@ -196,34 +198,10 @@ function plan(opts: SandboxOptions): Plan {
   return p;
 }
 
-/** The default network, created on first use (as Docker's `bridge`, on 172.17.0.0/16 when free). */
-async function defaultNetwork(): Promise<BridgeNetwork> {
-  try {
-    return await openBridgeNetwork(DEFAULT_NETWORK);
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'ENONETWORK') throw err;
-  }
-  try {
-    return await createBridgeNetwork({ name: DEFAULT_NETWORK, bridge: DEFAULT_BRIDGE });
-  } catch (err) {
-    // Another process made it meanwhile.
-    return openBridgeNetwork(DEFAULT_NETWORK).catch(() => Promise.reject(wrap('create the default network', err)));
-  }
-}
-
 /** Takes down what a record says was set up. Every step tolerates what is already gone. */
 async function teardown(rec: SandboxRecord): Promise<void> {
   const errors: unknown[] = [];
-  if (rec.mode === 'bridge' && rec.network) {
-    try {
-      const net = await openBridgeNetwork(rec.network);
-      await net.disconnect(rec.namespacePath);
-      await reapDetached(); // remove() leaves no veth behind, not even a detached one
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (!isNotFound(err) && code !== 'ENONETWORK' && code !== 'ENOENDPOINT') errors.push(wrap(`disconnect from network ${rec.network}`, err));
-    }
-  }
+  if (rec.mode === 'bridge') await disconnectBridgeSandbox(rec, errors);
   if (rec.mode === 'bridge' || rec.mode === 'none') {
     try {
       await native().nsDelete(rec.namespacePath); // as Namespace.delete(), also for a half-made one
@@ -320,14 +298,7 @@ export class Sandbox {
 }
 
 async function fromRecord(rec: SandboxRecord, endpoint?: Endpoint): Promise<Sandbox> {
-  if (!endpoint && rec.mode === 'bridge' && rec.network && rec.state === 'ready') {
-    try {
-      const net = await openBridgeNetwork(rec.network);
-      endpoint = (await net.endpoints()).find((e) => e.id === rec.id);
-    } catch {
-      /* the network is gone: the sandbox can still be removed */
-    }
-  }
+  if (!endpoint && rec.mode === 'bridge') endpoint = await bridgeSandboxEndpoint(rec);
   const [resolvConf, hosts] = await Promise.all([readText(rec.resolvFile ?? '/etc/resolv.conf'), readText(rec.hostsFile ?? '/etc/hosts')]);
   return new Sandbox(rec, { resolvConf, hosts }, endpoint);
 }
@@ -381,19 +352,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
 
     // bridge, none: a namespace of its own. Everything that can fail without a change first.
     rec.hostname = p.hostname ?? rec.id.slice(0, 12);
-    let net: BridgeNetwork | undefined;
-    const links: { endpoint: string; alias: string }[] = [];
-    if (p.mode === 'bridge') {
-      net = isBridgeNetwork(p.network) ? p.network : p.network === DEFAULT_NETWORK ? await defaultNetwork() : await openBridgeNetwork(p.network!);
-      rec.network = net.name;
-      for (const [i, l] of p.links.entries()) {
-        const other = await readRecord(l.name);
-        if (!other || other.state !== 'ready') throw noSandbox(l.name, `links[${i}]`);
-        if (other.mode !== 'bridge' || other.network !== net.name)
-          throw new ConfigError(`sandbox ${l.name} is not on network ${net.name}`, `links[${i}]`);
-        links.push({ endpoint: other.id, alias: l.alias ?? l.name });
-      }
-    }
+    const bridge = p.mode === 'bridge' ? await prepareBridgeSandbox(rec, p.network!, p.links) : undefined;
     await writeRecord(rec);
     let ns: Namespace;
     try {
@@ -408,20 +367,8 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
       // The mode's own step: a bridge connect (lo up in its batch), or none mode's lo up.
       let texts: { resolvConf: string; hosts: string };
       let endpoint: Endpoint | undefined;
-      if (net) {
-        endpoint = await net.connect(ns, {
-          id: rec.id,
-          ...(opts.ip !== undefined && { ip: opts.ip }),
-          ...(opts.mac !== undefined && { mac: opts.mac }),
-          ports: p.ports,
-          links,
-          hostname: rec.hostname,
-          ...(p.dns && { dns: p.dns }),
-          ...(p.aliases && { aliases: p.aliases }),
-        });
-        Object.assign(rec, { ip: endpoint.ip, mac: endpoint.mac, ports: endpoint.ports, hostname: endpoint.hostname ?? rec.hostname });
-        if (endpoint.ipv6) rec.ipv6 = endpoint.ipv6;
-        texts = { resolvConf: endpoint.resolvConf, hosts: endpoint.hosts };
+      if (bridge) {
+        ({ endpoint, texts } = await connectBridgeSandbox(bridge.net, ns, rec, bridge.links, { ip: opts.ip, mac: opts.mac, ports: p.ports, dns: p.dns, aliases: p.aliases }));
       } else {
         texts = await setupNone(ns, rec.hostname, p.dns);
       }

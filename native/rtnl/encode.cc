@@ -270,7 +270,7 @@ Encoded Addr(bool add, const AddrReq& r) {
   h.ifa_prefixlen = r.prefix;
   h.ifa_scope = r.scope.value_or(0);
   h.ifa_index = r.link.index;
-  uint32_t flags = r.no_dad ? IFA_F_NODAD : 0;
+  uint32_t flags = (r.no_dad ? IFA_F_NODAD : 0) | (r.no_prefix_route ? IFA_F_NOPREFIXROUTE : 0);
   h.ifa_flags = static_cast<uint8_t>(flags & 0xff);
   m.PutHeader(h, offsetof(ifaddrmsg, ifa_index), &r.link, Role::kOp);
   // As iproute2 does for both families: IFA_LOCAL is the address, IFA_ADDRESS the same address

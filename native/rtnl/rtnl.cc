@@ -190,6 +190,7 @@ AddrReq ParseAddr(const Props& o) {
   r.broadcast = OptIp(o, "broadcast");
   r.scope = OptNamedU8(o, "scope", ScopeName);
   r.no_dad = GetBoolOr(o, "noDad", false);
+  r.no_prefix_route = GetBoolOr(o, "noPrefixRoute", false);
   r.label = OptStr(o, "label");
   if (r.broadcast && r.broadcast->family != r.address.family) ThrowType(o.Env(), "broadcast: address family mismatch");
   return r;

@@ -105,6 +105,7 @@ struct AddrReq {
   Opt<IpAddr> broadcast;
   Opt<uint8_t> scope;
   bool no_dad = false;
+  bool no_prefix_route = false;
   Opt<std::string> label;
 };
 

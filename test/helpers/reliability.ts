@@ -20,7 +20,7 @@ export interface Rec {
   mac: string;
   hostVeth: string;
   ports: Array<{ protocol: string; hostIp: string; hostPort: number; containerPort: number }>;
-  links: Array<{ id: string; ip: string }>;
+  links: Array<{ id: string; ip: string; ipv6?: string }>;
 }
 
 /** The endpoint records of a network, straight from the state files. */
@@ -151,7 +151,9 @@ export function inconsistencies(net: string, bridge: string, nsPaths: string[]):
     // A link whose target left (or is an earlier endpoint of that id) is over: no elements.
     // A port on all addresses is published for both families on a dual-stack endpoint.
     const portEls = r.ports.reduce((n, p) => n + (r.ipv6 && p.hostIp === '0.0.0.0' ? 2 : 1), 0);
-    want += portEls + 2 * r.links.filter((l) => recs.some((x) => x.id === l.id && x.ip === l.ip)).length + (icc ? 0 : 1);
+    // A live link: both directions, in links4 and (both ends with IPv6) in links6.
+    const linkEls = r.links.filter((l) => recs.some((x) => x.id === l.id && x.ip === l.ip)).reduce((n, l) => n + (l.ipv6 && r.ipv6 ? 4 : 2), 0);
+    want += portEls + linkEls + (icc ? 0 : 1);
     for (const p of r.ports)
       if (r.ipv6 && p.hostIp === '0.0.0.0' && !mine.some(([s, , t]) => s === 'inet/pub6any' && t.includes(`${p.hostPort}`) && t.includes(`"${r.ipv6}"`)))
         bad.push(`record ${r.id}: no pub6any element for ${p.hostPort} -> ${r.ipv6}`);

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { createBridgeNetwork, createNamespace, BridgeNetwork, Namespace, NetmodesError, reapDetached } from '../../lib';
 import { native } from '../../lib/native';
 import * as store from '../../lib/state/store';
-import { sandboxed, startServer, connect, ipj, nftj, uniq } from '../helpers/kernel';
+import { sandboxed, startServer, connect, ipj, nftj, ping, uniq } from '../helpers/kernel';
 
 const CALLS = ['chainRun', 'rtnlExec', 'fsBatch', 'nftTransact', 'nsOpen', 'nsPrepare', 'lock'] as const;
 
@@ -168,6 +168,24 @@ describe('51 bridge mode: the chained connect and disconnect', function () {
       await ep.disconnect();
     } finally {
       await other.remove({ force: true });
+    }
+  });
+
+  it('on a dense dual-stack network too: a connect to a known leaf is one call, and both families work', async () => {
+    const dense = await createBridgeNetwork({ name: 'chaind', subnet: '10.69.0.0/24', portsPerBridge: 4, ipv6: { subnet: 'fd69::/64' } });
+    try {
+      const [a, b] = [await mkns(), await mkns()];
+      const first = await dense.connect(a, { ip: '10.69.0.9' }); // makes leaf 2 the usual way
+      const { value: second, calls } = await counted(() => dense.connect(b.path, { ip: '10.69.0.10' }));
+      assert.deepEqual(calls, { chainRun: 1 });
+      assert.equal(second.ipv6, 'fd69::a');
+      assert.ok(ping(first.ip, b.name!) && ping(first.ipv6!, b.name!), 'both families on the leaf');
+      assert.ok(ping(dense.gateway, b.name!) && ping('fd69::1', b.name!), 'the gateway over both');
+      const { calls: dc } = await counted(() => second.disconnect());
+      assert.deepEqual(dc, { chainRun: 1 });
+      assert.deepEqual(ipj(['-6', 'neigh', 'show']).filter((n: any) => n.dst === 'fd69::a'), [], 'its v6 neighbour entry went too');
+    } finally {
+      await dense.remove({ force: true });
     }
   });
 

@@ -2,7 +2,7 @@
 import { strict as assert } from 'node:assert';
 import { ChildProcess } from 'node:child_process';
 import { createBridgeNetwork, createNamespace, Namespace } from '../../lib';
-import { sandboxed, ipj, ip, ping, startServer, connect, uniq } from '../helpers/kernel';
+import { sandboxed, ipj, ip, nftj, ping, startServer, connect, uniq } from '../helpers/kernel';
 import { makeOutside } from '../helpers/topology';
 
 describe('55 bridge mode: IPv6 dual stack', function () {
@@ -35,6 +35,29 @@ describe('55 bridge mode: IPv6 dual stack', function () {
       await net.remove({ force: true });
       for (const n of nss) await n.delete();
       outside.remove();
+    }
+  });
+
+  it('icc=false: a link opens its pair over IPv6 too (links6), an unlinked pair stays apart', async () => {
+    sandboxed();
+    const net = await createBridgeNetwork({ name: 'dual2', subnet: '10.81.0.0/24', icc: false, ipv6: { subnet: 'fd00:81::/64' } });
+    const nss = await Promise.all([0, 1, 2].map(() => createNamespace(uniq('v6i'))));
+    const servers: ChildProcess[] = [];
+    try {
+      const web = await net.connect(nss[0], { id: 'web' });
+      servers.push(await startServer(nss[0].name, 'tcp', 80, 'web', '::'));
+      const linked = await net.connect(nss[1], { links: [{ endpoint: 'web' }] });
+      await net.connect(nss[2]);
+      assert.equal(linked.links[0].ipv6, web.ipv6);
+      assert.equal(connect(nss[1].name, 'tcp', web.ipv6!, 80), `web ${linked.ipv6}`, 'linked, over IPv6');
+      assert.equal(connect(nss[2].name, 'tcp', web.ipv6!, 80), null, 'unlinked, over IPv6');
+      assert.equal(connect(nss[2].name, 'tcp', web.ip, 80), null, 'unlinked, over IPv4');
+      await linked.disconnect();
+      assert.deepEqual(nftj().filter((o: any) => o.set?.name === 'links6').flatMap((o: any) => o.set.elem ?? []), []);
+    } finally {
+      servers.forEach((s) => s.kill());
+      await net.remove({ force: true });
+      for (const n of nss) await n.delete();
     }
   });
 });

@@ -16,18 +16,11 @@ import {
 import { sandboxed, ip, ipj, nftj, ping, connect, startServer, uniq } from '../helpers/kernel';
 import { makeOutside, Outside } from '../helpers/topology';
 import { LIB, startScript, reconcileFresh } from '../helpers/reliability';
+import { bridgesOf, framesAtRest, growInChild } from '../helpers/dense';
 
 const N = 1100;
 const L = 256;
 
-/** The network's bridges (its own and its leaves) with their ports, from `ip -j`. */
-function bridgesOf(net: BridgeNetwork): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  const leaf = new RegExp(`^nm${net.id.slice(0, 8)}b\\d+$`);
-  for (const b of ipj(['link', 'show', 'type', 'bridge'])) if (b.ifname === net.bridge || leaf.test(b.ifname)) out.set(b.ifname, []);
-  for (const l of ipj(['link', 'show'])) if (l.master && out.has(l.master)) out.get(l.master)!.push(l.ifname);
-  return out;
-}
 
 const slot = (e: Endpoint, base: number) => Math.floor((Number(e.ip.split('.')[2]) * 256 + Number(e.ip.split('.')[3]) - base) / L);
 
@@ -59,7 +52,7 @@ describe('58 bridge mode: a dense network of more than 1,023 containers', functi
       [{ portsPerBridge: 100 }, 'portsPerBridge'],
       [{ portsPerBridge: 1024 }, 'portsPerBridge'],
       [{ portsPerBridge: 1 }, 'portsPerBridge'],
-      [{ portsPerBridge: 256, ipv6: { subnet: 'fd58::/64' } }, 'portsPerBridge'],
+      [{ portsPerBridge: 256, ipv6: { subnet: 'fd58::/113' } }, 'ipv6.subnet'], // fewer addresses than the /16 (test 59)
       [{ portsPerBridge: 2, subnet: '100.64.0.0/10' }, 'portsPerBridge'],
     ] as const)
       await assert.rejects(createBridgeNetwork({ name: 'bad58', subnet: '10.59.0.0/16', ...o }), (e: ConfigError) => e instanceof ConfigError && e.field === field);
@@ -88,16 +81,7 @@ describe('58 bridge mode: a dense network of more than 1,023 containers', functi
   it('the gateway reaches every container; at rest no bridge or port carries a frame', async () => {
     const failed = eps.filter((e) => !ping(e.ip));
     assert.deepEqual(failed.map((e) => e.ip), []);
-    const frames = (): number => {
-      let n = 0;
-      for (const b of bridgesOf(net).keys())
-        for (const l of [...ipj(['-s', 'link', 'show', 'dev', b]), ...ipj(['-s', 'link', 'show', 'master', b])]) n += l.stats64.rx.packets + l.stats64.tx.packets;
-      return n;
-    };
-    await new Promise((r) => setTimeout(r, 500));
-    const f0 = frames();
-    await new Promise((r) => setTimeout(r, 2000));
-    assert.equal(frames() - f0, 0, 'frames in 2 s at rest');
+    assert.equal(await framesAtRest(net, 500, 2000), 0, 'frames in 2 s at rest');
   });
 
   it('icc=false across bridges: unlinked pairs on different bridges do not talk, linked ones do (TCP, ICMP), on the same bridge too', async () => {
@@ -166,30 +150,12 @@ describe('58 bridge mode: a dense network of more than 1,023 containers', functi
     // A process connects the remaining namespaces (into slot 2, emptied above, and a new slot)
     // one by one; it is killed after 20.
     const names = nss.slice(N + 4, N + 40).map((n) => n.name!);
-    const script = `
-      const nm = require(${JSON.stringify(LIB)});
-      (async () => {
-        const net = await nm.openBridgeNetwork('dense');
-        const ips = JSON.parse(process.argv[2]);
-        for (const [i, n] of JSON.parse(process.argv[1]).entries()) { await net.connect(n, { ip: ips[i] }); console.log(n); }
-      })().catch((e) => { console.error(e); process.exit(1); });`;
     const ips = names.map((_, i) => (i < 25 ? `10.58.2.${10 + i}` : `10.58.6.${10 + i}`));
-    const child = startScript(script, [JSON.stringify(names), JSON.stringify(ips)]);
-    await new Promise<void>((resolve) => {
-      const t = setInterval(() => {
-        if (child.out().split('\n').length > 20) {
-          clearInterval(t);
-          child.kill('SIGKILL');
-          resolve();
-        }
-      }, 5);
-    });
-    await child.done;
+    const child = await growInChild('dense', names, ips, { killAfter: 20 });
     assert.equal(child.signalCode, 'SIGKILL', child.err());
     // Then one killed while it makes slot 6's leaf (the leaf is left marked pending).
     const leaf6 = `nm${net.id.slice(0, 8)}b6`;
-    const child2 = startScript(script, [JSON.stringify([names[30]]), JSON.stringify([ips[30]])], { NETMODES_FAULT: 'leaf:after-create' });
-    await child2.done;
+    const child2 = await growInChild('dense', [names[30]], [ips[30]], { env: { NETMODES_FAULT: 'leaf:after-create' } });
     assert.equal(child2.signalCode, 'SIGKILL', child2.err());
     const linkNamed = (n: string) => ipj(['link', 'show']).find((l: any) => l.ifname === n);
     assert.match(linkNamed(leaf6)?.ifalias ?? '', /^netmodes-pending:leaf:/);

@@ -162,6 +162,7 @@ describe('20 rtnl encoding (no root)', () => {
         toNative({ op: 'routeAdd', dst: 'default', family: 6, type: 'unreachable' }),
         toNative({ op: 'neighAdd', link: 4, address: '10.0.0.7', lladdr: '02:00:00:00:00:07' }),
         toNative({ op: 'neighDel', link: 4, address: 'fe80::7' }),
+        toNative({ op: 'addrAdd', link: 3, cidr: 'fd00::3/64', noDad: true, noPrefixRoute: true }),
       ]);
       assert.deepEqual(msgs[0].addr, { index: 3, family: 6, address: 'fd00::2', prefix: 64, scope: 'universe', flags: ['NODAD'] });
       assert.deepEqual(msgs[1].addr, { index: 3, family: 4, address: '127.0.0.9', prefix: 8, scope: 'host', flags: [], label: 'lo:x', broadcast: '127.255.255.255' });
@@ -174,6 +175,7 @@ describe('20 rtnl encoding (no root)', () => {
       assert.deepEqual(msgs[5].route, { family: 6, dst: 'default', prefix: 0, table: 254, scope: 'universe', protocol: 'boot', type: 'unreachable', flags: [] });
       assert.deepEqual(msgs[6].neigh, { index: 4, family: 4, address: '10.0.0.7', lladdr: '02:00:00:00:00:07', state: ['PERMANENT'] });
       assert.deepEqual(msgs[7].neigh, { index: 4, family: 6, address: 'fe80::7', state: [] });
+      assert.deepEqual(msgs[8].addr, { index: 3, family: 6, address: 'fd00::3', prefix: 64, scope: 'universe', flags: ['NODAD', 'NOPREFIXROUTE'] });
     });
 
     it('decoding is bounds-checked: truncated and garbage buffers never throw or read past the end', () => {

@@ -369,6 +369,16 @@ describe('30 nft encoding (no root)', () => {
       assert.deepStrictEqual(rule('ip').match('ip daddr', '0.0.0.0/0').build(), []);
     });
 
+    it('icmpv6 type: one byte of the transport header, after the ipv6 dependency', () => {
+      assert.deepStrictEqual(rule('inet').match('icmpv6 type', 'nd-neighbor-solicit').build(), [
+        { type: 'meta', key: 'nfproto', dreg: 1 },
+        { type: 'cmp', sreg: 1, op: 'eq', data: Buffer.from([10]) },
+        { type: 'payload', dreg: 1, base: 'transport', offset: 0, len: 1 },
+        { type: 'cmp', sreg: 1, op: 'eq', data: Buffer.from([135]) },
+      ]);
+      assert.throws(() => rule('inet').match('icmpv6 type', 'nd-nope'), ConfigError);
+    });
+
     it('the inet dependency comes once per rule; ip6 matches are refused in ip tables', () => {
       const e = rule('inet').match('ip saddr', '1.2.3.4').match('ip daddr', '5.6.7.8').build();
       assert.equal(e.filter((x) => x.type === 'meta' && x.key === 'nfproto').length, 1);
@@ -408,6 +418,7 @@ describe('30 nft encoding (no root)', () => {
         [rule().match('th dport', { from: 8000, to: 8080 }).match('iifname', 'veth*').accept().build(), 'th dport 8000-8080 iifname "veth*" accept'],
         [rule().match('ip6 saddr', 'fd00::/64').match('meta mark', 16, 'neq').ctStatus(['dnat']).jump('c1').build(), 'ip6 saddr fd00::/64 meta mark != 0x00000010 ct status dnat jump c1'],
         [rule().match('meta l4proto', 'udp').redirect(5353).build(), 'meta l4proto udp redirect to :5353'],
+        [rule().match('meta l4proto', 'ipv6-icmp').match('icmpv6 type', 'nd-neighbor-advert').accept().build(), 'meta l4proto ipv6-icmp icmpv6 type nd-neighbor-advert accept'],
         [rule().match('ip saddr', '10.0.0.1').snat('198.18.0.1').build(), 'ip saddr 10.0.0.1 snat ip to 198.18.0.1'],
         [rule('ip').match('ip daddr', '10.1.2.0/23').setMark(5).return().build(), 'ip daddr 10.1.2.0/23 meta mark set 0x00000005 return', 'ip'],
         [rule('ip').dnat('172.17.0.5', 80).build(), 'dnat to 172.17.0.5:80', 'ip'],

@@ -50,6 +50,9 @@ describe('47 CNI configuration (unit)', () => {
     assert.equal(c.mac, '02:00:00:00:00:01');
     assert.equal(parseConf({ cniVersion: '1.0.0', name: 'n', ipMasq: true }, env({})).network.masquerade, true);
     assert.equal(parseConf({ cniVersion: '1.0.0', name: 'n', portsPerBridge: 256 }, env({})).network.portsPerBridge, 256);
+    // A dense network with IPv6 (README "Dense networks"): both go to the library as they are.
+    const d6 = parseConf({ cniVersion: '1.0.0', name: 'n', portsPerBridge: 8, ipam: { ranges: [[{ subnet: '10.9.0.0/24' }], [{ subnet: 'fd09::/64' }]] } }, env({})).network;
+    assert.deepEqual([d6.portsPerBridge, d6.ipv6], [8, { subnet: 'fd09::/64' }]);
   });
 
   it('parseConf: bad values are ConfigErrors naming the field (CNI 7); unsupported versions are 1', () => {
