@@ -229,6 +229,9 @@ async function connectLocked(
       for (const [i, r] of done.entries()) if (r === true && ops[i].op === 'reserve') fsUndo.push(releaseOp(ops[i], i === 0 ? undefined : owner));
       throw err;
     }
+    // Whether the DNS server runs, read (and the probe's lock let go) at once: a check below that
+    // throws must not keep the server's lock in this process.
+    const dnsRunning = s.rec.embeddedDns ? dns.lockProbeResult(res[ops.length - 1]) : true;
     const epMine = res[0] === true;
     if (epMine) fsUndo.push({ op: 'remove', file: epFile });
     if (res[1] === true) fsUndo.push({ op: 'release', file: s.ipFile(ip), owner });
@@ -276,7 +279,7 @@ async function connectLocked(
       await store.writeJson(epFile, rec);
     }
     // A server that died (SIGKILL) comes back with the next connect.
-    if (s.rec.embeddedDns && !dns.lockProbeResult(res[ops.length - 1])) await dns.ensureDnsServer(s.rec);
+    if (!dnsRunning) await dns.ensureDnsServer(s.rec);
     fault('connect:after-reserve');
     fault('connect:after-record');
     if (chain && chainDone(chain)) {

@@ -25,6 +25,7 @@ import {
   Namespace,
 } from '../../lib';
 import { sandboxed, uniq, sh, tryRun } from '../helpers/kernel';
+import { dnsLockFile } from '../../lib/dns/paths';
 import { makeOutside, Outside } from '../helpers/topology';
 import { cli, runIn } from '../helpers/sandbox';
 
@@ -357,6 +358,32 @@ describe('57 bridge mode: embedded DNS', function () {
     await n2.remove();
     assert.equal(await dnsServerRunning(), false, 'the last remove stopped it');
     assert.deepEqual(serverPids(), []);
+  });
+
+  it("a connect refused after its claims keeps no hold on the server's lock: a dead server comes back with the next connect", async () => {
+    const n = await net('dnsl', { subnet: '10.57.9.0/24' });
+    try {
+      const [a, b, c] = [await ns(), await ns(), await ns()];
+      await n.connect(a, { id: 'first', dns: { servers: [up.addr] } });
+      const [pid] = serverPids();
+      process.kill(pid, 'SIGKILL');
+      await waitFor('the server to die', async () => !(await dnsServerRunning()));
+      // The same id again: refused after the claims' trip (which probed the server's lock and won it).
+      await assert.rejects(n.connect(b, { id: 'first' }), (e: any) => e.code === 'EENDPOINTEXISTS');
+      const lockFds = fs.readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${fd}`) === dnsLockFile();
+        } catch {
+          return false;
+        }
+      });
+      assert.deepEqual(lockFds, [], 'no fd of this process holds the DNS lock');
+      const ec = await n.connect(c, { id: 'second', dns: { servers: [up.addr] } });
+      assert.ok(await dnsServerRunning(), 'the next connect started it');
+      assert.deepEqual(addrs(q1(c.name!, n.gateway, { name: 'second' })), [ec.ip]);
+    } finally {
+      await n.remove({ force: true });
+    }
   });
 
   it("outlives the process that created the network; a later process's remove() stops it", async () => {
