@@ -41,12 +41,7 @@ export async function unplumb(s: NetworkState, rec: EndpointRecord, now = false)
         if (!isNotFound(e)) throw e;
       });
   } else if (n.status === 'rejected' && !isNotFound(n.reason)) throw n.reason;
-  if (v.status === 'rejected' && (v.reason as NetlinkError).code === 'ENETDOWN' && !now) {
-    // The container set its end down (no carrier): the bridge takes a port state only from an
-    // operational port, and would put it back to forwarding when the carrier returns. Take
-    // it off the bridge and down instead.
-    await nl.linkSet(rec.hostVeth, { master: null, up: false, group: REAP_GROUP, alias: '' }, s.host);
-  } else if (v.status === 'rejected') {
+  if (v.status === 'rejected') {
     if (!isNotFound(v.reason)) throw v.reason;
     return; // already gone with its namespace
   }
@@ -62,13 +57,15 @@ function unplumbOps(s: NetworkState, rec: EndpointRecord, now: boolean) {
   const neigh: nl.BatchOp = { op: 'neighDel', ns: s.host, link: br, address: rec.ip };
   const veth: nl.BatchOp = now
     ? { op: 'linkDel', ns: s.host, link: rec.hostVeth }
-    : // The port stops forwarding at once (STP state listening) and forgets the MACs it learned;
-      // locked, not learning and flooded nothing, it stays cut off even if the container's
-      // carrier flapping made the bridge re-enable it. Leaving the bridge and going down (two
-      // RCU grace periods) are left to the reaper's one bulk delete.
+    : // The port is cut off where it is: it forgets the MACs it learned, and locked (it may send
+      // only from MACs with an fdb entry on it: none), learning nothing and flooded nothing, it
+      // passes nothing either way, whatever state the bridge gives it (its container's carrier
+      // may come and go). No STP state: setting one walks every port of the bridge (~0.1 ms at
+      // 300 ports) and the lock holds without it. Leaving the bridge and going down (two RCU
+      // grace periods) are left to the reaper's one bulk delete.
       {
         op: 'linkSet', ns: s.host, link: rec.hostVeth, group: REAP_GROUP, alias: '',
-        portState: 'listening', fdbFlush: true, locked: true, learning: false, unicastFlood: false, mcastFlood: false, bcastFlood: false,
+        fdbFlush: true, locked: true, learning: false, unicastFlood: false, mcastFlood: false, bcastFlood: false,
       };
   // (A dense network with IPv6 has a neighbour entry of each family: bridge-leaves.ts.)
   const neigh6: nl.BatchOp[] = rec.ipv6 && s.rec.ipv6 && s.rec.portsPerBridge ? [{ ...neigh, address: rec.ipv6 }] : [];

@@ -54,10 +54,11 @@ describe('53 bridge mode: lifecycle', function () {
     try {
       const eps = await Promise.all(nss.map((ns) => net.connect(ns)));
       for (const e of eps) await e.disconnect();
-      // Immediately after (the reaper waits 100 ms or 64 veths), all three wait in the reap group,
-      // unmarked, their bridge ports no longer forwarding (STP state listening).
+      // Immediately after (the reaper waits for a pause in disconnects or 256 veths), all three wait in the reap group,
+      // unmarked, their bridge ports cut off: locked, learning nothing, flooded nothing.
       const waiting = (await linkList()).filter((l) => eps.some((e) => e.hostVeth === l.name));
-      assert.deepEqual(waiting.map((l) => [l.group, l.alias ?? null, l.portState]), eps.map(() => [REAP_GROUP, null, 'listening']));
+      assert.deepEqual(waiting.map((l) => [l.group, l.alias ?? null, l.locked, l.learning, l.unicastFlood, l.mcastFlood, l.bcastFlood]),
+        eps.map(() => [REAP_GROUP, null, true, false, false, false, false]));
       await reapDetached();
       assert.deepEqual(hostVeths(), []);
       await net.remove();
@@ -80,7 +81,8 @@ describe('53 bridge mode: lifecycle', function () {
       await ep.disconnect();
       const left = ipj(['-d', 'link', 'show', 'type', 'veth']).filter((l: any) => l.ifname === ep.hostVeth);
       assert.equal(left.length, 1, 'waits for the reaper');
-      assert.equal(left[0].linkinfo.info_slave_data.state, 'listening', 'the port no longer forwards');
+      const d0 = left[0].linkinfo.info_slave_data;
+      assert.deepEqual([d0.locked, d0.learning, d0.flood, d0.mcast_flood, d0.bcast_flood], [true, false, false, false, false], 'the port is cut off');
       assert.deepEqual(learned(), [], 'the MACs it taught the bridge are forgotten');
       assert.ok(!ping(ep.ip, undefined), 'the address no longer answers the host');
       assert.ok(!ping(ep.ip, other.name!), 'nor the other container');
@@ -112,8 +114,8 @@ describe('53 bridge mode: lifecycle', function () {
         m.openBridgeNetwork('flap').then((n) => n.disconnect('flapper')).then(() => process.kill(process.pid, 'SIGKILL'));`;
       assert.throws(() => execFileSync(process.execPath, ['-e', script]), /SIGKILL/);
       const port = () => ipj(['-d', 'link', 'show', 'dev', ep.hostVeth])[0];
-      assert.equal(port().linkinfo.info_slave_data.state, 'listening');
-      // The container takes its carrier away and back: the bridge re-enables the port.
+      assert.equal(port().linkinfo.info_slave_data.locked, true);
+      // The container takes its carrier away and back: the bridge disables, then re-enables the port.
       ip(['link', 'set', 'eth0', 'down'], ns.name!);
       ip(['link', 'set', 'eth0', 'up'], ns.name!);
       for (let i = 0; i < 100 && port().linkinfo.info_slave_data.state !== 'forwarding'; i++) await new Promise((r) => setTimeout(r, 20));
@@ -140,10 +142,12 @@ describe('53 bridge mode: lifecycle', function () {
       ip(['link', 'set', 'eth0', 'down'], ns.name!);
       await ep.disconnect();
       const left = ipj(['-d', 'link', 'show', 'type', 'veth']).filter((l: any) => l.ifname === ep.hostVeth);
-      // Taken off the bridge and down, waiting for the reaper (100 ms).
-      assert.deepEqual(left.map((l: any) => [l.master, l.flags.includes('UP'), Number(l.group)]), [[undefined, false, REAP_GROUP]]);
-      ip(['link', 'set', 'eth0', 'up'], ns.name!); // the carrier returns: still detached
-      assert.ok(!ping(ep.ip, undefined));
+      // Cut off where it is (locked, nothing learned or flooded), waiting for the reaper.
+      assert.deepEqual(left.map((l: any) => [Number(l.group), l.linkinfo.info_slave_data.locked, l.linkinfo.info_slave_data.flood]), [[REAP_GROUP, true, false]]);
+      ip(['link', 'set', 'eth0', 'up'], ns.name!); // the carrier returns: the bridge forwards on the port again, but it stays cut off
+      for (let i = 0; i < 100 && ipj(['-d', 'link', 'show', 'dev', ep.hostVeth])[0].linkinfo.info_slave_data.state !== 'forwarding'; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(!ping(ep.ip, undefined), 'the host does not reach it');
+      assert.ok(!ping(net.gateway, ns.name!), 'it does not reach the gateway');
       await reapDetached();
       assert.deepEqual(hostVeths(), []);
       await net.remove();
