@@ -11,7 +11,10 @@
 //     expect?: (null | string | string[])[]   per fs op: a read's exact content, or the only
 //                              names a list may hold (others, or none given: anything)
 //     nft?:    { ns, msgs }    one nf_tables transaction (nftTransact's)
-//     rtnl?:   { ops, pipelined? }            rtnlExec's
+//     rtnl?:   { ops, pipelined?, early? }    rtnlExec's; `early` (with a lock as the first fs op):
+//                              ops before that index start once the lock is held, beside the
+//                              rest of the fs step and nf_tables (on a second thread), and the
+//                              ones from it on wait for both and run only if both went well
 //     after?:  FsOp[]          fsBatch's ops once everything above succeeded
 //   }
 //   outcome = {
@@ -20,6 +23,8 @@
 //     go: boolean             every fs op ran, every reserve got true, every expectation held
 //     nft?: null | error      undefined when not run
 //     rtnl?: results | error  (as rtnlExec's; undefined when not run)
+//     rtnlGated?: true        the early ops ran but the rest did not (fs or nft did not go well):
+//                              what the early ones made is the caller's to undo
 //     after?: results | error
 //     us: [ns, fs, nft, rtnl, after]   microseconds spent in each step (for the benchmarks)
 //   }
@@ -30,7 +35,12 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <optional>
 #include <string>
 #include <variant>
@@ -57,6 +67,7 @@ struct Spec {
   std::optional<nft::Value> nft_msgs;
   std::vector<rtnl::BoundOp> rtnl;
   bool has_rtnl = false, pipelined = false;
+  size_t early = 0;  // see the header comment (0: everything in order)
   std::vector<fsb::Op> after;
 };
 
@@ -68,7 +79,7 @@ struct Out {
   bool nft_ran = false, nft_failed = false;
   NlError nft_err;
   std::string nft_encode_error;
-  bool rtnl_ran = false;
+  bool rtnl_ran = false, rtnl_gated = false;
   std::vector<rtnl::OpResult> rtnl;
   bool after_ran = false;
   fsb::Outcome after;
@@ -109,6 +120,134 @@ bool RtnlOk(const Spec& s, const std::vector<rtnl::OpResult>& res) {
   return true;
 }
 
+// One long-lived thread for the part of a chain that runs beside its rtnetlink ops (the store's
+// claims, nf_tables): short jobs, in order, never waiting on anything but the kernel.
+class SideThread {
+ public:
+  static SideThread& Get() {
+    static SideThread* t = new SideThread();  // lives as long as the process
+    return *t;
+  }
+  struct Done {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    void Wait() {
+      std::unique_lock<std::mutex> g(mu);
+      cv.wait(g, [&] { return done; });
+    }
+    void Set() {
+      {
+        std::lock_guard<std::mutex> g(mu);
+        done = true;
+      }
+      cv.notify_one();
+    }
+  };
+  // Runs fn (which must not throw) on the thread, then sets `done`.
+  void Post(std::function<void()> fn, const std::shared_ptr<Done>& done) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      queue_.emplace_back(std::move(fn), done);
+      if (!running_) {
+        running_ = true;
+        std::thread(&SideThread::Loop, this).detach();
+      }
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::pair<std::function<void()>, std::shared_ptr<Done>> j;
+      {
+        std::unique_lock<std::mutex> g(mu_);
+        cv_.wait(g, [&] { return !queue_.empty(); });
+        j = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      j.first();
+      j.second->Set();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<std::function<void()>, std::shared_ptr<Done>>> queue_;
+  bool running_ = false;
+};
+
+// Whether an op sends a message on the chain's namespace's own socket.
+bool UsesTarget(const rtnl::BoundOp& b) {
+  for (const auto& m : b.enc.msgs)
+    if ((b.target_roles >> int(m.role)) & 1) return true;
+  return false;
+}
+
+// The nf_tables step (both ways of running a chain).
+void RunNft(Spec& s, Out& o) {
+  if (!s.nft_msgs) return;
+  o.nft_ran = true;
+  try {
+    nft::Value ignored;
+    o.nft_encode_error = nft::EncodeAndTransact(*s.nft_ns, *s.nft_msgs, nft::BatchOptions{}, &ignored);
+  } catch (const NlError& e) {
+    o.nft_failed = true;
+    o.nft_err = e;
+  } catch (const std::exception& e) {
+    o.nft_encode_error = e.what();
+  }
+}
+
+bool NftOk(const Out& o) { return !o.nft_failed && o.nft_encode_error.empty(); }
+
+// Side by side (rtnl.early): the lock; then on the side thread the rest of the fs step and
+// nf_tables, while this one sends the early rtnetlink ops; the rest of them only once both
+// went well.
+void RunSideBySide(Spec& s, const std::shared_ptr<NsState>& target, Out& o, double t0) {
+  o.fs = fsb::RunAll(std::vector<fsb::Op>(s.fs.begin(), s.fs.begin() + 1));
+  if (o.fs.failed || o.fs.results.size() != 1 || !std::holds_alternative<int>(o.fs.results[0])) {
+    o.us[1] = NowUs() - t0;
+    return;  // the lock was busy (or failed): nothing else ran
+  }
+  auto done = std::make_shared<SideThread::Done>();
+  SideThread::Get().Post(
+      [&s, &o, t0] {
+        fsb::Outcome rest = fsb::RunAll(std::vector<fsb::Op>(s.fs.begin() + 1, s.fs.end()));
+        if (rest.failed) {
+          o.fs.failed = true;
+          o.fs.err = rest.err;
+          if (o.fs.err.index >= 0) o.fs.err.index++;
+        }
+        for (auto& r : rest.results) o.fs.results.push_back(std::move(r));
+        o.go = AsExpected(s, o.fs);
+        double t1 = NowUs();
+        o.us[1] = t1 - t0;
+        if (o.go) RunNft(s, o);
+        o.us[2] = NowUs() - t1;
+      },
+      done);
+  double t = NowUs();
+  o.rtnl_ran = true;
+  o.rtnl = rtnl::RunOps(s.rtnl, s.pipelined, [&](size_t i) {
+    if (target && UsesTarget(s.rtnl[i])) target->AwaitPrefetch();
+    if (i != s.early) return true;
+    done->Wait();
+    if (o.go && NftOk(o)) return true;
+    o.rtnl_gated = true;
+    return false;
+  });
+  done->Wait();  // (the early ops may have failed before the gate)
+  o.us[3] = NowUs() - t;
+  if (!o.go || !NftOk(o) || !RtnlOk(s, o.rtnl)) return;
+  if (!s.after.empty()) {
+    double a = NowUs();
+    o.after_ran = true;
+    o.after = fsb::RunAll(s.after);
+    o.us[4] = NowUs() - a;
+  }
+}
+
 Out Run(Spec& s) {
   Out o;
   double t = NowUs();
@@ -131,22 +270,16 @@ Out Run(Spec& s) {
     if (s.has_rtnl) target->Prefetch(NETLINK_ROUTE);
   }
   lap(0);
+  if (s.early > 0 && s.early < s.rtnl.size() && !s.fs.empty() && s.fs[0].kind == fsb::Kind::Lock) {
+    RunSideBySide(s, target, o, t);
+    return o;
+  }
   o.fs = fsb::RunAll(s.fs);
   o.go = AsExpected(s, o.fs);
   lap(1);
   if (!o.go) return o;
-  if (s.nft_msgs) {
-    o.nft_ran = true;
-    try {
-      nft::Value ignored;
-      o.nft_encode_error = nft::EncodeAndTransact(*s.nft_ns, *s.nft_msgs, nft::BatchOptions{}, &ignored);
-      if (!o.nft_encode_error.empty()) return o;
-    } catch (const NlError& e) {
-      o.nft_failed = true;
-      o.nft_err = e;
-      return o;
-    }
-  }
+  RunNft(s, o);
+  if (!NftOk(o)) return o;
   lap(2);
   if (s.has_rtnl) {
     if (target) target->AwaitPrefetch();
@@ -216,6 +349,11 @@ Napi::Value JsChainRun(const Napi::CallbackInfo& info) {
     s->rtnl = rtnl::BuildTargetOps(r.Get("ops").As<Napi::Array>());
     s->has_rtnl = true;
     s->pipelined = GetBoolOr(r, "pipelined", false);
+    if (Has(r, "early")) {
+      Napi::Value e = r.Get("early");
+      if (!e.IsNumber() || e.As<Napi::Number>().DoubleValue() < 0) ThrowType(env, "chainRun: rtnl.early must be an op index");
+      s->early = static_cast<size_t>(e.As<Napi::Number>().DoubleValue());
+    }
     if (s->ns_path.empty())
       for (const rtnl::BoundOp& b : s->rtnl)
         if (b.target_roles) ThrowType(env, std::string("chainRun: rtnl ops name ") + rtnl::kTargetNs + " but no ns is given");
@@ -246,6 +384,7 @@ Napi::Value JsChainRun(const Napi::CallbackInfo& info) {
           } catch (const Napi::Error& e) {
             out.Set("rtnl", e.Value());
           }
+          if (r.rtnl_gated) out.Set("rtnlGated", true);
         }
         if (r.after_ran) FsToJs(env, r.after, &out, "after", "afterError");
         Napi::Array us = Napi::Array::New(env, 5);

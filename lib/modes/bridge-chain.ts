@@ -35,7 +35,12 @@ export interface ChainSpec {
   /** Per fs op: a read's exact content, or the only names a list may hold; null: anything. */
   expect?: Array<string | string[] | null>;
   nft?: { ns: Namespace; msgs: NftMsg[] };
-  rtnl?: { ops: BatchOp[]; pipelined?: boolean };
+  /**
+   * `early`: the ops before this index start as soon as the lock (the first fs op) is held,
+   * beside the rest of the fs step and the nf_tables transaction; the ones from it on run only
+   * once both went well (else `rtnlGated`, and what the early ones made is the caller's to undo).
+   */
+  rtnl?: { ops: BatchOp[]; pipelined?: boolean; early?: number };
   /** File operations once everything before succeeded. */
   after?: FsOp[];
 }
@@ -51,6 +56,8 @@ export interface ChainOutcome {
   nft?: null | Error;
   /** rtnlExec's results, or its error (undefined: not run). */
   rtnl?: unknown[] | NetlinkError;
+  /** The early rtnetlink ops ran, the rest did not (the fs step or nf_tables did not go well). */
+  rtnlGated?: boolean;
   after?: FsResult[];
   afterError?: NetlinkError;
   /** Microseconds in each step: namespace, fs, nft, rtnl, after (for the benchmarks). */
@@ -90,7 +97,9 @@ export function runChain(spec: ChainSpec): Promise<ChainOutcome> {
   if (spec.fs) out.fs = spec.fs;
   if (spec.expect) out.expect = spec.expect;
   if (spec.nft) out.nft = { ns: spec.nft.ns.handle, msgs: spec.nft.msgs };
-  if (spec.rtnl) out.rtnl = { ops: spec.rtnl.ops.map(toChainNative), pipelined: spec.rtnl.pipelined === true };
+  if (spec.rtnl) {
+    out.rtnl = { ops: spec.rtnl.ops.map(toChainNative), pipelined: spec.rtnl.pipelined === true, ...(spec.rtnl.early ? { early: spec.rtnl.early } : {}) };
+  }
   if (spec.after) out.after = spec.after;
   return native<ChainNative>().chainRun(out);
 }

@@ -200,26 +200,33 @@ async function connectLocked(
       // chain, the kernel's part too, when the claims went as they nearly always do.
       const br = chained && fixed.length === maps.length ? knownBridge(s, rec.ip) : undefined;
       if (br !== undefined && !store.FileLock.queued(s.lockFile)) {
+        // The veth and the container's own requests go beside the claims and the firewall's
+        // transaction (plumbOps); the host's wait for both.
+        const plumbing = plumbOps(s, given ?? CHAIN_NS, rec, br);
         chain = await runChain({
           ns: given ? undefined : nsPath,
           fs: [{ op: 'lock', file: s.lockFile, exclusive: false }, ...ops],
           // A port's directory may hold only this claim (another address on it would conflict).
           expect: [null, ...ops.map((o) => (o.op === 'list' ? [fixed.find((p) => portDir(p.protocol, p.hostPort) === o.dir)!.hostIp] : null))],
           nft: fwTx(s, rec),
-          rtnl: { ops: plumbOps(s, given ?? CHAIN_NS, rec, br).ops },
+          rtnl: { ops: plumbing.ops, early: plumbing.host },
         });
         if (chain.ns) throw chain.ns; // nothing ran
+        if (typeof chain.fs[0] === 'number') lock = store.FileLock.adopt(chain.fs[0]);
         if (chain.fsError) {
+          if (chain.rtnl !== undefined) await dropEarlyVeth(s, rec, chain);
           const e = chain.fsError as NetlinkError & { results?: unknown[] };
           e.index = (e.index ?? 1) - 1;
           e.results = chain.fs.slice(1);
           throw e;
         }
-        if (typeof chain.fs[0] === 'number') {
-          lock = store.FileLock.adopt(chain.fs[0]);
-          res = chain.fs.slice(1);
+        if (lock) res = chain.fs.slice(1);
+        if (!chain.go) {
+          // A claim lost (or the lock busy): the early requests' veth, if made, goes (nothing of
+          // the host's was touched), and the connect goes on the usual way.
+          if (chain.rtnl !== undefined) await dropEarlyVeth(s, rec, chain);
+          chain = undefined;
         }
-        if (!chain.go) chain = undefined;
       }
       // The lock taken the waiting way (busy, or others of this process wait for it).
       if (!res) ({ lock, results: res } = await store.FileLock.acquireWith(s.lockFile, false, ops));
@@ -289,7 +296,8 @@ async function connectLocked(
     } else {
       // The chain's kernel part failed somewhere: its veth goes (the elements are added again,
       // idempotently), then the usual way, which knows every failure.
-      if (chain?.rtnl && !Array.isArray(chain.rtnl)) await undoPlumb(s, rec, (chain.rtnl as NetlinkError).index, knownBridge(s, rec.ip)!);
+      if (chain?.rtnlGated) await dropEarlyVeth(s, rec, chain);
+      else if (chain?.rtnl && !Array.isArray(chain.rtnl)) await undoPlumb(s, rec, (chain.rtnl as NetlinkError).index, knownBridge(s, rec.ip)!);
       await attachKernel(s, await nsReady(), rec);
     }
     if (links.length) {
@@ -411,6 +419,19 @@ function chainDone(c: ChainOutcome): boolean {
 }
 
 /**
+ * Takes away what a chain's early requests made (their veth: its peer, with the container's
+ * address, routes and neighbour entry, goes with it) when the claims or the firewall's
+ * transaction did not go well, so the host's requests never ran: the host's neighbour entry for
+ * the address may be another endpoint's (one that won the address), and is left alone.
+ */
+async function dropEarlyVeth(s: NetworkState, rec: EndpointRecord, c: ChainOutcome): Promise<void> {
+  // (the create itself failed: nothing was made)
+  const failedAt = c.rtnl && !Array.isArray(c.rtnl) ? (c.rtnl as NetlinkError).index : undefined;
+  if (failedAt === 0) return;
+  await nl.linkDel(rec.hostVeth, s.host).catch(() => undefined);
+}
+
+/**
  * Takes away what plumbOps' requests made before request `idx` failed (undefined: any of them):
  * the veth (its peer goes with it) and the host's neighbour entry, which the veth's deletion
  * leaves on the bridge (and which would refuse the next connect given that address).
@@ -424,10 +445,14 @@ async function undoPlumb(s: NetworkState, rec: EndpointRecord, idx: number | und
 }
 
 /**
- * A connect's rtnetlink requests, in order (`first`: the first route). `ns`: the container's
- * namespace (CHAIN_NS in a chain); `br`: its bridge.
+ * A connect's rtnetlink requests, in order (`first`: the first route; `host`: the first of the
+ * host's requests after the veth's create). `ns`: the container's namespace (CHAIN_NS in a
+ * chain); `br`: its bridge. The container's own requests come right after the create and the
+ * host's last, so that a chain can send the create and the container's requests beside the
+ * store's claims (ChainSpec rtnl.early): until the claims are won nothing of the host's changes,
+ * and the veth (its peer, with everything on it) is all there is to take away.
  */
-function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: number | string): { ops: nl.BatchOp[]; first: number } {
+function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: number | string): { ops: nl.BatchOp[]; first: number; host: number } {
   const r = s.rec;
   const ops: nl.BatchOp[] = [
     // ip link add vethX mtu M numtxqueues Q numrxqueues Q master BR type veth
@@ -451,17 +476,18 @@ function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: numbe
       disableIpv6: true,
       peer: { name: rec.ifname, ns, mac: rec.mac, mtu: r.mtu, queues: s.vethQueues, up: true },
     },
-    // ip neigh add IP lladdr MAC dev BR nud permanent (no ARP broadcast to find the container)
-    { op: 'neighAdd', ns: s.host, link: br, address: rec.ip, lladdr: rec.mac },
     { op: 'linkSet', ns, link: 'lo', up: true },
     { op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ip}/${s.prefix}` },
     // ip neigh add GW lladdr BRMAC dev eth0 nud permanent
     { op: 'neighAdd', ns, link: rec.ifname, address: r.gateway, lladdr: r.bridgeMac },
   ];
+  // ip neigh add IP lladdr MAC dev BR nud permanent (no ARP broadcast to find the container)
+  const hostOps: nl.BatchOp[] = [{ op: 'neighAdd', ns: s.host, link: br, address: rec.ip, lladdr: rec.mac }];
   // A dense network's IPv6 is routed between its bridges: steps of its own (bridge-leaves.ts).
   const dense6 = rec.ipv6 && r.ipv6 && r.portsPerBridge ? denseIpv6Steps(s, ns, rec, br) : undefined;
-  if (dense6) ops.push(...dense6.ops);
-  else if (rec.ipv6 && r.ipv6) ops.push({ op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ipv6}/${s.prefix6}`, noDad: true });
+  if (dense6) {
+    for (const op of dense6.ops) ((op as { ns?: Namespace }).ns === s.host ? hostOps : ops).push(op);
+  } else if (rec.ipv6 && r.ipv6) ops.push({ op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ipv6}/${s.prefix6}`, noDad: true });
   const routes: nl.BatchOp[] = [{ op: 'routeAdd', ns, dst: 'default', gateway: r.gateway, link: rec.ifname }];
   if (dense6) routes.unshift(...dense6.routes);
   else if (rec.ipv6 && r.ipv6) routes.push({ op: 'routeAdd', ns, dst: 'default', gateway: r.ipv6.gateway, link: rec.ifname });
@@ -471,11 +497,13 @@ function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: numbe
   // complete and reconcile() keeps it (rtnetlink has no transactions).
   const first = ops.length;
   ops.push(...routes);
+  const host = ops.length;
+  ops.push(...hostOps);
   // With the commit mark, the host end up (the container's eth0 gets its carrier only now) and
   // hairpin mode (bridge link set dev vethX hairpin on): with br_netfilter, a container reaching
   // its own published port is DNATed back out the port it came in on.
   ops.push({ op: 'linkSet', ns: s.host, link: rec.hostVeth, alias: s.alias(rec.id), up: true, hairpin: true });
-  return { ops, first };
+  return { ops, first, host };
 }
 
 /** The rest of a connect after a refused default route, one step at a time. */

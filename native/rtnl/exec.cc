@@ -43,8 +43,13 @@ class Runner {
  public:
   Runner(std::vector<BoundOp>& ops, bool pipelined) : ops_(ops), pipelined_(pipelined), results_(ops.size()) {}
 
-  std::vector<OpResult> Run() {
+  std::vector<OpResult> Run(const BeforeOp& before) {
     for (size_t i = 0; i < ops_.size(); i++) {
+      if (before) {
+        Flush();
+        if (!pipelined_ && i > 0 && results_[i - 1].failed) break;
+        if (!before(i)) break;
+      }
       RunOp(i);
       if (!pipelined_ && results_[i].failed) break;
     }
@@ -249,7 +254,9 @@ bool IpFamily(uint8_t f) { return f == AF_INET || f == AF_INET6; }
 
 }  // namespace
 
-std::vector<OpResult> RunOps(std::vector<BoundOp>& ops, bool pipelined) { return Runner(ops, pipelined).Run(); }
+std::vector<OpResult> RunOps(std::vector<BoundOp>& ops, bool pipelined, const BeforeOp& before) {
+  return Runner(ops, pipelined).Run(before);
+}
 
 DumpResult RunDump(const std::shared_ptr<NsState>& ns, DumpKind kind, const DumpFilter& f) {
   static const uint16_t kReplyType[] = {RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH};

@@ -1,6 +1,7 @@
 // Runs encoded rtnetlink operations on pooled namespace sockets. Called on a libuv pool thread:
 // socket I/O only (plus filling in ifindexes looked up by name).
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -38,7 +39,10 @@ struct OpResult {
 //    follow-up that needs its op's earlier messages to have succeeded, and before a name lookup.
 // Names are resolved with RTM_GETLINK on the op's namespace socket and cached for the run; the
 // cache is primed from linkAdd's echo and dropped by ops that delete, rename or move links.
-std::vector<OpResult> RunOps(std::vector<BoundOp>& ops, bool pipelined);
+// `before(i)`, when given, is called before op i is sent (everything before it flushed and
+// acknowledged); false stops the run there (op i and the rest are left unattempted).
+using BeforeOp = std::function<bool(size_t)>;
+std::vector<OpResult> RunOps(std::vector<BoundOp>& ops, bool pipelined, const BeforeOp& before = nullptr);
 
 struct DumpResult {
   int restarts = 0;  // dumps started over after NLM_F_DUMP_INTR

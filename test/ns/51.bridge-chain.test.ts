@@ -4,11 +4,11 @@
  * short carries on the usual way (the same errors, nothing changed, nothing left behind).
  */
 import { strict as assert } from 'node:assert';
-import { ChildProcess } from 'node:child_process';
+import { ChildProcess, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createBridgeNetwork, createNamespace, BridgeNetwork, Namespace, NetmodesError, reapDetached } from '../../lib';
+import { createBridgeNetwork, createNamespace, BridgeNetwork, Namespace, NetmodesError, REAP_GROUP, reapDetached } from '../../lib';
 import { native } from '../../lib/native';
 import * as store from '../../lib/state/store';
 import { sandboxed, startServer, connect, ipj, nftj, ping, uniq } from '../helpers/kernel';
@@ -111,7 +111,8 @@ describe('51 bridge mode: the chained connect and disconnect', function () {
     assert.deepEqual(storeFiles(), before, 'record and claims gone');
     assert.ok(!portElements().some((t) => t.includes('8282')), 'element gone');
     const veth = ipj(['-d', 'link', 'show', 'dev', ep.hostVeth])[0];
-    assert.ok(!veth.flags.includes('UP') || veth.linkinfo?.info_slave_data?.state !== 'forwarding', 'detached at once');
+    const d = veth.linkinfo?.info_slave_data;
+    assert.deepEqual([Number(veth.group), d?.locked, d?.learning, d?.flood, d?.mcast_flood, d?.bcast_flood], [REAP_GROUP, true, false, false, false, false], 'cut off at once');
     await reapDetached();
     assert.deepEqual(ipj(['link', 'show']).filter((l: any) => l.ifname === ep.hostVeth), []);
     assert.deepEqual(ipj(['neigh', 'show', 'dev', net.bridge]).filter((n: any) => n.dst === ep.ip), [], 'neighbour entry gone');
@@ -136,6 +137,33 @@ describe('51 bridge mode: the chained connect and disconnect', function () {
     assert.deepEqual(storeFiles(), files);
     assert.equal(ipj(['link', 'show']).length, links);
     assert.deepEqual(portElements(), els);
+  });
+
+  it('an address another process won meanwhile: the early veth goes, the winner keeps its neighbour entry (EADDRINUSE)', async () => {
+    // The chain makes the veth and the container's side beside its claims (rtnl.early); a lost
+    // claim takes back only that veth, never the host's entry for the address (the winner's).
+    const w = await mkns();
+    const l = await mkns();
+    const script = `
+      const m = require(${JSON.stringify(path.join(__dirname, '..', '..', 'lib'))});
+      m.openBridgeNetwork('chain').then((n) => n.connect(${JSON.stringify(w.path)}, { id: 'winner', ip: '10.67.0.200' })).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });`;
+    execFileSync(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const veths = ipj(['link', 'show', 'type', 'veth']).length;
+    const { calls } = await counted(() =>
+      net.connect(l.path, { id: 'loser', ip: '10.67.0.200' }).then(
+        () => assert.fail('connected'),
+        (e) => assert.ok(e instanceof NetmodesError && e.code === 'EADDRINUSE', String(e)),
+      ),
+    );
+    assert.equal(calls.chainRun, 1);
+    assert.equal(ipj(['link', 'show', 'type', 'veth']).length, veths, 'the early veth is gone');
+    assert.deepEqual(ipj(['link', 'show'], l.name!).map((x: any) => x.ifname), ['lo'], 'nothing left in the loser');
+    const entry = ipj(['neigh', 'show', 'dev', net.bridge]).filter((n: any) => n.dst === '10.67.0.200');
+    assert.equal(entry.length, 1, "the winner's neighbour entry stays");
+    assert.ok(entry[0].state.includes('PERMANENT'));
+    assert.ok(ping('10.67.0.200', undefined), 'the host reaches the winner');
+    assert.ok(ping(net.gateway, w.name!), 'the winner reaches the gateway');
+    await net.disconnect('winner');
   });
 
   it('a record rewritten by another process stops the disconnect chain; the usual way still removes everything', async () => {
