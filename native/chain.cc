@@ -11,7 +11,8 @@
 //     expect?: (null | string | string[])[]   per fs op: a read's exact content, or the only
 //                              names a list may hold (others, or none given: anything)
 //     nft?:    { ns, msgs }    one nf_tables transaction (nftTransact's)
-//     rtnl?:   { ops, pipelined?, early? }    rtnlExec's; `early` (with a lock as the first fs op):
+//     rtnl?:   { ops, pipelined?, early?, quiet? }  rtnlExec's; `quiet`: when every op succeeded, an
+//                              array of as many holes instead of the results (no conversion); `early` (with a lock as the first fs op):
 //                              ops before that index start once the lock is held, beside the
 //                              rest of the fs step and nf_tables (on a second thread), and the
 //                              ones from it on wait for both and run only if both went well
@@ -68,6 +69,7 @@ struct Spec {
   std::vector<rtnl::BoundOp> rtnl;
   bool has_rtnl = false, pipelined = false;
   size_t early = 0;  // see the header comment (0: everything in order)
+  bool quiet = false;  // rtnl.quiet: on success, results not converted (an array of holes)
   std::vector<fsb::Op> after;
 };
 
@@ -349,6 +351,7 @@ Napi::Value JsChainRun(const Napi::CallbackInfo& info) {
     s->rtnl = rtnl::BuildTargetOps(r.Get("ops").As<Napi::Array>());
     s->has_rtnl = true;
     s->pipelined = GetBoolOr(r, "pipelined", false);
+    s->quiet = GetBoolOr(r, "quiet", false);
     if (Has(r, "early")) {
       Napi::Value e = r.Get("early");
       if (!e.IsNumber() || e.As<Napi::Number>().DoubleValue() < 0) ThrowType(env, "chainRun: rtnl.early must be an op index");
@@ -380,7 +383,8 @@ Napi::Value JsChainRun(const Napi::CallbackInfo& info) {
         }
         if (r.rtnl_ran) {
           try {
-            out.Set("rtnl", rtnl::ResultsToJs(env, s->rtnl, r.rtnl, s->pipelined, false));
+            if (s->quiet && RtnlOk(*s, r.rtnl)) out.Set("rtnl", Napi::Array::New(env, r.rtnl.size()));
+            else out.Set("rtnl", rtnl::ResultsToJs(env, s->rtnl, r.rtnl, s->pipelined, false));
           } catch (const Napi::Error& e) {
             out.Set("rtnl", e.Value());
           }

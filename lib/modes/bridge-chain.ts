@@ -39,8 +39,9 @@ export interface ChainSpec {
    * `early`: the ops before this index start as soon as the lock (the first fs op) is held,
    * beside the rest of the fs step and the nf_tables transaction; the ones from it on run only
    * once both went well (else `rtnlGated`, and what the early ones made is the caller's to undo).
+   * `quiet`: when every op succeeded, `rtnl` is an array of as many holes (nothing converted).
    */
-  rtnl?: { ops: BatchOp[]; pipelined?: boolean; early?: number };
+  rtnl?: { ops: BatchOp[]; pipelined?: boolean; early?: number; quiet?: boolean };
   /** File operations once everything before succeeded. */
   after?: FsOp[];
 }
@@ -98,7 +99,12 @@ export function runChain(spec: ChainSpec): Promise<ChainOutcome> {
   if (spec.expect) out.expect = spec.expect;
   if (spec.nft) out.nft = { ns: spec.nft.ns.handle, msgs: spec.nft.msgs };
   if (spec.rtnl) {
-    out.rtnl = { ops: spec.rtnl.ops.map(toChainNative), pipelined: spec.rtnl.pipelined === true, ...(spec.rtnl.early ? { early: spec.rtnl.early } : {}) };
+    out.rtnl = {
+      ops: spec.rtnl.ops.map(toChainNative),
+      pipelined: spec.rtnl.pipelined === true,
+      quiet: spec.rtnl.quiet === true,
+      ...(spec.rtnl.early ? { early: spec.rtnl.early } : {}),
+    };
   }
   if (spec.after) out.after = spec.after;
   return native<ChainNative>().chainRun(out);

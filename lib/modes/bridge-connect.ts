@@ -209,7 +209,7 @@ async function connectLocked(
           // A port's directory may hold only this claim (another address on it would conflict).
           expect: [null, ...ops.map((o) => (o.op === 'list' ? [fixed.find((p) => portDir(p.protocol, p.hostPort) === o.dir)!.hostIp] : null))],
           nft: fwTx(s, rec),
-          rtnl: { ops: plumbing.ops, early: plumbing.host },
+          rtnl: { ops: plumbing.ops, early: plumbing.host, quiet: true },
         });
         if (chain.ns) throw chain.ns; // nothing ran
         if (typeof chain.fs[0] === 'number') lock = store.FileLock.adopt(chain.fs[0]);

@@ -129,7 +129,7 @@ async function detachChained(s: NetworkState, known: EndpointRecord): Promise<bo
     // The record as this process wrote it (no parse of it), and no linkers.
     expect: [null, JSON.stringify(known), []],
     nft: tx ? { ns: s.host, msgs: tx.messages() } : undefined,
-    rtnl: { ops: [neigh, veth, ...neigh6], pipelined: true },
+    rtnl: { ops: [neigh, veth, ...neigh6], pipelined: true, quiet: true },
     after: releaseOps(s, known, owner, []),
   });
   if (c.fsError) throw c.fsError;

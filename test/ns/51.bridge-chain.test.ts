@@ -256,6 +256,22 @@ describe('51 bridge mode: the chained connect and disconnect', function () {
       assert.equal(o.rtnl.code, 'ENODEV');
       assert.equal(o.after, undefined);
       assert.ok(fs.existsSync(path.join(dir, 'r')));
+      // quiet: on success an array of holes (nothing converted), a failure as ever.
+      o = await n.chainRun({ rtnl: { ops: probe, quiet: true } });
+      assert.ok(Array.isArray(o.rtnl) && o.rtnl.length === 1 && o.rtnl[0] === undefined);
+      o = await n.chainRun({ rtnl: { ops: [{ op: 'linkGet', ns: nsHost, link: 'nosuch0' }], quiet: true } });
+      assert.equal(o.rtnl.code, 'ENODEV');
+      // early: the ops before it run beside the fs step once the lock is held; the rest only if
+      // that went well (else rtnlGated, and `after` does not run).
+      const lockOp = { op: 'lock', file: path.join(dir, 'lock'), exclusive: false };
+      const two = { ops: [probe[0], { op: 'linkGet', ns: nsHost, link: 'lo' }], early: 1 };
+      o = await n.chainRun({ fs: [lockOp, { op: 'reserve', file: path.join(dir, 'a'), data: 'x' }], rtnl: two, after: [{ op: 'remove', file: path.join(dir, 'r') }] });
+      fs.closeSync(o.fs[0]);
+      assert.deepEqual([o.go, o.rtnlGated, o.rtnl[0].name, o.after], [false, true, 'lo', undefined]);
+      assert.ok(fs.existsSync(path.join(dir, 'r')));
+      o = await n.chainRun({ fs: [lockOp, { op: 'reserve', file: path.join(dir, 'e'), data: 'x' }], rtnl: two, after: [{ op: 'remove', file: path.join(dir, 'r') }] });
+      fs.closeSync(o.fs[0]);
+      assert.deepEqual([o.go, o.rtnlGated, o.rtnl.map((r: any) => r.name), o.after], [true, undefined, ['lo', 'lo'], [true]]);
       // The chain's namespace, named without one to open: a TypeError, nothing run.
       assert.throws(() => n.chainRun({ rtnl: { ops: [{ op: 'linkGet', ns: '$target', link: 'lo' }] } }), TypeError);
       // A namespace path that cannot be opened: its error, nothing run.
