@@ -147,7 +147,9 @@ describe('51 bridge mode: the chained connect and disconnect', function () {
     const script = `
       const m = require(${JSON.stringify(path.join(__dirname, '..', '..', 'lib'))});
       m.openBridgeNetwork('chain').then((n) => n.connect(${JSON.stringify(w.path)}, { id: 'winner', ip: '10.67.0.200' })).then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });`;
-    execFileSync(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // (under scripts/sanitize.sh the addon is built with ASan: the child needs its runtime too)
+    const asan = process.env.NETMODES_ASAN_PRELOAD;
+    execFileSync(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...(asan ? { LD_PRELOAD: asan } : {}) } });
     const veths = ipj(['link', 'show', 'type', 'veth']).length;
     const { calls } = await counted(() =>
       net.connect(l.path, { id: 'loser', ip: '10.67.0.200' }).then(
