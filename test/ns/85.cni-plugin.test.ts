@@ -363,6 +363,32 @@ describe('85 CNI plugin', function () {
       for (const [id, n] of [['d1', a], ['d2', b]]) assert.equal((await call({ command: 'DEL', containerId: id, netns: nsPath(n), ifname: 'eth0' }, dual)).code, 0);
     });
 
+    it('portsPerBridge: a container on a leaf bridge is named on that leaf in the result, and talks to one on the root', async () => {
+      const dense = {
+        cniVersion: '1.0.0', name: 'densecni', type: 'netmodes', bridge: 'nmdense0', isGateway: true, portsPerBridge: 16,
+        ipam: { type: 'host-local', ranges: [[{ subnet: '10.88.20.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] },
+      };
+      const a = newNs();
+      const b = newNs();
+      try {
+        const ra = await call({ command: 'ADD', containerId: 'r1', netns: nsPath(a), ifname: 'eth0' }, { ...dense, runtimeConfig: { ips: ['10.88.20.5/24'] } });
+        assert.equal(ra.code, 0, ra.stdout);
+        const rb = await call({ command: 'ADD', containerId: 'l1', netns: nsPath(b), ifname: 'eth0' }, { ...dense, runtimeConfig: { ips: ['10.88.20.20/24'] } });
+        assert.equal(rb.code, 0, rb.stdout);
+        // The kernel's view: which bridge each host veth is on.
+        const masterOf = (r: any) => ipj(['link', 'show', 'dev', r.json.interfaces[1].name])[0].master;
+        assert.equal(ra.json.interfaces[0].name, 'nmdense0');
+        assert.equal(masterOf(ra), 'nmdense0');
+        assert.notEqual(rb.json.interfaces[0].name, 'nmdense0', 'slot 1 is a leaf');
+        assert.equal(rb.json.interfaces[0].name, masterOf(rb));
+        assert.equal(rb.json.interfaces[0].mac, ra.json.interfaces[0].mac, 'a leaf has the network bridge\'s MAC');
+        assert.ok(ping('10.88.20.5', b), 'leaf to root');
+        for (const [id, n] of [['r1', a], ['l1', b]]) assert.equal((await call({ command: 'DEL', containerId: id, netns: nsPath(n), ifname: 'eth0' }, dense)).code, 0);
+      } finally {
+        await removeNetwork('densecni');
+      }
+    });
+
     it('embeddedDns: containers find each other by container id, host name, runtimeConfig.aliases and K8S_POD_NAME; the result names the gateway', async () => {
       const dnsNet = { cniVersion: '1.0.0', name: 'cnidns', type: 'netmodes', bridge: 'nmcnidns0', embeddedDns: true, ipam: { subnet: '10.88.13.0/24' },
         capabilities: { aliases: true }, dns: { nameservers: ['198.18.0.53'], search: ['example.test'], options: ['ndots:1'] } };
