@@ -9,6 +9,9 @@
 //   --consecutive 1: the W connects back to back, then their disconnects (as the harness does them)
 //   --lazy 1:    the namespaces of the K containers made only after the K = 10 window (as the harness,
 //                which makes each K's namespaces for that K alone); else all are made first
+//   --harnessnet 1: the harness's network (10.88.0.0/16, bridge pbbr0, its dense addresses)
+//   --steps 1:   print the median time of each step inside the connects' chains
+//   --skip10 1:  no K = 10 window (nothing disconnected or reaped before the K containers, as in the harness)
 //   --keep 1:    the K Endpoint objects kept alive (as the harness keeps them)
 //   --sysfs 1:   sysfs of the sandbox's network namespace mounted on /sys (as the harness's sandbox has it)
 // Runs only inside its own sandbox (unshare --net --mount), like the tests.
@@ -35,10 +38,31 @@ execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512m,mode=0700', 'nm-sdirect',
 process.env.NETMODES_STATE_DIR = stateDir;
 if (opt('sysfs', 0) === 1) execFileSync('mount', ['-t', 'sysfs', 'nm-sdirect-sys', '/sys']);
 const nm = require(path.join(__dirname, '..', 'dist', 'lib'));
-const ip = (i) => `10.64.${(i >> 8) & 0xff}.${i & 0xff}`;
+// --harnessnet 1: the harness's network (10.88.0.0/16 on bridge pbbr0) instead of 10.64.0.0/18
+const HNET = opt('harnessnet', 0) === 1;
+const ip = (i) => `${HNET ? '10.88' : '10.64'}.${(i >> 8) & 0xff}.${i & 0xff}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Each connect's chain steps (us: namespace, fs, nft, rtnl, after), to see which grows (--steps 1).
+const steps = [];
+if (opt('steps', 0) === 1) {
+  const nat = require(path.join(__dirname, '..', 'dist', 'lib', 'native.js')).native();
+  const run = nat.chainRun;
+  nat.chainRun = function (spec) {
+    return run.call(this, spec).then((o) => {
+      if (spec.ns) steps.push(o.us);
+      return o;
+    });
+  };
+}
+const medSteps = () => {
+  const out = [0, 1, 2, 3, 4].map((k) => med(steps.map((u) => u[k])).toFixed(0)).join(' ');
+  steps.length = 0;
+  return out;
+};
+
 async function window(net, names, from, tag, ipFrom = from) {
+  steps.length = 0;
   await sleep(PAUSE);
   const t = [];
   const eps = [];
@@ -51,6 +75,7 @@ async function window(net, names, from, tag, ipFrom = from) {
   }
   for (const e of eps) await e.disconnect();
   await nm.reapDetached();
+  if (steps.length) console.log(`K=${tag}: connect chain steps (us, median: namespace fs nft rtnl after) ${medSteps()}`);
   return med(t);
 }
 
@@ -74,12 +99,15 @@ async function window(net, names, from, tag, ipFrom = from) {
   // The first 10 and the window's; the K containers' now or after the K = 10 window.
   await make([...range(0, 10), ...range(K + 10, K + W + 10)]);
   if (!LAZY) await make(range(10, K + 10));
-  const net = await nm.createBridgeNetwork({ name: 'sdirect', subnet: '10.64.0.0/18', portsPerBridge: 256 });
+  const net = await nm.createBridgeNetwork(HNET
+    ? { name: 'pbnet', bridge: 'pbbr0', subnet: '10.88.0.0/16', gateway: '10.88.0.1', portsPerBridge: 256 }
+    : { name: 'sdirect', subnet: '10.64.0.0/18', portsPerBridge: 256 });
   const port = (i) => (PORTS ? { ports: [`${20000 + i}:80`] } : {});
   for (let i = 0; i < 10; i++) await net.connect(names[i], { id: `c${i}`, ip: ip(i + 2), ...port(i) });
   // --rootwindow 1: the K = 10 window's addresses follow the first 10 (the root bridge, as in the
   // harness, where each K's extra containers take the next addresses); else the same as at K.
-  const at10 = await window(net, names, K + 10, 10, opt('rootwindow', 0) === 1 ? 10 : K + 10);
+  // --skip10 1: no K = 10 window (nothing disconnected or reaped before the prefill, as in the harness)
+  const at10 = opt('skip10', 0) === 1 ? NaN : await window(net, names, K + 10, 10, opt('rootwindow', 0) === 1 ? 10 : K + 10);
   if (LAZY) await make(range(10, K + 10));
   // --keep 1: the K Endpoint objects kept (as the harness keeps them in a Map); else dropped
   const kept = [];

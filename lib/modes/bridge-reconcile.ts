@@ -149,8 +149,9 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
     //    detached ones awaiting the reaper.
     const pending = `${PENDING_PREFIX}${s.rec.id.slice(0, 12)}:`;
     for (const l of links) {
-      // The alias is set by a second message after the create: a process killed in between
-      // leaves a veth of our naming on our bridge with no alias at all.
+      // A connect's veth has no alias until its commit mark (bridge-connect.ts plumbOps): a
+      // process killed before it leaves a veth of our naming on our bridge with no alias at all.
+      // (Veths with a pending alias are what an earlier version made.)
       const unmarked = !l.alias && l.master !== undefined && ourBridges().has(l.master) && /^veth[0-9a-f]{11}$/.test(l.name);
       if ((l.alias?.startsWith(mark) && !eps.has(l.alias.slice(mark.length))) || l.alias?.startsWith(pending) || unmarked) {
         await nl.linkDel(l.name, s.host).catch((e) => {

@@ -212,9 +212,6 @@ export class NetworkState {
   alias(epId: string): string {
     return `${ALIAS_PREFIX}${this.rec.id.slice(0, 12)}:${epId}`;
   }
-  pendingAlias(epId: string): string {
-    return `${PENDING_PREFIX}${this.rec.id.slice(0, 12)}:${epId}`;
-  }
 
   /** The endpoint records in the store (complete ones: a record still "creating" has no ip). */
   async readRecords(): Promise<Map<string, EndpointRecord>> {
