@@ -57,7 +57,7 @@ import type {
 
 export * from './bridge-types';
 export { MAX_BRIDGE_PORTS } from './bridge-connect';
-export { REAP_GROUP, reapDetached } from './bridge-reaper';
+export { REAP_GROUP, REAP_BATCH, REAP_QUIET_MS, REAP_MAX_WAIT_MS, reapDetached } from './bridge-reaper';
 
 // ---------------------------------------------------------------------------------------------
 // Validation.

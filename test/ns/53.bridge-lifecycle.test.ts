@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import {
   createBridgeNetwork, openBridgeNetwork, createNamespace, BridgeNetwork, Namespace, NetmodesError, ConfigError, REAP_GROUP,
-  linkList, reapDetached, batch,
+  REAP_QUIET_MS, REAP_MAX_WAIT_MS, linkList, reapDetached, batch,
 } from '../../lib';
 import { sandboxed, ipj, nftj, ping, uniq, ip, sh } from '../helpers/kernel';
 import { ipLink } from '../helpers/rtnl';
@@ -59,6 +59,42 @@ describe('53 bridge mode: lifecycle', function () {
       const waiting = (await linkList()).filter((l) => eps.some((e) => e.hostVeth === l.name));
       assert.deepEqual(waiting.map((l) => [l.group, l.alias ?? null, l.locked, l.learning, l.unicastFlood, l.mcastFlood, l.bcastFlood]),
         eps.map(() => [REAP_GROUP, null, true, false, false, false, false]));
+      await reapDetached();
+      assert.deepEqual(hostVeths(), []);
+      await net.remove();
+    } finally {
+      await net.remove({ force: true });
+      await Promise.all(nss.map((n) => n.delete()));
+    }
+  });
+
+  it('the reaper runs by itself: after a pause in disconnects, and during a steady stream at the latest REAP_MAX_WAIT_MS after the first', async () => {
+    const net = await createBridgeNetwork({ name: 'reapt', subnet: '10.70.0.0/24' });
+    const nss = await Promise.all(Array.from({ length: 60 }, () => createNamespace(uniq('rt'))));
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    try {
+      await reapDetached();
+      const eps = [];
+      for (const ns of nss) eps.push(await net.connect(ns));
+      // A pause: three disconnects, nothing asked of the reaper, gone once the pause is long enough.
+      for (const e of eps.slice(0, 3)) await e.disconnect();
+      const left = () => new Set(hostVeths());
+      assert.ok(eps.slice(0, 3).every((e) => left().has(e.hostVeth)), 'waiting just after');
+      await sleep(REAP_QUIET_MS + 250);
+      assert.ok(eps.slice(0, 3).every((e) => !left().has(e.hostVeth)), 'reaped after the pause');
+      // A stream with shorter gaps than the pause (it never comes): the first ones are reaped
+      // anyway, once REAP_MAX_WAIT_MS has passed since the first of them.
+      const stream = eps.slice(3);
+      const gap = Math.floor(REAP_QUIET_MS * 0.8);
+      const t0 = Date.now();
+      let i = 0;
+      while (Date.now() - t0 < REAP_MAX_WAIT_MS + 200 && i < stream.length) {
+        await stream[i++].disconnect();
+        await sleep(gap);
+      }
+      assert.ok(Date.now() - t0 >= REAP_MAX_WAIT_MS + 200, `the stream lasted past the cap (${i} disconnects)`);
+      assert.ok(!left().has(stream[0].hostVeth), 'the first of the stream is reaped while the stream goes on');
+      for (const e of stream.slice(i)) await e.disconnect();
       await reapDetached();
       assert.deepEqual(hostVeths(), []);
       await net.remove();
