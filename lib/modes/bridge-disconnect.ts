@@ -10,7 +10,7 @@
  * Like connect, this is the hot path (benchmarked): one trip for the lock, the record and the
  * linkers, the elements beside the veth, one batch for the claims.
  */
-import { ConfigError, NetlinkError, isNotFound } from '../errors';
+import { ConfigError, isNotFound } from '../errors';
 import { Namespace } from '../netns';
 import * as nl from '../netlink';
 import { batchTrusted } from '../netlink/batch';

@@ -47,7 +47,6 @@ class Runner {
     for (size_t i = 0; i < ops_.size(); i++) {
       if (before) {
         Flush();
-        if (!pipelined_ && i > 0 && results_[i - 1].failed) break;
         if (!before(i)) break;
       }
       RunOp(i);
