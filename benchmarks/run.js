@@ -254,7 +254,7 @@ async function churnAll(opts, log, keep) {
     for (const name of opts.peers) {
       const n = SLOW.has(name) ? opts.slowN : name === 'ip' ? Math.min(opts.n, opts.midN) : opts.n;
       const peer = peerFor(name);
-      const conc = r === 0 && (peer.setupAsync || isNetmodes(name)) ? opts.conc : [];
+      const conc = r === 0 && (peer.setupAsync || peer.setupParallel || isNetmodes(name)) ? opts.conc : [];
       log(`run ${r + 1}/${opts.repeat}: ${name}, N=${n}${conc.length ? `, then ${conc.join(' and ')} in flight` : ''}`);
       const res = await prun.benchPeer(peer, { n, conc, keep, log: () => {} });
       (runs[name] = runs[name] || []).push(res);

@@ -51,17 +51,41 @@ function lines(list, ipOf) {
   return list.map((i) => `${c.nsPath(i)} ${c.vethName(i)} ${ipOf(i)} ${c.portFor(i)}\n`).join('');
 }
 
+/** The floor's command line for `mode` (`extra`: more options) on the peers' bridge, table and map. */
+function floorArgs(mode, extra) {
+  return [mode, ...extra, '--bridge', c.BRIDGE, '--gateway', c.GATEWAY, '--prefix', String(c.PREFIX), '--table', iproute.TABLE,
+    '--map', iproute.MAP, '--port', String(c.CONTAINER_PORT), '--group', String(c.LINK_GROUP)];
+}
+
 /**
  * Runs `floor MODE` for the containers of `list` (`extra`: more options; `ipOf`: their addresses);
  * returns its JSON report.
  */
 function run(mode, list, extra = [], ipOf = c.ipFor) {
   sb.assertSandboxed();
-  const args = [mode, ...extra, '--bridge', c.BRIDGE, '--gateway', c.GATEWAY, '--prefix', String(c.PREFIX), '--table', iproute.TABLE,
-    '--map', iproute.MAP, '--port', String(c.CONTAINER_PORT), '--group', String(c.LINK_GROUP)];
+  const args = floorArgs(mode, extra);
   const r = JSON.parse(sb.sh(compile(), args, { input: lines(list, ipOf) }));
   if (r.count !== list.length || r.ms.length !== list.length) throw new Error(`cfloor ${mode}: ${r.count} of ${list.length} containers`);
   return r;
+}
+
+/**
+ * `run` for `list` split into `procs` contiguous slices, one floor process each, all at once: the
+ * kernel's own throughput with that many requests in flight (the concurrent section's floor). Each
+ * process of detach-group ends with its group delete, which takes every veth moved into the group
+ * by then (the last one's takes the rest). Returns the parts of all of them together.
+ */
+async function runParallel(mode, list, procs, extra = [], ipOf = c.ipFor) {
+  sb.assertSandboxed();
+  const args = floorArgs(mode, extra);
+  const size = Math.ceil(list.length / procs);
+  const slices = [];
+  for (let a = 0; a < list.length; a += size) slices.push(list.slice(a, a + size));
+  const bin = compile();
+  const rs = (await Promise.all(slices.map((sl) => sb.shAsync(bin, args, { input: lines(sl, ipOf) })))).map((t) => JSON.parse(t));
+  const count = rs.reduce((a, r) => a + r.count, 0);
+  if (count !== list.length) throw new Error(`cfloor ${mode} in ${slices.length} processes: ${count} of ${list.length} containers`);
+  return { programMs: Math.max(...rs.map((r) => r.totalMs)), latencies: rs.flatMap((r) => r.ms), processes: slices.length };
 }
 
 function parts(r) {
@@ -77,6 +101,9 @@ function peer(name, detachMode, { ipv6 = true, queues, portNoIpv6 = false, perBr
   const teardownAll = (list) => parts(run(detachMode, list, [], ipOf));
   return {
     name, batch: true, selfTimed: true, setupAll, teardownAll,
+    // The concurrent section: `procs` processes at once, each on its slice of the containers.
+    setupParallel: (list, procs) => runParallel('attach', list, procs, flags, ipOf),
+    teardownParallel: (list, procs) => runParallel(detachMode, list, procs, [], ipOf),
     init() {
       compile();
       return { ...iproute.init(), compiler, detach: detachMode, ipv6, queues: queues ?? 'kernel default', hostEndIpv6Disabled: portNoIpv6, ...(perBridge ? { portsPerBridge: perBridge } : {}) };
@@ -109,7 +136,7 @@ function layoutPeer(perBridge = c.PORTS_PER_BRIDGE) {
 }
 
 module.exports = {
-  compile, run, layoutPeer,
+  compile, run, runParallel, layoutPeer,
   peers: {
     cfloor: peer('cfloor', 'detach'),
     cfloorgroup: peer('cfloorgroup', 'detach-group'),

@@ -216,6 +216,21 @@ async function benchPeer(peer, { n = 200, conc = [8, 64], keep = [], log = conso
       log(`[${peer.name}] batch teardown of ${n}`);
       t = process.hrtime.bigint();
       res.teardown = batchSummary(await peer.teardownAll(list), c.hrms(t), n);
+      // A batch peer with a parallel form (the C floor): the same containers from `level`
+      // processes at once, each on its slice, timed over the wall clock.
+      res.concurrent = [];
+      if (peer.setupParallel && peer.teardownParallel) {
+        for (const level of conc) {
+          await settle({ keep });
+          log(`[${peer.name}] parallel setup/teardown of ${n}, ${level} processes`);
+          t = process.hrtime.bigint();
+          const sp = await peer.setupParallel(list, level);
+          const setup = batchSummary(sp, c.hrms(t), n);
+          t = process.hrtime.bigint();
+          const teardown = batchSummary(await peer.teardownParallel(list, level), c.hrms(t), n);
+          res.concurrent.push({ inFlight: level, setup, teardown });
+        }
+      }
     } else {
       log(`[${peer.name}] sequential setup of ${n}`);
       res.setup = summary(await timeSeq(list, (i) => peer.setup(i)));
