@@ -36,6 +36,11 @@ describe('80 benchmark script: a small run end to end', function () {
     }
     assert.equal(R.churn.warmup.cycles, 20);
     assert.equal(R.churn.summary.netmodes.concurrent[0].errors, 0);
+    // The C floor in the concurrent section: its 30 containers over 8 floor processes at once.
+    const fc = R.churn.summary.cfloorv4.concurrent;
+    assert.deepEqual(fc.map((x: any) => x.inFlight), [8]);
+    assert.ok(fc[0].cyclesPerSecond > 0 && R.churn.runs.cfloorv4[0].concurrent[0].setup.parts.processes === 8, 'the floor in 8 processes');
+    assert.match(r.stdout, /^C floor[^\n]*\s8\s/m, 'the floor\'s row in the concurrent table');
     assert.ok(R.scaling.some((x: any) => x.peer === 'netmodes' && x.kernelProbe), 'netmodes scaling with its kernel probe');
     const one = R.scalingOneNetwork.find((x: any) => x.k === 10);
     assert.ok(one && one.netmodes.p50 > 0 && one.floor.p50 > 0, 'one network: netmodes beside the C floor on the same layout');
