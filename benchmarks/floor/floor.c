@@ -179,12 +179,12 @@ static const char *ext_ack_msg(const struct nlmsghdr *h) {
   return "";
 }
 
+static int tolerated_errno; // an error exchange() takes for success (0: none)
+
 /**
  * Sends the buffer and reads replies until the ACK of sequence number `want`. Any error reply fails
  * the run. `on_reply`, when given, sees every other message of this exchange (a GETLINK's answer).
  */
-static int tolerated_errno; // an error exchange() takes for success (0: none)
-
 static void exchange(struct sock *s, struct buf *b, uint32_t want, const char *what,
                      void (*on_reply)(const struct nlmsghdr *, void *), void *arg) {
   msg_end(b);

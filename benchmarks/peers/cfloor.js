@@ -136,7 +136,7 @@ function layoutPeer(perBridge = c.PORTS_PER_BRIDGE) {
 }
 
 module.exports = {
-  compile, run, runParallel, layoutPeer,
+  compile, run, layoutPeer,
   peers: {
     cfloor: peer('cfloor', 'detach'),
     cfloorgroup: peer('cfloorgroup', 'detach-group'),
