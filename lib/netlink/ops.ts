@@ -218,6 +218,11 @@ export function toNative(op: BatchOp, base = ''): NativeOp {
     case 'neighDel':
       fields = neigh(o, base, o.op === 'neighAdd');
       break;
+    case 'fdbAdd':
+    case 'fdbDel':
+      v.checkKeys(o, ['op', 'ns', 'link', 'lladdr'], base);
+      fields = { link: v.linkRef(o.link, f(base, 'link')), lladdr: v.mac(o.lladdr, f(base, 'lladdr'), false) };
+      break;
     default:
       throw new ConfigError(`unknown operation ${JSON.stringify(o.op)}`, f(base, 'op'));
   }
@@ -262,6 +267,9 @@ export function trustedNative(op: BatchOp): NativeOp {
       out.family = (o.address as string).includes(':') ? 6 : 4;
       return out as NativeOp;
     }
+    case 'fdbAdd':
+    case 'fdbDel':
+      return copyDefined(o) as NativeOp;
     case 'routeAdd':
       // A default route through a gateway, as connect adds it.
       if (o.dst !== 'default' || typeof o.gateway !== 'string' || Object.keys(o).some((k) => !['op', 'ns', 'dst', 'gateway', 'link'].includes(k))) break;

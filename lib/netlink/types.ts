@@ -278,7 +278,9 @@ export type BatchOp =
   | ({ op: 'addrAdd'; ns?: Namespace; link: LinkRef; cidr: string } & AddrOptions)
   | { op: 'addrDel'; ns?: Namespace; link: LinkRef; cidr: string }
   | ({ op: 'routeAdd' | 'routeReplace' | 'routeDel'; ns?: Namespace } & RouteSpec)
-  | ({ op: 'neighAdd' | 'neighDel'; ns?: Namespace } & NeighSpec);
+  | ({ op: 'neighAdd' | 'neighDel'; ns?: Namespace } & NeighSpec)
+  /** A static bridge forwarding entry: frames to `lladdr` leave by port `link`, never flooded. `bridge fdb add LLADDR dev PORT master static` */
+  | { op: 'fdbAdd' | 'fdbDel'; ns?: Namespace; link: LinkRef; lladdr: string };
 
 export type BatchOpName = BatchOp['op'];
 

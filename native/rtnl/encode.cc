@@ -321,12 +321,20 @@ Encoded Neigh(bool add, const NeighReq& r) {
   Encoded e;
   MsgBuilder m(add ? RTM_NEWNEIGH : RTM_DELNEIGH, add ? kReq | NLM_F_CREATE | NLM_F_EXCL : kReq);
   ndmsg h{};
-  h.ndm_family = r.address.family;
+  h.ndm_family = r.fdb ? AF_BRIDGE : r.address.family;
   h.ndm_ifindex = static_cast<int32_t>(r.link.index);
-  if (add) h.ndm_state = r.permanent ? NUD_PERMANENT : NUD_REACHABLE;
+  if (r.fdb) {
+    // bridge fdb add|del LLADDR dev PORT master static: the bridge's own table (NTF_MASTER), an
+    // entry that never ages (NUD_NOARP: "static"; NUD_PERMANENT would make it local, delivered
+    // to the bridge itself instead of forwarded out the port).
+    h.ndm_flags = NTF_MASTER;
+    h.ndm_state = NUD_NOARP;
+  } else if (add) {
+    h.ndm_state = r.permanent ? NUD_PERMANENT : NUD_REACHABLE;
+  }
   m.PutHeader(h, offsetof(ndmsg, ndm_ifindex), &r.link, Role::kOp);
-  PutIp(m.b(), NDA_DST, r.address);
-  if (add && r.lladdr) m.b().PutBytes(NDA_LLADDR, *r.lladdr);
+  if (!r.fdb) PutIp(m.b(), NDA_DST, r.address);
+  if ((add || r.fdb) && r.lladdr) m.b().PutBytes(NDA_LLADDR, *r.lladdr);
   e.msgs.push_back(m.Done());
   return e;
 }
@@ -347,6 +355,8 @@ Encoded EncodeOp(const Op& op) {
     case OpKind::kRouteDel: return Route(op.kind, op.route);
     case OpKind::kNeighAdd: return Neigh(true, op.neigh);
     case OpKind::kNeighDel: return Neigh(false, op.neigh);
+    case OpKind::kFdbAdd: return Neigh(true, op.neigh);
+    case OpKind::kFdbDel: return Neigh(false, op.neigh);
   }
   return Encoded{};
 }

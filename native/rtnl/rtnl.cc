@@ -244,6 +244,15 @@ NeighReq ParseNeigh(const Props& o) {
   return r;
 }
 
+NeighReq ParseFdb(const Props& o) {
+  NeighReq r;
+  r.link = GetLink(o, "link");
+  r.lladdr = OptHw(o, "lladdr");
+  if (!r.lladdr) ThrowType(o.Env(), "an fdb entry needs lladdr");
+  r.fdb = true;
+  return r;
+}
+
 Op ParseOp(const Props& o, const NsCtx& ctx, BoundOp* b) {
   Op op;
   std::string name = GetStr(o, "op");
@@ -261,6 +270,8 @@ Op ParseOp(const Props& o, const NsCtx& ctx, BoundOp* b) {
     case OpKind::kRouteDel: op.route = ParseRoute(o); break;
     case OpKind::kNeighAdd:
     case OpKind::kNeighDel: op.neigh = ParseNeigh(o); break;
+    case OpKind::kFdbAdd:
+    case OpKind::kFdbDel: op.neigh = ParseFdb(o); break;
   }
   return op;
 }

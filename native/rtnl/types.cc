@@ -70,7 +70,8 @@ std::string FormatHw(const uint8_t* p, size_t len) {
 }
 
 static const char* const kOpNames[] = {"linkAdd", "linkDel", "linkSet", "linkGet", "linkDelGroup", "addrAdd",
-                                       "addrDel", "routeAdd", "routeReplace", "routeDel", "neighAdd", "neighDel"};
+                                       "addrDel", "routeAdd", "routeReplace", "routeDel", "neighAdd", "neighDel",
+                                       "fdbAdd", "fdbDel"};
 
 const char* OpKindName(OpKind k) { return kOpNames[static_cast<size_t>(k)]; }
 

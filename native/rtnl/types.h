@@ -125,11 +125,14 @@ struct NeighReq {
   IpAddr address;
   Opt<Bytes> lladdr;
   bool permanent = true;
+  // fdbAdd/fdbDel: a bridge forwarding entry (AF_BRIDGE, NTF_MASTER, static) for `lladdr` on
+  // port `link`; `address` is unused.
+  bool fdb = false;
 };
 
 enum class OpKind : uint8_t {
   kLinkAdd, kLinkDel, kLinkSet, kLinkGet, kLinkDelGroup,
-  kAddrAdd, kAddrDel, kRouteAdd, kRouteReplace, kRouteDel, kNeighAdd, kNeighDel,
+  kAddrAdd, kAddrDel, kRouteAdd, kRouteReplace, kRouteDel, kNeighAdd, kNeighDel, kFdbAdd, kFdbDel,
 };
 const char* OpKindName(OpKind k);
 bool OpKindFromName(const std::string& s, OpKind* out);

@@ -178,6 +178,24 @@ describe('20 rtnl encoding (no root)', () => {
       assert.deepEqual(msgs[8].addr, { index: 3, family: 6, address: 'fd00::3', prefix: 64, scope: 'universe', flags: ['NODAD', 'NOPREFIXROUTE'] });
     });
 
+    it('bridge fdb entries: AF_BRIDGE, NTF_MASTER, static (NUD_NOARP), no destination address', () => {
+      const msgs = roundTrip([
+        toNative({ op: 'fdbAdd', link: 9, lladdr: '02:42:AC:11:00:01' }),
+        toNative({ op: 'fdbDel', link: 9, lladdr: '02:42:ac:11:00:01' }),
+      ]);
+      assert.deepEqual(msgs.map((m) => m.type), ['RTM_NEWNEIGH', 'RTM_DELNEIGH']);
+      assert.equal(msgs[0].flags & 0x600, 0x600, 'NLM_F_CREATE | NLM_F_EXCL');
+      for (const m of msgs) {
+        assert.equal(m.neigh!.family, 7, 'AF_BRIDGE');
+        assert.equal(m.neigh!.index, 9);
+        assert.equal(m.neigh!.lladdr, '02:42:ac:11:00:01');
+        assert.equal(m.neigh!.address, undefined);
+        assert.deepEqual(m.neigh!.state, ['NOARP']);
+      }
+      assert.throws(() => toNative({ op: 'fdbAdd', link: 9 } as never), /lladdr/);
+      assert.throws(() => toNative({ op: 'fdbAdd', link: 9, lladdr: '02:42:ac:11:00:01', address: '10.0.0.1' } as never), /address/);
+    });
+
     it('decoding is bounds-checked: truncated and garbage buffers never throw or read past the end', () => {
       const good = encode([{ op: 'linkAdd', name: 'vh', kind: 'veth', up: true, peer: { name: 'eth0', ns: 7 } }]);
       for (let cut = 0; cut < good.length; cut++) rtnl().rtnlDecode(good.subarray(0, cut));
@@ -278,6 +296,7 @@ describe('20 rtnl encoding (no root)', () => {
       { op: 'neighAdd', ns, link: 4, address: '172.17.0.2', lladdr: '02:42:ac:11:00:02' },
       { op: 'neighAdd', ns, link: 'eth0', address: 'fd00::1', lladdr: '02:42:AC:11:00:01' },
       { op: 'neighDel', ns, link: 'docker0', address: '172.17.0.2' },
+      { op: 'fdbAdd', ns, link: 7, lladdr: '02:42:AC:11:00:01' },
       { op: 'linkSet', ns, link: 'lo', up: true },
       { op: 'linkSet', ns, link: 'veth0123456789a', alias: 'netmodes:abc:def', hairpin: true },
       {
