@@ -44,15 +44,35 @@ function perItem(from, to, count) {
   return out;
 }
 
-/** The sandbox's bridges and how many ports each has (sysfs of the sandbox's namespace). */
-function bridges() {
-  return fs.readdirSync('/sys/class/net').filter((l) => fs.existsSync(`/sys/class/net/${l}/bridge`))
-    .map((name) => ({ name, ports: fs.readdirSync(`/sys/class/net/${name}/brif`).length }));
+/**
+ * A dense network's leaves (bridge-leaves.ts): each a namespace /run/netns/nm<id8>b<N> whose bridge
+ * br0 holds its containers' host ends (and the trunk to the host): leaf name -> its ports.
+ */
+function leafPorts() {
+  const out = new Map();
+  for (const name of fs.readdirSync('/sys/class/net').filter((l) => /^nm[0-9a-f]{8}b\d+$/.test(l))) {
+    let ports = [];
+    try {
+      ports = JSON.parse(sb.sh('ip', ['-n', name, '-j', 'link', 'show', 'master', 'br0']) || '[]').map((l) => l.ifname).filter((n) => n !== 'trunk');
+    } catch { /* not a leaf namespace (yet) */ }
+    out.set(name, ports);
+  }
+  return out;
 }
 
-/** The bridge a host veth is a port of (sysfs). */
+/** The sandbox's bridges and how many ports each has (sysfs of the sandbox's namespace; a leaf's in its namespace). */
+function bridges() {
+  const host = fs.readdirSync('/sys/class/net').filter((l) => fs.existsSync(`/sys/class/net/${l}/bridge`))
+    .map((name) => ({ name, ports: fs.readdirSync(`/sys/class/net/${name}/brif`).length }));
+  return [...host, ...[...leafPorts()].map(([name, ports]) => ({ name, ports: ports.length }))];
+}
+
+/** The bridge a host veth is a port of (sysfs; a leaf's port: by the leaf's name). */
+let leafOfPort;
 function masterOf(link) {
-  try { return path.basename(fs.readlinkSync(`/sys/class/net/${link}/master`)); } catch { return null; }
+  try { return path.basename(fs.readlinkSync(`/sys/class/net/${link}/master`)); } catch { /* not in the host */ }
+  if (!leafOfPort) leafOfPort = new Map([...leafPorts()].flatMap(([leaf, ports]) => ports.map((p) => [p, leaf])));
+  return leafOfPort.get(link) ?? null;
 }
 
 /**

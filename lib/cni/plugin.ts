@@ -197,18 +197,18 @@ async function add(env: CniEnv, conf: NetConf): Promise<string> {
   } finally {
     ns.close();
   }
-  const veth = await nl.linkGet(ep.hostVeth).catch(() => undefined);
-  // A dense network's container sits on its slot's leaf bridge (same MAC as the network's bridge):
-  // the result names the bridge it is on.
-  const onBridge = net.portsPerBridge && veth?.master !== undefined ? await nl.linkGet(veth.master).catch(() => undefined) : undefined;
+  // A dense network's container of slot > 0 has its host end in its leaf's namespace, which reaches
+  // the host by the leaf's trunk (same MAC as the network's bridge): the result names the trunk as
+  // the bridge, and the host end with that namespace as its sandbox.
+  const end = await net.hostEnd(ep.id);
   const prefix = parseCidr(net.subnet, 'subnet').prefix;
   const ips = [{ address: `${ep.ip}/${prefix}`, gateway: net.gateway }];
   if (ep.ipv6 && net.ipv6) ips.push({ address: `${ep.ipv6}/${parseCidr(net.ipv6.subnet, 'subnet').prefix}`, gateway: net.ipv6.gateway });
   const result = buildResult(
     conf.cniVersion,
     {
-      bridge: { name: onBridge?.name ?? net.bridge, mac: onBridge?.mac ?? net.bridgeMac, mtu: net.mtu },
-      hostVeth: { name: ep.hostVeth, mac: veth?.mac, mtu: net.mtu },
+      bridge: { name: end.hostLink.name, mac: end.hostLink.mac, mtu: net.mtu },
+      hostVeth: { name: ep.hostVeth, mac: end.mac, mtu: net.mtu, ...(end.namespace ? { sandbox: end.namespace } : {}) },
       container: { name: env.ifname!, mac: ep.mac, mtu: net.mtu, sandbox: env.netns! },
       ips,
     },

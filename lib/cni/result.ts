@@ -32,7 +32,7 @@ export interface CniResult {
 /** What this plugin adds for one attachment. */
 export interface Attachment {
   bridge: { name: string; mac: string; mtu: number };
-  hostVeth: { name: string; mac?: string; mtu: number };
+  hostVeth: { name: string; mac?: string; mtu: number; sandbox?: string };
   container: { name: string; mac: string; mtu: number; sandbox: string };
   ips: Array<{ address: string; gateway: string }>;
 }

@@ -26,10 +26,12 @@ import { buildResolvConf, buildHosts, assertHostname } from '../dnsfiles';
 import * as store from '../state/store';
 import * as dns from '../dns/control';
 import { firewall } from './bridge-firewall';
-import { NetworkState, assertId, epToFw, fault, hex, portDir, portFile, releaseOp, toFw } from './bridge-store';
+import { NetworkState, assertId, epToFw, fault, hex, portDir, portFile, releaseOp, toFw, type Port } from './bridge-store';
 import { reaper } from './bridge-reaper';
 import { unplumb } from './bridge-disconnect';
-import { claimSlotIpv6, denseIpv4Want, denseIpv6Candidate, denseIpv6Steps, slotBridge, slotOf, slotOf6 } from './bridge-leaves';
+import {
+  claimSlotIpv6, denseIpv4Want, denseIpv6Candidate, denseIpv6Steps, endpointFwAdd, endpointFwRemove, hasLeafFw, knownPort, slotOf, slotOf6, slotPort,
+} from './bridge-leaves';
 import { CHAIN_NS, ChainOutcome, ChainSpec, chainAllowed, runChain } from './bridge-chain';
 import type { ConnectOptions, Endpoint, EndpointRecord, PublishedPort, EndpointLink } from './bridge-types';
 
@@ -198,11 +200,12 @@ async function connectLocked(
       // The network's lock (shared: connects and disconnects run side by side; reconcile and
       // remove take it exclusively), then the claims: one trip to the thread pool; with the
       // chain, the kernel's part too, when the claims went as they nearly always do.
-      const br = chained && fixed.length === maps.length ? knownBridge(s, rec.ip) : undefined;
-      if (br !== undefined && !store.FileLock.queued(s.lockFile)) {
+      // (not with elements in a leaf namespace too: the chain sends one transaction)
+      const port = chained && fixed.length === maps.length && !hasLeafFw(s, rec.ip) ? knownPort(s, rec.ip) : undefined;
+      if (port !== undefined && !store.FileLock.queued(s.lockFile)) {
         // The veth and the container's own requests go beside the claims and the firewall's
         // transaction (plumbOps); the host's wait for both.
-        const plumbing = plumbOps(s, given ?? CHAIN_NS, rec, br);
+        const plumbing = plumbOps(s, given ?? CHAIN_NS, rec, port);
         chain = await runChain({
           ns: given ? undefined : nsPath,
           fs: [{ op: 'lock', file: s.lockFile, exclusive: false }, ...ops],
@@ -291,19 +294,19 @@ async function connectLocked(
     fault('connect:after-record');
     if (chain && chainDone(chain)) {
       // Undone like attachKernel's work if a later step fails.
-      undo.push(() => firewall.removeEndpoint(toFw(s.rec), epToFw(rec), s.host).catch(() => undefined));
+      undo.push(() => endpointFwRemove(s, rec).catch(() => undefined));
       undo.push(() => unplumb(s, rec, true).catch(() => undefined));
     } else {
       // The chain's kernel part failed somewhere: its veth goes (the elements are added again,
       // idempotently), then the usual way, which knows every failure.
       if (chain?.rtnlGated) await dropEarlyVeth(s, rec, chain);
-      else if (chain?.rtnl && !Array.isArray(chain.rtnl)) await undoPlumb(s, rec, (chain.rtnl as NetlinkError).index, knownBridge(s, rec.ip)!);
+      else if (chain?.rtnl && !Array.isArray(chain.rtnl)) await undoPlumb(s, rec, (chain.rtnl as NetlinkError).index, knownPort(s, rec.ip)!);
       await attachKernel(s, await nsReady(), rec);
     }
     if (links.length) {
       // A target that left while this connect ran may have missed our registration: then its
       // disconnect did not take the link's elements away, and this connect must not stand.
-      undo.push(() => firewall.removeEndpoint(toFw(s.rec), epToFw(rec), s.host).catch(() => undefined));
+      undo.push(() => endpointFwRemove(s, rec).catch(() => undefined));
       undo.push(() => unplumb(s, rec, true).catch(() => undefined));
       const targets = await store.batch(links.map((l) => ({ op: 'read', file: s.epFile(l.id) })));
       const gone = links.find((l, i) => store.parseRecord<EndpointRecord>(targets[i])?.ip !== l.ip);
@@ -326,8 +329,8 @@ async function connectLocked(
  * thread (a DNAT element for an address that does not answer yet is harmless).
  */
 async function attachKernel(s: NetworkState, ns: Namespace, rec: EndpointRecord): Promise<void> {
-  const fw = () => firewall.addEndpoint(toFw(s.rec), epToFw(rec), s.host);
-  const unFw = () => firewall.removeEndpoint(toFw(s.rec), epToFw(rec), s.host).catch(() => undefined);
+  const fw = () => endpointFwAdd(s, rec);
+  const unFw = () => endpointFwRemove(s, rec).catch(() => undefined);
   if (!s.rec.icc || process.env.NETMODES_FAULT) {
     await fw();
     fault('connect:after-elements');
@@ -355,9 +358,9 @@ async function plumb(s: NetworkState, ns: Namespace, rec: EndpointRecord, retrie
   if (s.bridgeIdx === undefined && !byName && !slot)
     s.bridgeIdx = await nl.linkGet(r.bridge, s.host).then((l) => l.index, () => undefined);
   // The container's bridge: the network's, or in a dense network its slot's leaf (made the
-  // first time the slot is used; bridge-leaves.ts), which also holds the neighbour entry.
-  const br = slot ? await slotBridge(s, slot, byName) : byName ? r.bridge : (s.bridgeIdx ?? r.bridge);
-  const { ops, first } = plumbOps(s, ns, rec, br);
+  // first time the slot is used; bridge-leaves.ts), whose trunk holds the neighbour entry.
+  const port = await slotPort(s, slot, byName);
+  const { ops, first } = plumbOps(s, ns, rec, port);
   // The test-only fault hook needs the steps apart; otherwise they go as one call.
   const parts = process.env.NETMODES_FAULT ? [ops.slice(0, first), ops.slice(first, -1), ops.slice(-1)] : [ops];
   let base = 0;
@@ -376,7 +379,7 @@ async function plumb(s: NetworkState, ns: Namespace, rec: EndpointRecord, retrie
       // keeps it; the steps after the refused route still go in.
       return finish(s, rec, ops.slice(idx + 1));
     }
-    if (idx === 0 && typeof br === 'number' && (e.code === 'EINVAL' || e.code === 'ENODEV')) {
+    if (idx === 0 && typeof port.master === 'number' && (e.code === 'EINVAL' || e.code === 'ENODEV')) {
       // The bridge was rebuilt since its index was learned: by name again (a leaf: found or
       // made again).
       s.bridgeIdx = undefined;
@@ -391,20 +394,11 @@ async function plumb(s: NetworkState, ns: Namespace, rec: EndpointRecord, retrie
     }
     if (idx === 0 && e.code === 'EEXIST')
       throw new ConfigError(`the namespace already has an interface named ${rec.ifname}`, 'ifname', 'EEXIST');
-    if (idx !== 0) await undoPlumb(s, rec, idx, br);
+    if (idx !== 0) await undoPlumb(s, rec, idx, port);
     if (idx === 0 && (e.code === 'EXFULL' || e.code === 'ENOSPC'))
       throw new NetmodesError('EBRIDGEFULL', `bridge ${r.bridge} is full (${MAX_BRIDGE_PORTS} ports)`, { cause: err });
     throw err;
   }
-}
-
-/**
- * The bridge's ifindex for a container at `ip` when this process already knows it (the chain's
- * condition: a first connect, or one to a new leaf, learns or makes it the usual way).
- */
-function knownBridge(s: NetworkState, ip: string): number | undefined {
-  const slot = slotOf(s.rec, ip);
-  return slot ? s.leafIdx.get(slot) : s.bridgeIdx;
 }
 
 /** The endpoint's elements as one uncommitted transaction (none: no elements). */
@@ -428,7 +422,7 @@ async function dropEarlyVeth(s: NetworkState, rec: EndpointRecord, c: ChainOutco
   // (the create itself failed: nothing was made)
   const failedAt = c.rtnl && !Array.isArray(c.rtnl) ? (c.rtnl as NetlinkError).index : undefined;
   if (failedAt === 0) return;
-  await nl.linkDel(rec.hostVeth, s.host).catch(() => undefined);
+  await nl.linkDel(rec.hostVeth, knownPort(s, rec.ip)?.at ?? s.host).catch(() => undefined);
 }
 
 /**
@@ -436,23 +430,24 @@ async function dropEarlyVeth(s: NetworkState, rec: EndpointRecord, c: ChainOutco
  * the veth (its peer goes with it) and the host's neighbour entry, which the veth's deletion
  * leaves on the bridge (and which would refuse the next connect given that address).
  */
-async function undoPlumb(s: NetworkState, rec: EndpointRecord, idx: number | undefined, br: number | string): Promise<void> {
+async function undoPlumb(s: NetworkState, rec: EndpointRecord, idx: number | undefined, port: Port): Promise<void> {
   if (idx === 0) return;
-  const ops: nl.BatchOp[] = [{ op: 'linkDel', ns: s.host, link: rec.hostVeth }, { op: 'neighDel', ns: s.host, link: br, address: rec.ip }];
+  const ops: nl.BatchOp[] = [{ op: 'linkDel', ns: port.at, link: rec.hostVeth }, { op: 'neighDel', ns: s.host, link: port.neigh, address: rec.ip }];
   // (a dense network's IPv6 entry too: bridge-leaves.ts)
-  if (rec.ipv6 && s.rec.ipv6 && s.rec.portsPerBridge) ops.push({ op: 'neighDel', ns: s.host, link: br, address: rec.ipv6 });
+  if (rec.ipv6 && s.rec.ipv6 && s.rec.portsPerBridge) ops.push({ op: 'neighDel', ns: s.host, link: port.neigh, address: rec.ipv6 });
   await nl.batch(ops, { pipelined: true }).catch(() => undefined);
 }
 
 /**
  * A connect's rtnetlink requests, in order (`first`: the first route; `host`: the first of the
  * host's requests after the veth's create). `ns`: the container's namespace (CHAIN_NS in a
- * chain); `br`: its bridge. The container's own requests come right after the create and the
+ * chain); `port`: where its host end goes (the host's bridge, or a dense network's leaf
+ * namespace and its bridge there, the neighbour entries on the leaf's trunk). The container's own requests come right after the create and the
  * host's last, so that a chain can send the create and the container's requests beside the
  * store's claims (ChainSpec rtnl.early): until the claims are won nothing of the host's changes,
  * and the veth (its peer, with everything on it) is all there is to take away.
  */
-function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: number | string): { ops: nl.BatchOp[]; first: number; host: number } {
+function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, port: Port): { ops: nl.BatchOp[]; first: number; host: number } {
   const r = s.rec;
   const ops: nl.BatchOp[] = [
     // ip link add vethX mtu M numtxqueues Q numrxqueues Q master BR type veth
@@ -460,12 +455,12 @@ function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: numbe
     // (the host end comes up with the commit mark, below: one message fewer)
     {
       op: 'linkAdd',
-      ns: s.host,
+      ns: port.at,
       name: rec.hostVeth,
       kind: 'veth',
       mtu: r.mtu,
       queues: s.vethQueues,
-      master: br,
+      master: port.master,
       // No alias until the commit mark below: a veth of our naming on our bridge without one is
       // half-made (reconcile deletes it). A pending alias would cost a message of its own
       // (IFLA_IFALIAS is ignored at create), and on the host's side each message makes the kernel
@@ -485,9 +480,9 @@ function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: numbe
     { op: 'neighAdd', ns, link: rec.ifname, address: r.gateway, lladdr: r.bridgeMac },
   ];
   // ip neigh add IP lladdr MAC dev BR nud permanent (no ARP broadcast to find the container)
-  const hostOps: nl.BatchOp[] = [{ op: 'neighAdd', ns: s.host, link: br, address: rec.ip, lladdr: rec.mac }];
+  const hostOps: nl.BatchOp[] = [{ op: 'neighAdd', ns: s.host, link: port.neigh, address: rec.ip, lladdr: rec.mac }];
   // A dense network's IPv6 is routed between its bridges: steps of its own (bridge-leaves.ts).
-  const dense6 = rec.ipv6 && r.ipv6 && r.portsPerBridge ? denseIpv6Steps(s, ns, rec, br) : undefined;
+  const dense6 = rec.ipv6 && r.ipv6 && r.portsPerBridge ? denseIpv6Steps(s, ns, rec, port.neigh) : undefined;
   if (dense6) {
     for (const op of dense6.ops) ((op as { ns?: Namespace }).ns === s.host ? hostOps : ops).push(op);
   } else if (rec.ipv6 && r.ipv6) ops.push({ op: 'addrAdd', ns, link: rec.ifname, cidr: `${rec.ipv6}/${s.prefix6}`, noDad: true });
@@ -505,7 +500,7 @@ function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: numbe
   // With the commit mark, the host end up (the container's eth0 gets its carrier only now) and
   // hairpin mode (bridge link set dev vethX hairpin on): with br_netfilter, a container reaching
   // its own published port is DNATed back out the port it came in on.
-  ops.push({ op: 'linkSet', ns: s.host, link: rec.hostVeth, alias: s.alias(rec.id), up: true, hairpin: true });
+  ops.push({ op: 'linkSet', ns: port.at, link: rec.hostVeth, alias: s.alias(rec.id), up: true, hairpin: true });
   return { ops, first, host };
 }
 
@@ -516,7 +511,7 @@ async function finish(s: NetworkState, rec: EndpointRecord, rest: nl.BatchOp[]):
       await nl.batch([op]);
     } catch (err) {
       if (op.op !== 'routeAdd' || (err as NetlinkError).code !== 'EEXIST') {
-        await nl.linkDel(rec.hostVeth, s.host).catch(() => undefined);
+        await nl.linkDel(rec.hostVeth, knownPort(s, rec.ip)?.at ?? s.host).catch(() => undefined);
         throw err;
       }
     }

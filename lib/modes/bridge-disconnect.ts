@@ -16,9 +16,9 @@ import * as nl from '../netlink';
 import { batchTrusted } from '../netlink/batch';
 import * as store from '../state/store';
 import { firewall } from './bridge-firewall';
-import { NetworkState, assertId, epToFw, fault, leafName, portFile, toFw } from './bridge-store';
+import { NetworkState, assertId, epToFw, fault, leafName, portFile, toFw, type Port } from './bridge-store';
 import { REAP_GROUP, reaper } from './bridge-reaper';
-import { slotOf } from './bridge-leaves';
+import { endpointFwRemove, endpointFwRemoveLinks, endpointPort, forgetLeaf, hasLeafFw, knownPort, slotOf } from './bridge-leaves';
 import { chainAllowed, runChain } from './bridge-chain';
 import type { Endpoint, EndpointRecord } from './bridge-types';
 
@@ -27,14 +27,18 @@ import type { Endpoint, EndpointRecord } from './bridge-types';
  * neighbour entry; `now` deletes it instead (rollback paths).
  */
 export async function unplumb(s: NetworkState, rec: EndpointRecord, now = false): Promise<void> {
-  const { slot, brName, br, neigh, veth, neigh6 } = unplumbOps(s, rec, now);
+  // (a dense network's leaf that is gone took the host end with it, and its trunk the entries)
+  const port = await endpointPort(s, rec);
+  if (!port) return;
+  const { slot, brName, neigh, veth, neigh6 } = unplumbOps(s, rec, port, now);
+  const br = port.neigh;
   // One worker call, every message sent whatever the first one's answer (a missing neighbour
   // entry or a veth already gone with its namespace is what we want anyway).
   const [n, v, n6] = await batchTrusted([neigh, veth, ...neigh6], { pipelined: true });
   if (n6?.status === 'rejected' && !isNotFound(n6.reason)) throw n6.reason;
   if (n.status === 'rejected' && isNotFound(n.reason) && typeof br === 'number') {
-    // Perhaps no such entry, perhaps a bridge rebuilt since its index was learned: by name.
-    if (slot) s.leafIdx.delete(slot);
+    // Perhaps no such entry, perhaps a bridge (or a leaf) rebuilt since its index was learned: by name.
+    if (slot) forgetLeaf(s, slot);
     else s.bridgeIdx = undefined;
     for (const address of [rec.ip, ...neigh6.map(() => rec.ipv6!)])
       await nl.neighDel({ link: brName, address }, s.host).catch((e) => {
@@ -45,18 +49,20 @@ export async function unplumb(s: NetworkState, rec: EndpointRecord, now = false)
     if (!isNotFound(v.reason)) throw v.reason;
     return; // already gone with its namespace
   }
-  if (!now) reaper.add();
+  if (!now) reaper.add(port.at === s.host ? undefined : port.at);
 }
 
-/** unplumb's two requests: the host's neighbour entry, and the veth's detach (or delete). */
-function unplumbOps(s: NetworkState, rec: EndpointRecord, now: boolean) {
-  // The host's neighbour entry is on the container's bridge (a dense network's leaf: bridge-leaves.ts).
+/**
+ * unplumb's two requests: the host's neighbour entry (on the container's bridge, or a dense
+ * network's leaf's trunk: bridge-leaves.ts), and the veth's detach (or delete) where its host
+ * end is (`port`).
+ */
+function unplumbOps(s: NetworkState, rec: EndpointRecord, port: Port, now: boolean) {
   const slot = slotOf(s.rec, rec.ip);
   const brName = slot ? leafName(s.rec, slot) : s.rec.bridge;
-  const br = slot ? (s.leafIdx.get(slot) ?? brName) : (s.bridgeIdx ?? brName);
-  const neigh: nl.BatchOp = { op: 'neighDel', ns: s.host, link: br, address: rec.ip };
+  const neigh: nl.BatchOp = { op: 'neighDel', ns: s.host, link: port.neigh, address: rec.ip };
   const veth: nl.BatchOp = now
-    ? { op: 'linkDel', ns: s.host, link: rec.hostVeth }
+    ? { op: 'linkDel', ns: port.at, link: rec.hostVeth }
     : // The port is cut off where it is: it forgets the MACs it learned, and locked (it may send
       // only from MACs with an fdb entry on it: none), learning nothing and flooded nothing, it
       // passes nothing either way, whatever state the bridge gives it (its container's carrier
@@ -64,12 +70,12 @@ function unplumbOps(s: NetworkState, rec: EndpointRecord, now: boolean) {
       // 300 ports) and the lock holds without it. Leaving the bridge and going down (two RCU
       // grace periods) are left to the reaper's one bulk delete.
       {
-        op: 'linkSet', ns: s.host, link: rec.hostVeth, group: REAP_GROUP, alias: '',
+        op: 'linkSet', ns: port.at, link: rec.hostVeth, group: REAP_GROUP, alias: '',
         fdbFlush: true, locked: true, learning: false, unicastFlood: false, mcastFlood: false, bcastFlood: false,
       };
   // (A dense network with IPv6 has a neighbour entry of each family: bridge-leaves.ts.)
   const neigh6: nl.BatchOp[] = rec.ipv6 && s.rec.ipv6 && s.rec.portsPerBridge ? [{ ...neigh, address: rec.ipv6 }] : [];
-  return { slot, brName, br, neigh, veth, neigh6 };
+  return { slot, brName, neigh, veth, neigh6 };
 }
 
 /** BridgeNetwork.disconnect() (documented there): which endpoint, then detach with the lock held. */
@@ -122,8 +128,12 @@ export async function disconnectEndpoint(s: NetworkState, target: Endpoint | Nam
 async function detachChained(s: NetworkState, known: EndpointRecord): Promise<boolean> {
   const id = known.id;
   const owner = s.ownerOf(id);
+  // (only where this process knows the host end, and with no elements in a leaf namespace: the
+  // chain sends one transaction)
+  const port = knownPort(s, known.ip);
+  if (!port || hasLeafFw(s, known.ip)) return false;
   const tx = firewall.removeEndpointTx(toFw(s.rec), epToFw(known), s.host);
-  const { neigh, veth, neigh6 } = unplumbOps(s, known, false);
+  const { neigh, veth, neigh6 } = unplumbOps(s, known, port, false);
   const c = await runChain({
     fs: [{ op: 'lock', file: s.lockFile, exclusive: false }, { op: 'read', file: s.epFile(id) }, { op: 'list', dir: s.linkedDir(id) }],
     // The record as this process wrote it (no parse of it), and no linkers.
@@ -137,7 +147,7 @@ async function detachChained(s: NetworkState, known: EndpointRecord): Promise<bo
   const lock = store.FileLock.adopt(c.fs[0]);
   try {
     if (c.after && !c.afterError) {
-      reaper.add();
+      reaper.add(port.at === s.host ? undefined : port.at);
       if (c.after[c.after.length - 1] === false) await lateLinkers(s, known, []);
       forget(s, known);
       return true;
@@ -202,7 +212,7 @@ async function linkerAddresses(s: NetworkState, target: EndpointRecord, linkers:
 export async function detach(s: NetworkState, rec: EndpointRecord, linkers: string[] = []): Promise<void> {
   const owner = s.ownerOf(rec.id);
   const linkedBy = await linkerAddresses(s, rec, linkers);
-  const removeElements = () => firewall.removeEndpoint(toFw(s.rec), epToFw(rec), s.host, linkedBy);
+  const removeElements = () => endpointFwRemove(s, rec, linkedBy);
   // Elements and veth at once, each on its own thread (a process killed between or during
   // leaves what reconcile() finishes: a record whose veth lost its alias is removed with its
   // elements; a record whose veth is still marked keeps or regains its elements).
@@ -239,7 +249,7 @@ async function lateLinkers(s: NetworkState, rec: EndpointRecord, seen: string[])
     const late = (await store.listDir(s.linkedDir(rec.id))).filter((l) => !seen.includes(l));
     seen = [...seen, ...late];
     const ips = await linkerAddresses(s, rec, late);
-    await firewall.removeLinks(epToFw(rec), ips, s.host, toFw(s.rec));
+    await endpointFwRemoveLinks(s, rec, ips);
     const res = await store.batch(s.unregisterOps(rec.id, late));
     if (res[res.length - 1] !== false) return;
   }

@@ -47,6 +47,13 @@
  * With IPv6 the same: `ip6 saddr . ip6 daddr @ilinks6 accept` (ilinks6 mirroring links6; a
  * link's IPv6 pair is there when both ends have IPv6), and masq6 names the leaves as masq does.
  *
+ * A dense network's leaf bridges live in namespaces of their own (bridge-leaves.ts): in the host,
+ * each leaf is the host end of its trunk veth `nm<ID8>b<N>`, with the same inet elements as above;
+ * the leaf namespace has, for an icc=false network only, its own `table bridge netmodes` (the
+ * same sets and chain, plus `oifname "trunk" accept` after the icc rule: what leaves a leaf goes
+ * to the host, whose nm-ID-in decides), holding the noicc element of each of its containers and
+ * the link pairs of containers both in that leaf (a pair across leaves is routed: ilinks4).
+ *
  * (`meta ibrname` would name the bridge instead of its ports, but needs CONFIG_NFT_BRIDGE_META,
  * which common kernels lack: EOPNOTSUPP. A port set works everywhere and is still one element per
  * container.)
@@ -81,7 +88,19 @@ export interface FwNetwork {
   internal: boolean;
   /** A dense network's leaf bridges, as an ifname wildcard (`nm<id8>b*`; bridge-leaves.ts). */
   leaves?: string;
+  /** A dense network: the slot of an address of either family (0: the network's own bridge, else a leaf namespace's). */
+  slotOf?: (ip: string) => number;
 }
+
+/**
+ * Which namespace's elements: `host` (the host's inet table; and its bridge table for containers
+ * on the network's own bridge), or `leaf` (the bridge table of the leaf namespace a container of a
+ * dense network's slot > 0 has its host end in: icc=false only).
+ */
+export type FwPart = 'host' | 'leaf';
+
+/** The port of a leaf namespace's bridge that leads to the host (bridge-leaves.ts). */
+export const TRUNK = 'trunk';
 
 export interface FwEndpoint {
   id: string;
@@ -162,6 +181,17 @@ function globalRules(): Array<{ family: 'inet' | 'bridge'; chain: string; commen
   ];
 }
 
+/**
+ * A leaf namespace's bridge chain: the host's, with what goes up the trunk let through after the
+ * icc rule (between leaves, and to the gateway, the host's nm-ID-in decides).
+ */
+function leafRules(): Array<{ comment: string; exprs: Expr[] }> {
+  const br = globalRules().filter((g) => g.family === 'bridge');
+  // oifname "trunk" accept
+  br.splice(1, 0, { family: 'bridge', chain: 'forward', comment: 'netmodes:trunk', exprs: rule('bridge').match('oifname', TRUNK).accept().build() });
+  return br;
+}
+
 const tag = (net: FwNetwork) => net.id.slice(0, 12);
 const chainIn = (net: FwNetwork) => `nm-${tag(net)}-in`;
 const chainOut = (net: FwNetwork) => `nm-${tag(net)}-out`;
@@ -234,10 +264,21 @@ function networkElements(net: FwNetwork, bridge = net.bridge): Array<[string, 'i
   return el;
 }
 
-/** The elements one endpoint owns: its published ports and its links (both directions). */
-function endpointElements(net: FwNetwork, ep: FwEndpoint): Map<string, SetElement[]> {
+/** Whether an endpoint has its host end in a leaf namespace (a dense network's slot > 0). */
+const inLeaf = (net: FwNetwork, ip: string): boolean => !!net.slotOf && net.slotOf(ip) > 0;
+
+/** Whether elements of `set` go to `part`'s namespace for an endpoint at `ip`. */
+function belongs(net: FwNetwork, ip: string, set: string, part: FwPart): boolean {
+  const br = familyOf(set) === 'bridge';
+  if (part === 'leaf') return br && !net.icc && inLeaf(net, ip);
+  return !br || !inLeaf(net, ip);
+}
+
+/** The elements one endpoint owns in `part`'s namespace: its published ports and its links (both directions). */
+function endpointElements(net: FwNetwork, ep: FwEndpoint, part: FwPart = 'host'): Map<string, SetElement[]> {
   const m = new Map<string, SetElement[]>();
   const add = (set: string, e: SetElement) => {
+    if (!belongs(net, ep.ip, set, part)) return;
     if (!m.has(set)) m.set(set, []);
     m.get(set)!.push(e);
   };
@@ -255,7 +296,7 @@ function endpointElements(net: FwNetwork, ep: FwEndpoint): Map<string, SetElemen
     }
   }
   for (const l of ep.links)
-    for (const [set, list] of linkElements(net, ep, l.ipv6 ? [l.ip, l.ipv6] : [l.ip], comment)) for (const e of list) add(set, e);
+    for (const [set, list] of linkElements(net, ep, l.ipv6 ? [l.ip, l.ipv6] : [l.ip], comment, part)) for (const e of list) add(set, e);
   return m;
 }
 
@@ -267,14 +308,18 @@ const routedLinks = (net?: FwNetwork): boolean => !!net?.leaves && !net.icc;
  * an IPv6 one pairs with `ep.ipv6`), both directions, by set: links4 (and ilinks4 where links
  * are routed), links6 (and ilinks6).
  */
-function linkElements(net: FwNetwork | undefined, ep: { ip: string; ipv6?: string }, others: string[], comment?: string): Map<string, SetElement[]> {
+function linkElements(
+  net: FwNetwork | undefined, ep: { ip: string; ipv6?: string }, others: string[], comment?: string, part: FwPart = 'host',
+): Map<string, SetElement[]> {
   const m = new Map<string, SetElement[]>();
   for (const o of others) {
     const v6 = o.includes(':');
     const mine = v6 ? ep.ipv6 : ep.ip;
     if (!mine) continue;
-    const sets = v6 ? ['links6', 'ilinks6'] : ['links4', 'ilinks4'];
-    for (const set of routedLinks(net) ? sets : sets.slice(0, 1)) {
+    const sets = (v6 ? ['links6', 'ilinks6'] : ['links4', 'ilinks4']).filter((set) => !net || belongs(net, ep.ip, set, part));
+    for (const set of routedLinks(net) ? sets : sets.filter((x) => !x.startsWith('i'))) {
+      // (a dense network's pair at layer 2 only within one bridge: both addresses in one slot)
+      if (familyOf(set) === 'bridge' && net?.slotOf && net.slotOf(o) !== net.slotOf(mine)) continue;
       if (!m.has(set)) m.set(set, []);
       m.get(set)!.push({ key: [mine, o], ...(comment ? { comment } : {}) }, { key: [o, mine], ...(comment ? { comment } : {}) });
     }
@@ -290,8 +335,9 @@ const setRef = (name: string): NftSet => {
   return s;
 };
 
-async function listOurs(ns: Namespace) {
-  const inet = await nftList(ns, { family: 'inet', table: TABLE }).catch((e) => {
+async function listOurs(ns: Namespace, part: FwPart = 'host') {
+  // (a leaf namespace has the bridge table only)
+  const inet = part === 'leaf' ? undefined : await nftList(ns, { family: 'inet', table: TABLE }).catch((e) => {
     if (isNotFound(e)) return undefined;
     throw e;
   });
@@ -300,7 +346,7 @@ async function listOurs(ns: Namespace) {
     throw e;
   });
   return {
-    present: !!inet?.tables.length && !!br?.tables.length,
+    present: (part === 'leaf' || !!inet?.tables.length) && !!br?.tables.length,
     chains: [...(inet?.chains ?? []), ...(br?.chains ?? [])],
     sets: [...(inet?.sets ?? []), ...(br?.sets ?? [])],
     rules: [...(inet?.rules ?? []), ...(br?.rules ?? [])],
@@ -308,8 +354,8 @@ async function listOurs(ns: Namespace) {
 }
 
 /** The transaction adding an endpoint's elements (each destroyed first: re-adding is idempotent). */
-function addTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace): NftTransaction | undefined {
-  const els = endpointElements(net, ep);
+function addTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace, part: FwPart = 'host'): NftTransaction | undefined {
+  const els = endpointElements(net, ep, part);
   if (!els.size) return undefined;
   const tx = nftTransaction(ns);
   for (const [set, list] of els) {
@@ -320,9 +366,9 @@ function addTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace): NftTransaction | 
 }
 
 /** The transaction removing an endpoint's elements and those of the links at `linkedBy`. */
-function removeTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[]): NftTransaction | undefined {
-  const els = endpointElements(net, ep);
-  for (const [set, list] of linkElements(net, ep, linkedBy)) els.set(set, [...(els.get(set) ?? []), ...list]);
+function removeTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[], part: FwPart = 'host'): NftTransaction | undefined {
+  const els = endpointElements(net, ep, part);
+  for (const [set, list] of linkElements(net, ep, linkedBy, undefined, part)) els.set(set, [...(els.get(set) ?? []), ...list]);
   if (!els.size) return undefined;
   const tx = nftTransaction(ns);
   for (const [set, list] of els) tx.destroyElements(setRef(set), list.map((e) => ({ key: e.key })));
@@ -394,6 +440,23 @@ export const firewall = {
     await tx.commit();
   },
 
+  /**
+   * A leaf namespace's own table (icc=false networks; see the module comment), made or repaired
+   * in one transaction: the chain is refilled whole when a rule is missing (its order matters).
+   */
+  async ensureLeaf(ns: Namespace): Promise<void> {
+    const cur = await listOurs(ns, 'leaf');
+    const rules = leafRules();
+    if (cur.present && rules.every((g) => cur.rules.some((r) => r.chain === 'forward' && r.comment === g.comment))) return;
+    const tx = nftTransaction(ns);
+    tx.addTable({ family: 'bridge', name: TABLE });
+    tx.addChain(BASE_CHAINS.find((c) => c.family === 'bridge')!);
+    tx.flushChain({ family: 'bridge', table: TABLE, name: 'forward' });
+    for (const st of SETS) if (st.family === 'bridge') tx.addSet(st);
+    for (const g of rules) tx.addRule({ family: 'bridge', table: TABLE, chain: 'forward', exprs: g.exprs, comment: g.comment });
+    await tx.commit();
+  },
+
   /** A dense network's leaf `bridge` joins the network's dispatch maps (one transaction; idempotent). */
   async addBridge(net: FwNetwork, bridge: string, ns: Namespace): Promise<void> {
     const tx = nftTransaction(ns);
@@ -415,28 +478,31 @@ export const firewall = {
     }
   },
 
-  /** Adds an endpoint's elements in one transaction (stale copies of the same keys are replaced). */
-  async addEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace): Promise<void> {
-    const tx = addTx(net, ep, ns);
+  /**
+   * Adds an endpoint's elements in `part`'s namespace `ns` in one transaction (stale copies of the
+   * same keys are replaced).
+   */
+  async addEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace, part: FwPart = 'host'): Promise<void> {
+    const tx = addTx(net, ep, ns, part);
     if (tx) await tx.commit();
   },
 
   /** addEndpoint's transaction, uncommitted (bridge-chain.ts sends it); undefined: no elements. */
-  addEndpointTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace): NftTransaction | undefined {
-    return addTx(net, ep, ns);
+  addEndpointTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace, part: FwPart = 'host'): NftTransaction | undefined {
+    return addTx(net, ep, ns, part);
   },
 
   /** removeEndpoint's transaction, uncommitted; undefined: no elements. */
-  removeEndpointTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[] = []): NftTransaction | undefined {
-    return removeTx(net, ep, ns, linkedBy);
+  removeEndpointTx(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[] = [], part: FwPart = 'host'): NftTransaction | undefined {
+    return removeTx(net, ep, ns, linkedBy, part);
   },
 
   /**
    * Removes an endpoint's elements, and the link elements of the endpoints at `linkedBy` (their
    * addresses, of both families) that link to it: a link ends when either end goes. Idempotent.
    */
-  async removeEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[] = []): Promise<void> {
-    const tx = removeTx(net, ep, ns, linkedBy);
+  async removeEndpoint(net: FwNetwork, ep: FwEndpoint, ns: Namespace, linkedBy: string[] = [], part: FwPart = 'host'): Promise<void> {
+    const tx = removeTx(net, ep, ns, linkedBy, part);
     if (!tx) return;
     try {
       await tx.commit();
@@ -446,8 +512,8 @@ export const firewall = {
   },
 
   /** Removes the link elements between `ep` and each of `linkedBy` (addresses of both families); idempotent. */
-  async removeLinks(ep: { ip: string; ipv6?: string }, linkedBy: string[], ns: Namespace, net?: FwNetwork): Promise<void> {
-    const els = linkElements(net, ep, linkedBy);
+  async removeLinks(ep: { ip: string; ipv6?: string }, linkedBy: string[], ns: Namespace, net?: FwNetwork, part: FwPart = 'host'): Promise<void> {
+    const els = linkElements(net, ep, linkedBy, undefined, part);
     if (!els.size) return;
     const tx = nftTransaction(ns);
     for (const [set, list] of els) tx.destroyElements(setRef(set), list);
@@ -459,11 +525,11 @@ export const firewall = {
   },
 
   /** The elements of `ep` that are not in the kernel (as `nft` would name them). */
-  async missing(net: FwNetwork, ep: FwEndpoint, ns: Namespace): Promise<string[]> {
-    const els = endpointElements(net, ep);
+  async missing(net: FwNetwork, ep: FwEndpoint, ns: Namespace, part: FwPart = 'host'): Promise<string[]> {
+    const els = endpointElements(net, ep, part);
     if (!els.size) return [];
-    const cur = await listOurs(ns);
-    if (!cur.present) return ['the netmodes nftables tables are missing'];
+    const cur = await listOurs(ns, part);
+    if (!cur.present) return [part === 'leaf' ? `the leaf namespace's nftables table is missing` : 'the netmodes nftables tables are missing'];
     const out: string[] = [];
     for (const [set, list] of els) {
       const have = cur.sets.find((s) => s.name === set && s.family === familyOf(set));
@@ -479,12 +545,12 @@ export const firewall = {
    * Makes the endpoint elements of this network exactly those of `eps`: elements whose owner is
    * not live are deleted, missing ones added. Call after ensureNetwork().
    */
-  async reconcile(net: FwNetwork, eps: FwEndpoint[], ns: Namespace): Promise<{ removed: number; added: number }> {
-    const cur = await listOurs(ns);
+  async reconcile(net: FwNetwork, eps: FwEndpoint[], ns: Namespace, part: FwPart = 'host'): Promise<{ removed: number; added: number }> {
+    const cur = await listOurs(ns, part);
     const live = new Set(eps.map((e) => owner(net, e.id)));
     const want = new Map<string, Map<string, SetElement>>();
     for (const ep of eps)
-      for (const [set, list] of endpointElements(net, ep)) {
+      for (const [set, list] of endpointElements(net, ep, part)) {
         if (!want.has(set)) want.set(set, new Map());
         for (const e of list) want.get(set)!.set(JSON.stringify(e.key), e);
       }

@@ -29,12 +29,13 @@
  * connect to that slot or by reconcile().
  */
 import { ConfigError, isNotFound, NetmodesError } from '../errors';
-import { sysctlSet, sysctlKey } from '../netns';
+import { createNamespace, deleteNamespace, listNamespaces, openNamespace, sysctlSet, sysctlKey } from '../netns';
 import * as nl from '../netlink';
 import * as store from '../state/store';
-import { firewall } from './bridge-firewall';
+import { firewall, TRUNK } from './bridge-firewall';
+import { reaper } from './bridge-reaper';
 import { bigIntToIP, cidrOverlaps, ipToBigInt, parseCidr, parseIP } from '../net/addr';
-import { ALIAS_PREFIX, PENDING_PREFIX, NetworkState, fault, leafName, toFw } from './bridge-store';
+import { ALIAS_PREFIX, PENDING_PREFIX, NetworkState, epToFw, fault, leafName, toFw, type Leaf, type Port } from './bridge-store';
 import type { Namespace } from '../netns';
 import type { EndpointRecord, NetworkRecord } from './bridge-types';
 
@@ -202,16 +203,42 @@ export function leafSlot(r: NetworkRecord, l: nl.Link): { slot: number; final: b
   return { slot, final: false };
 }
 
+/** The bridge of each leaf namespace: its ports are the trunk and the host ends of the leaf's containers. */
+export const LEAF_BRIDGE = 'br0';
+
+/** The namespace of slot `slot`'s leaf: /run/netns/<leafName> (`ip netns exec nm<id8>b<N> bridge link`). */
+const leafNsName = (r: NetworkRecord, slot: number): string => leafName(r, slot);
+
 /**
- * The ifindex of the bridge a container of slot `slot` goes on: the network's bridge for slot 0,
- * else the slot's leaf, made if it is not there yet (once per process, then cached; `fresh`
- * forgets the cached index: the leaf was rebuilt meanwhile).
+ * Where a container at `ip` has its host end, when this process knows it already (the chain's
+ * condition: a first connect, or one to a new leaf, learns or makes it the usual way).
  */
-export async function slotBridge(s: NetworkState, slot: number, fresh = false): Promise<number | string> {
-  if (slot === 0) return s.bridgeIdx ?? s.rec.bridge;
-  if (fresh) s.leafIdx.delete(slot);
-  const known = s.leafIdx.get(slot);
-  if (known !== undefined) return known;
+export function knownPort(s: NetworkState, ip: string): Port | undefined {
+  const slot = slotOf(s.rec, ip);
+  if (!slot) return s.bridgeIdx === undefined ? undefined : { at: s.host, master: s.bridgeIdx, neigh: s.bridgeIdx };
+  const l = s.leaves.get(slot);
+  return l && { at: l.ns, master: l.br, neigh: l.trunk };
+}
+
+/**
+ * Where a container of slot `slot` goes: the network's bridge for slot 0, else the slot's leaf,
+ * made if it is not there yet (once per process, then cached; `fresh` forgets what is cached: the
+ * bridge or leaf was rebuilt meanwhile, and names the network's bridge by name).
+ */
+export async function slotPort(s: NetworkState, slot: number, fresh = false): Promise<Port> {
+  if (slot === 0) {
+    const br = fresh ? s.rec.bridge : (s.bridgeIdx ?? s.rec.bridge);
+    return { at: s.host, master: br, neigh: br };
+  }
+  const l = await slotLeaf(s, slot, fresh);
+  return { at: l.ns, master: l.br, neigh: l.trunk };
+}
+
+/** Slot `slot`'s leaf (slot > 0), found or made (see slotPort). */
+export async function slotLeaf(s: NetworkState, slot: number, fresh = false): Promise<Leaf> {
+  if (fresh) forgetLeaf(s, slot);
+  const known = s.leaves.get(slot);
+  if (known) return known;
   let making = s.leafMaking.get(slot);
   if (!making) {
     making = findOrMakeLeaf(s, slot).finally(() => s.leafMaking.delete(slot));
@@ -220,68 +247,164 @@ export async function slotBridge(s: NetworkState, slot: number, fresh = false): 
   return making;
 }
 
-async function findOrMakeLeaf(s: NetworkState, slot: number): Promise<number> {
-  const r = s.rec;
-  if (slot >= MAX_SLOTS) throw new NetmodesError('EBRIDGEFULL', `network ${r.name} has no bridge for slot ${slot}`);
-  const name = leafName(r, slot);
-  // The leaf as the kernel has it: its index when it is final, else whether it is there at all.
-  const look = async (): Promise<{ index?: number; present: boolean }> => {
-    const l = await nl.linkGet(name, s.host).catch((e) => {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    });
-    return { index: l && l.alias === leafAlias(r, slot) ? l.index : undefined, present: !!l };
-  };
-  const first = await look();
-  if (first.index !== undefined) {
-    s.leafIdx.set(slot, first.index);
-    return first.index;
-  }
-  return store.withLock(`${s.dir}/leaves.lock`, true, async () => {
-    // Again under the lock: another process may have made it meanwhile.
-    const now = await look();
-    if (now.index !== undefined) {
-      s.leafIdx.set(slot, now.index);
-      return now.index;
-    }
-    // A leaf still marked pending is what a maker killed part way left: made again.
-    if (now.present)
-      await nl.linkDel(name, s.host).catch((e) => {
-        if (!isNotFound(e)) throw e;
-      });
-    const idx = await makeLeaf(s, slot);
-    s.leafIdx.set(slot, idx);
-    return idx;
+/**
+ * Slot `slot`'s leaf if it is there and final, never made (disconnect, check: a leaf that is gone
+ * took its containers' host ends with it). undefined: not there.
+ */
+export async function findLeaf(s: NetworkState, slot: number): Promise<Leaf | undefined> {
+  const known = s.leaves.get(slot);
+  if (known) return known;
+  const l = await trunkOf(s, slot);
+  if (!l || l.alias !== leafAlias(s.rec, slot)) return undefined;
+  return openLeaf(s, slot, l.index).catch(() => undefined);
+}
+
+/** Where an endpoint's host end is, without making anything (undefined: its leaf is gone). */
+export async function endpointPort(s: NetworkState, rec: EndpointRecord): Promise<Port | undefined> {
+  const slot = slotOf(s.rec, rec.ip);
+  if (!slot) return knownPort(s, rec.ip) ?? { at: s.host, master: s.rec.bridge, neigh: s.rec.bridge };
+  const l = await findLeaf(s, slot);
+  return l && { at: l.ns, master: l.br, neigh: l.trunk };
+}
+
+/**
+ * The leaf namespace that holds an endpoint's own firewall elements (a dense network's slot > 0
+ * with icc=false: bridge-firewall.ts), when this process knows it; undefined: it has none.
+ */
+export function leafFwNs(s: NetworkState, ip: string): Namespace | undefined {
+  if (s.rec.icc || !s.rec.portsPerBridge) return undefined;
+  const slot = slotOf(s.rec, ip);
+  return slot ? s.leaves.get(slot)?.ns : undefined;
+}
+
+/** Whether an endpoint at `ip` has elements in a leaf namespace (see leafFwNs). */
+export function hasLeafFw(s: NetworkState, ip: string): boolean {
+  return !s.rec.icc && !!s.rec.portsPerBridge && slotOf(s.rec, ip) > 0;
+}
+
+/** The host end of slot `slot`'s trunk, as the kernel has it (undefined: none). */
+async function trunkOf(s: NetworkState, slot: number): Promise<nl.Link | undefined> {
+  return nl.linkGet(leafName(s.rec, slot), s.host).catch((e) => {
+    if (isNotFound(e)) return undefined;
+    throw e;
   });
 }
 
-/** Makes slot `slot`'s leaf; its alias, set last, is the commit mark. Returns its ifindex. */
-async function makeLeaf(s: NetworkState, slot: number): Promise<number> {
+/** Opens a final leaf's namespace and learns its bridge (cached in s.leaves). */
+async function openLeaf(s: NetworkState, slot: number, trunk: number): Promise<Leaf> {
+  const ns = await openNamespace(leafNsName(s.rec, slot));
+  try {
+    const br = (await nl.linkGet(LEAF_BRIDGE, ns)).index;
+    return remember(s, slot, { trunk, ns, br });
+  } catch (err) {
+    ns.close();
+    throw err;
+  }
+}
+
+function remember(s: NetworkState, slot: number, leaf: Leaf): Leaf {
+  const old = s.leaves.get(slot);
+  if (old && old.ns !== leaf.ns) forgetLeaf(s, slot);
+  s.leaves.set(slot, leaf);
+  reaper.watch(leaf.ns);
+  return leaf;
+}
+
+/** Forgets (and closes) what this process knows of slot `slot`'s leaf. */
+export function forgetLeaf(s: NetworkState, slot: number): void {
+  const l = s.leaves.get(slot);
+  if (!l) return;
+  s.leaves.delete(slot);
+  reaper.unwatch(l.ns);
+  l.ns.close();
+}
+
+async function findOrMakeLeaf(s: NetworkState, slot: number): Promise<Leaf> {
+  const r = s.rec;
+  if (slot >= MAX_SLOTS) throw new NetmodesError('EBRIDGEFULL', `network ${r.name} has no bridge for slot ${slot}`);
+  const found = await findLeaf(s, slot);
+  if (found) return found;
+  return store.withLock(`${s.dir}/leaves.lock`, true, async () => {
+    // Again under the lock: another process may have made it meanwhile.
+    const now = await findLeaf(s, slot);
+    if (now) return now;
+    // A trunk still marked pending is what a maker killed part way left (or a leaf whose
+    // namespace cannot be opened): made again, in the namespace that is there if there is one.
+    await dropTrunk(s, slot);
+    return makeLeaf(s, slot);
+  });
+}
+
+/** Deletes slot `slot`'s trunk (its routes go with it) and its elements; its namespace stays. */
+async function dropTrunk(s: NetworkState, slot: number): Promise<void> {
+  forgetLeaf(s, slot);
+  const name = leafName(s.rec, slot);
+  await nl.linkDel(name, s.host).catch((e) => {
+    if (!isNotFound(e)) throw e;
+  });
+  await firewall.removeBridge(toFw(s.rec), name, s.host).catch(() => undefined);
+}
+
+/**
+ * Makes slot `slot`'s leaf: its namespace (no IPv6 in it at all: its links are bridge ports), the
+ * bridge there, the trunk (host end `nm<id8>b<N>` with the gateway's MAC, peer `trunk` on the
+ * leaf's bridge, with a static fdb entry for the gateway's MAC: frames to the gateway are never
+ * flooded to the leaf's containers), the routes, sysctls and elements on the host end, and (icc=false)
+ * the leaf's own table. The trunk's alias, set last, is the commit mark.
+ */
+async function makeLeaf(s: NetworkState, slot: number): Promise<Leaf> {
   const r = s.rec;
   const name = leafName(r, slot);
+  // A namespace that is there already (its maker killed part way, or its trunk deleted from
+  // outside: its containers' host ends are still on its bridge) is made whole, never deleted.
+  const existing = await openNamespace(leafNsName(r, slot)).catch(() => undefined);
+  let ns: Namespace | undefined = existing;
   try {
-    const [made] = await nl.batch([
+    let hasBridge = false;
+    if (existing) {
+      await nl.linkDel(TRUNK, existing).catch((e) => {
+        if (!isNotFound(e)) throw e;
+      });
+      hasBridge = !!(await nl.linkGet(LEAF_BRIDGE, existing).catch(() => undefined));
+      if (hasBridge) await nl.linkSet(LEAF_BRIDGE, { up: true }, existing);
+    } else ns = await createNamespace(leafNsName(r, slot));
+    const at: Namespace = ns!;
+    // (a kernel without IPv6 has no such keys, and nothing to turn off)
+    for (const k of ['net.ipv6.conf.all.disable_ipv6', 'net.ipv6.conf.default.disable_ipv6'])
+      await sysctlSet(k, 1, at).catch((e) => {
+        if ((e as { code?: string }).code !== 'ENOENT') throw e;
+      });
+    const made = await nl.batch([
+      ...(hasBridge ? [] : [{ op: 'linkAdd', ns: at, name: LEAF_BRIDGE, kind: 'bridge', mtu: r.mtu, up: true, noIpv6: true, bridge: { stp: false, forwardDelay: 0 } } as nl.BatchOp]),
       {
-        op: 'linkAdd', ns: s.host, name, kind: 'bridge', mtu: r.mtu, mac: r.bridgeMac, up: true, alias: leafPending(r, slot),
-        // With IPv6 on the network, the leaf takes IPv6 (routed to and from it) but has no
+        op: 'linkAdd', ns: s.host, name, kind: 'veth', mtu: r.mtu, mac: r.bridgeMac, up: true, alias: leafPending(r, slot),
+        // With IPv6 on the network, the host end takes IPv6 (routed to and from it) but has no
         // address of its own (addrgenmode none): it sends nothing (test 59 counts frames at rest).
-        noIpv6: true, disableIpv6: !r.ipv6, bridge: { stp: false, forwardDelay: 0 },
+        noIpv6: true, disableIpv6: !r.ipv6,
+        peer: { name: TRUNK, ns: at, mtu: r.mtu, up: true },
       },
+      { op: 'linkSet', ns: at, link: TRUNK, master: LEAF_BRIDGE },
+      { op: 'fdbAdd', ns: at, link: TRUNK, lladdr: r.bridgeMac },
       ...leafRoutes(r, slot).map((rt): nl.BatchOp => ({ op: 'routeAdd', ns: s.host, ...rt })),
     ]);
     fault('leaf:after-create');
     await leafSysctls(s, name);
     await firewall.addBridge(toFw(r), name, s.host);
+    if (!r.icc) await firewall.ensureLeaf(at);
     await nl.linkSet(name, { alias: leafAlias(r, slot) }, s.host);
-    return made.index ?? (await nl.linkGet(name, s.host)).index;
+    const br = (await nl.linkGet(LEAF_BRIDGE, at)).index;
+    const trunk = (made[hasBridge ? 0 : 1] as nl.LinkAddResult).index ?? (await nl.linkGet(name, s.host)).index;
+    return remember(s, slot, { trunk, ns: at, br });
   } catch (err) {
+    ns?.close();
     await nl.linkDel(name, s.host).catch(() => undefined);
     await firewall.removeBridge(toFw(r), name, s.host).catch(() => undefined);
+    if (!existing) await deleteNamespace(leafNsName(r, slot)).catch(() => undefined);
     throw err;
   }
 }
 
-/** A leaf's routes on the host: `BLOCK dev LEAF scope link src GATEWAY` (and the same for IPv6). */
+/** A leaf's routes on the host: `BLOCK dev TRUNK scope link src GATEWAY` (and the same for IPv6). */
 function leafRoutes(r: NetworkRecord, slot: number): nl.RouteSpec[] {
   const link = leafName(r, slot);
   const out: nl.RouteSpec[] = [{ dst: slotCidr(r, slot), link, scope: 'link', src: r.gateway, protocol: 'kernel' }];
@@ -290,8 +413,9 @@ function leafRoutes(r: NetworkRecord, slot: number): nl.RouteSpec[] {
 }
 
 /**
- * The sysctls every bridge of a dense network needs: proxy ARP without its random delay (the
- * host answers for the containers of the other bridges) and route_localnet (127.0.0.1 ports).
+ * The sysctls every bridge and trunk of a dense network needs on the host: proxy ARP without its
+ * random delay (the host answers for the containers of the other bridges) and route_localnet
+ * (127.0.0.1 ports).
  */
 export async function leafSysctls(s: NetworkState, dev: string): Promise<void> {
   await sysctlSet(sysctlKey('net', 'ipv4', 'conf', dev, 'proxy_arp'), 1, s.host);
@@ -299,26 +423,36 @@ export async function leafSysctls(s: NetworkState, dev: string): Promise<void> {
   if (dev !== s.rec.bridge) await sysctlSet(sysctlKey('net', 'ipv4', 'conf', dev, 'route_localnet'), 1, s.host);
 }
 
+/** The slot of a leaf namespace's name of this network (undefined: not one). */
+function nsSlot(r: NetworkRecord, name: string): number | undefined {
+  const m = /^nm([0-9a-f]{8})b(\d{1,4})$/.exec(name);
+  return m && m[1] === r.id.slice(0, 8) ? Number(m[2]) : undefined;
+}
+
 /**
- * reconcile(): final leaves are kept (their route, sysctls and elements made good), pending ones
- * deleted. Returns what it did, and sets the cache of leaf indexes.
+ * reconcile(): final leaves are kept (their routes, sysctls, bridge, trunk port, fdb entry and
+ * table made good); a pending trunk is deleted; a namespace of ours with no final trunk is made
+ * whole again when containers' host ends are in it (its trunk was deleted from outside), else
+ * deleted (half-made). Returns what it did, and sets what this process knows of the leaves.
  */
 export async function repairLeaves(s: NetworkState, links: nl.Link[]): Promise<string[]> {
   const done: string[] = [];
-  s.leafIdx.clear();
+  for (const slot of [...s.leaves.keys()]) forgetLeaf(s, slot);
   if (!s.rec.portsPerBridge) return done;
   const routes = await nl.routeList(s.host);
+  const final = new Set<number>();
   for (const l of links) {
     const leaf = leafSlot(s.rec, l);
     if (!leaf) continue;
-    if (!leaf.final) {
-      await nl.linkDel(l.name, s.host).catch((e) => {
-        if (!isNotFound(e)) throw e;
-      });
-      await firewall.removeBridge(toFw(s.rec), l.name, s.host).catch(() => undefined);
-      done.push(`half-made leaf ${l.name} removed`);
+    const opened = leaf.final ? await openNamespace(leafNsName(s.rec, leaf.slot)).catch(() => undefined) : undefined;
+    if (!opened) {
+      // (its namespace, if any, is seen to below)
+      await dropTrunk(s, leaf.slot);
+      if (leaf.final) done.push(`broken leaf ${l.name} removed`);
       continue;
     }
+    final.add(leaf.slot);
+    const ns = opened;
     if (!l.up) {
       await nl.linkSet(l.name, { up: true }, s.host);
       done.push(`leaf ${l.name} up`);
@@ -330,18 +464,80 @@ export async function repairLeaves(s: NetworkState, links: nl.Link[]): Promise<s
       }
     await leafSysctls(s, l.name);
     await firewall.addBridge(toFw(s.rec), l.name, s.host);
-    s.leafIdx.set(leaf.slot, l.index);
+    // Inside: the bridge, the trunk on it and up, the gateway's fdb entry, the table.
+    let br = await nl.linkGet(LEAF_BRIDGE, ns).catch(() => undefined);
+    if (!br) {
+      await nl.batch([{ op: 'linkAdd', ns, name: LEAF_BRIDGE, kind: 'bridge', mtu: s.rec.mtu, up: true, noIpv6: true, bridge: { stp: false, forwardDelay: 0 } }]);
+      br = await nl.linkGet(LEAF_BRIDGE, ns);
+      done.push(`bridge of leaf ${l.name}`);
+    } else if (!br.up) await nl.linkSet(LEAF_BRIDGE, { up: true }, ns);
+    const trunk = await nl.linkGet(TRUNK, ns);
+    if (trunk.master !== br.index || !trunk.up) {
+      await nl.linkSet(TRUNK, { master: br.index, up: true }, ns);
+      done.push(`trunk of leaf ${l.name} re-attached`);
+    }
+    await nl.batch([{ op: 'fdbAdd', ns, link: TRUNK, lladdr: s.rec.bridgeMac }]).catch((e) => {
+      if ((e as { code?: string }).code !== 'EEXIST') throw e;
+    });
+    if (!s.rec.icc) await firewall.ensureLeaf(ns);
+    remember(s, leaf.slot, { trunk: l.index, ns, br: br.index });
+  }
+  for (const name of await listNamespaces()) {
+    const slot = nsSlot(s.rec, name);
+    if (slot === undefined || final.has(slot)) continue;
+    const ns = await openNamespace(name).catch(() => undefined);
+    const ports = ns ? (await nl.linkList(ns).catch(() => [])).filter((x) => /^veth[0-9a-f]{11}$/.test(x.name)).length : 0;
+    ns?.close();
+    if (ports) {
+      await makeLeaf(s, slot);
+      done.push(`leaf ${name} made whole again`);
+    } else {
+      await deleteNamespace(name);
+      done.push(`half-made leaf ${name} removed`);
+    }
   }
   return done;
 }
 
-/** Deletes every leaf of the network (remove()): their routes go with them. */
+/** Deletes every leaf of the network (remove()): trunks (their routes go with them) and namespaces. */
 export async function removeLeaves(s: NetworkState): Promise<void> {
   if (!s.rec.portsPerBridge) return;
-  for (const l of await nl.linkList(s.host, { kind: 'bridge' }))
+  for (const slot of [...s.leaves.keys()]) forgetLeaf(s, slot);
+  for (const l of await nl.linkList(s.host, { kind: 'veth' }))
     if (leafSlot(s.rec, l))
       await nl.linkDel(l.name, s.host).catch((e) => {
         if (!isNotFound(e)) throw e;
       });
-  s.leafIdx.clear();
+  for (const name of await listNamespaces()) if (nsSlot(s.rec, name) !== undefined) await deleteNamespace(name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// An endpoint's firewall elements, wherever they live: the host's tables, and for a dense
+// network's icc=false container of slot > 0 also its leaf namespace's table (bridge-firewall.ts).
+
+/** Adds an endpoint's elements: the host's transaction, then (a leaf's) the leaf's. */
+export async function endpointFwAdd(s: NetworkState, rec: EndpointRecord): Promise<void> {
+  await firewall.addEndpoint(toFw(s.rec), epToFw(rec), s.host);
+  if (hasLeafFw(s, rec.ip)) await firewall.addEndpoint(toFw(s.rec), epToFw(rec), (await slotLeaf(s, slotOf(s.rec, rec.ip))).ns, 'leaf');
+}
+
+/**
+ * Removes an endpoint's elements and those of the links at `linkedBy` (see
+ * firewall.removeEndpoint), in the host and (a leaf's) in its leaf, both sent at once.
+ */
+export async function endpointFwRemove(s: NetworkState, rec: EndpointRecord, linkedBy: string[] = []): Promise<void> {
+  const leaf = hasLeafFw(s, rec.ip) ? findLeaf(s, slotOf(s.rec, rec.ip)) : undefined;
+  const [h, l] = await Promise.allSettled([
+    firewall.removeEndpoint(toFw(s.rec), epToFw(rec), s.host, linkedBy),
+    leaf?.then((x) => x && firewall.removeEndpoint(toFw(s.rec), epToFw(rec), x.ns, linkedBy, 'leaf')),
+  ]);
+  if (h.status === 'rejected') throw h.reason;
+  if (l.status === 'rejected') throw l.reason;
+}
+
+/** Removes the link elements between `rec` and the endpoints at `ips`, in the host and (a leaf's) its leaf. */
+export async function endpointFwRemoveLinks(s: NetworkState, rec: EndpointRecord, ips: string[]): Promise<void> {
+  await firewall.removeLinks(epToFw(rec), ips, s.host, toFw(s.rec));
+  const leaf = hasLeafFw(s, rec.ip) ? await findLeaf(s, slotOf(s.rec, rec.ip)) : undefined;
+  if (leaf) await firewall.removeLinks(epToFw(rec), ips, leaf.ns, toFw(s.rec), 'leaf');
 }

@@ -7,9 +7,14 @@
  * latest REAP_MAX_WAIT_MS after the first of them. A group delete costs about 17 ms plus 0.25-0.45 ms
  * per veth here (benchmarks/README: 40 veths 0.65 ms each, 500 veths 0.25-0.43 ms each), so the
  * batch is large: at 64 (the earlier threshold) the fixed part was a third of a churn cycle.
+ *
+ * A dense network's containers of slot > 0 have their host ends in leaf namespaces
+ * (bridge-leaves.ts): the group there is deleted too, one request per namespace that has detached
+ * veths waiting (every watched one on a forced flush).
  */
 import * as nl from '../netlink';
 import { isNotFound } from '../errors';
+import type { Namespace } from '../netns';
 
 /** Link group that detached veths wait in until one RTM_DELLINK reaps them all ("NM" + 0xdead). */
 export const REAP_GROUP = 0x4e4ddead;
@@ -28,10 +33,24 @@ class Reaper {
   private running: Promise<void> | undefined;
   private hooked = false;
   private batched = false;
+  /** Leaf namespaces with detached veths waiting, and every leaf namespace this process holds open. */
+  private dirty = new Set<Namespace>();
+  private watched = new Set<Namespace>();
 
-  /** A veth was detached into REAP_GROUP. */
-  add(): void {
+  /** A leaf namespace this process holds open (a forced flush reaps there too). */
+  watch(ns: Namespace): void {
+    this.watched.add(ns);
+  }
+  /** A leaf namespace about to be closed (what waits there is left to reconcile(), which reaps every leaf). */
+  unwatch(ns: Namespace): void {
+    this.watched.delete(ns);
+    this.dirty.delete(ns);
+  }
+
+  /** A veth was detached into REAP_GROUP (in `ns`, a leaf namespace; default: the host's). */
+  add(ns?: Namespace): void {
     this.pending++;
+    if (ns) this.dirty.add(ns);
     if (!this.hooked) {
       this.hooked = true;
       // A process that ends normally reaps what it detached; one that dies leaves them for
@@ -83,13 +102,23 @@ class Reaper {
     if (this.running) await this.running;
     if (!this.pending && !force) return;
     const taken = this.pending;
+    const where = force ? [...this.watched] : [...this.dirty];
     this.pending = 0;
     this.first = 0;
-    this.running = nl.linkDelGroup(REAP_GROUP).catch((err) => {
-      if (isNotFound(err)) return;
-      this.pending += taken; // still waiting: the next flush takes them
-      throw err;
-    });
+    this.dirty = new Set();
+    const one = (ns?: Namespace) =>
+      nl.linkDelGroup(REAP_GROUP, ns).catch((err) => {
+        if (isNotFound(err)) return;
+        throw err;
+      });
+    this.running = Promise.all([one(), ...where.map(one)]).then(
+      () => undefined,
+      (err) => {
+        this.pending += taken; // still waiting: the next flush takes them
+        for (const ns of where) if (this.watched.has(ns)) this.dirty.add(ns);
+        throw err;
+      },
+    );
     try {
       await this.running;
     } finally {

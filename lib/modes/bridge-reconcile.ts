@@ -19,8 +19,11 @@ import { firewall } from './bridge-firewall';
 import { ALIAS_PREFIX, PENDING_PREFIX, NetworkState, assertId, epToFw, fault, leafName, portDir, toFw } from './bridge-store';
 import { REAP_GROUP, reaper } from './bridge-reaper';
 import { setupKernel } from './bridge-kernel';
-import { repairLeaves, slotBridge, slotCidr6, slotOf } from './bridge-leaves';
+import { findLeaf, hasLeafFw, repairLeaves, slotCidr6, slotLeaf, slotOf } from './bridge-leaves';
 import type { EndpointRecord, EndpointLink, ReconcileReport } from './bridge-types';
+
+/** A link and the namespace it is in (the host's, or a dense network's leaf's). */
+type LinkAt = nl.Link & { at: Namespace };
 
 /** The addresses the host has a permanent neighbour entry for: the IPv4 one (and a dense network's IPv6 one). */
 function hostNeighbours(s: NetworkState, rec: EndpointRecord): string[] {
@@ -34,15 +37,18 @@ export async function checkEndpoint(s: NetworkState, id: string, nsPath?: string
   if (!rec || !rec.ip) throw new NetmodesError('ENOENDPOINT', `no endpoint ${JSON.stringify(id)} on network ${s.rec.name}`);
   const problems: string[] = [];
   // The container's bridge: the network's, or a dense network's leaf (bridge-leaves.ts).
+  // (the host's link for a leaf is its trunk; the host end is in the leaf's namespace, on its bridge)
   const slot = slotOf(s.rec, rec.ip);
   const brName = slot ? leafName(s.rec, slot) : s.rec.bridge;
   const bridge = await nl.linkGet(brName, s.host).catch(() => undefined);
   if (!bridge) problems.push(`bridge ${brName} is missing`);
-  const veth = await nl.linkGet(rec.hostVeth, s.host).catch(() => undefined);
+  const leaf = slot && bridge ? await findLeaf(s, slot) : undefined;
+  if (slot && bridge && !leaf) problems.push(`leaf ${brName} is not complete`);
+  const veth = slot && !leaf ? undefined : await nl.linkGet(rec.hostVeth, leaf?.ns ?? s.host).catch(() => undefined);
   if (!veth) problems.push(`host veth ${rec.hostVeth} is missing`);
   else {
     if (veth.alias !== s.alias(rec.id)) problems.push(`host veth ${rec.hostVeth} is not marked complete (alias ${JSON.stringify(veth.alias ?? '')})`);
-    if (bridge && veth.master !== bridge.index) problems.push(`host veth ${rec.hostVeth} is not on bridge ${brName}`);
+    if (bridge && veth.master !== (leaf ? leaf.br : bridge.index)) problems.push(`host veth ${rec.hostVeth} is not on bridge ${brName}`);
     if (!veth.up) problems.push(`host veth ${rec.hostVeth} is down`);
   }
   if (bridge) {
@@ -85,6 +91,7 @@ export async function checkEndpoint(s: NetworkState, id: string, nsPath?: string
     }
   }
   problems.push(...(await firewall.missing(toFw(s.rec), epToFw(rec), s.host)));
+  if (leaf && hasLeafFw(s, rec.ip)) problems.push(...(await firewall.missing(toFw(s.rec), epToFw(rec), leaf.ns, 'leaf')));
   return problems;
 }
 
@@ -103,21 +110,27 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
     const eps = await s.readRecords();
     for (const ip of await store.listDir(path.join(s.dir, 'ip'))) s.markUsed(ip);
     report.repaired.push(...(await setupKernel(s, true)));
-    const links = await nl.linkList(s.host);
+    const hostLinks = await nl.linkList(s.host);
     // A dense network's leaves: final ones kept and made good, half-made ones deleted.
-    report.repaired.push(...(await repairLeaves(s, links)));
+    report.repaired.push(...(await repairLeaves(s, hostLinks)));
+    // The links of the host and of every leaf namespace, each with where it is; the bridge of each.
+    const links: LinkAt[] = hostLinks.map((l) => ({ ...l, at: s.host }));
+    const bridgeIdx = hostLinks.find((l) => l.name === s.rec.bridge)?.index ?? (await nl.linkGet(s.rec.bridge, s.host)).index;
+    s.bridgeIdx = bridgeIdx;
+    const bridgeIn = new Map<Namespace, number>([[s.host, bridgeIdx]]);
+    for (const leaf of s.leaves.values()) {
+      bridgeIn.set(leaf.ns, leaf.br);
+      for (const l of await nl.linkList(leaf.ns)) links.push({ ...l, at: leaf.ns });
+    }
     const byName = new Map(links.map((l) => [l.name, l]));
     const mark = `${ALIAS_PREFIX}${s.rec.id.slice(0, 12)}:`;
     // 1. Records: keep those whose veth exists (re-attaching it if the bridge was rebuilt).
-    const bridgeIdx = byName.get(s.rec.bridge)?.index ?? (await nl.linkGet(s.rec.bridge, s.host)).index;
-    s.bridgeIdx = bridgeIdx;
-    const ourBridges = (): Set<number> => new Set([bridgeIdx, ...s.leafIdx.values()]);
     for (const rec of [...eps.values()]) {
       let l = byName.get(rec.hostVeth);
       // A deleted container namespace takes its veth pair with it, but only when the kernel's
       // asynchronous namespace cleanup gets to it: a veth whose namespace path is gone is gone.
       if (l && !existsSync(rec.namespace)) {
-        await nl.linkDel(rec.hostVeth, s.host).catch((e) => {
+        await nl.linkDel(rec.hostVeth, l.at).catch((e) => {
           if (!isNotFound(e)) throw e;
         });
         l = undefined;
@@ -134,13 +147,15 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
         eps.delete(rec.id);
         report.removedEndpoints.push(rec.id);
       } else {
-        // Its bridge (a dense network's leaf deleted meanwhile is made again).
+        // Its bridge (in a dense network's leaf namespace, the leaf's; its neighbour entries on
+        // the leaf's trunk).
         const slot = slotOf(s.rec, rec.ip);
-        const want = slot ? ((await slotBridge(s, slot)) as number) : bridgeIdx;
+        const leaf = slot ? await slotLeaf(s, slot) : undefined;
+        const want = leaf ? leaf.br : bridgeIdx;
         if (l.master !== want || !l.up) {
-          await nl.linkSet(rec.hostVeth, { master: want, up: true }, s.host);
+          await nl.linkSet(rec.hostVeth, { master: want, up: true }, l.at);
           for (const address of hostNeighbours(s, rec))
-            await nl.batch([{ op: 'neighAdd', ns: s.host, link: want, address, lladdr: rec.mac }]).catch(() => undefined);
+            await nl.batch([{ op: 'neighAdd', ns: s.host, link: leaf ? leaf.trunk : bridgeIdx, address, lladdr: rec.mac }]).catch(() => undefined);
           report.repaired.push(`veth ${rec.hostVeth} re-attached`);
         }
       }
@@ -152,9 +167,9 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
       // A connect's veth has no alias until its commit mark (bridge-connect.ts plumbOps): a
       // process killed before it leaves a veth of our naming on our bridge with no alias at all.
       // (Veths with a pending alias are what an earlier version made.)
-      const unmarked = !l.alias && l.master !== undefined && ourBridges().has(l.master) && /^veth[0-9a-f]{11}$/.test(l.name);
+      const unmarked = !l.alias && l.master !== undefined && bridgeIn.get(l.at) === l.master && /^veth[0-9a-f]{11}$/.test(l.name);
       if ((l.alias?.startsWith(mark) && !eps.has(l.alias.slice(mark.length))) || l.alias?.startsWith(pending) || unmarked) {
-        await nl.linkDel(l.name, s.host).catch((e) => {
+        await nl.linkDel(l.name, l.at).catch((e) => {
           if (!isNotFound(e)) throw e;
         });
         report.removedVeths.push(l.name);
@@ -163,19 +178,22 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
     fault('reconcile:after-veths');
     const detached = links.filter((l) => l.group === REAP_GROUP);
     if (detached.length) {
+      // (in the host and in every leaf namespace this process holds)
       await reaper.flush(true);
       // Whatever the group request left (it deletes all or nothing), one by one.
-      const left = new Set((await nl.linkList(s.host)).filter((l) => l.group === REAP_GROUP).map((l) => l.name));
-      for (const l of detached)
-        if (left.has(l.name))
-          await nl.linkDel(l.name, s.host).catch((e) => {
-            if (!isNotFound(e)) throw e;
-          });
+      for (const at of new Set(detached.map((l) => l.at))) {
+        const left = new Set((await nl.linkList(at)).filter((l) => l.group === REAP_GROUP).map((l) => l.name));
+        for (const l of detached)
+          if (l.at === at && left.has(l.name))
+            await nl.linkDel(l.name, at).catch((e) => {
+              if (!isNotFound(e)) throw e;
+            });
+      }
     }
     // 2b. Permanent neighbour entries on each of the network's bridges: exactly one per live
     //     endpoint of that bridge.
     const bridgeNow = await nl.linkGet(s.rec.bridge, s.host);
-    const bridges: Array<[number, number]> = [[0, bridgeNow.index], ...s.leafIdx.entries()];
+    const bridges: Array<[number, number]> = [[0, bridgeNow.index], ...[...s.leaves].map(([slot, l]): [number, number] => [slot, l.trunk])];
     for (const [slot, index] of bridges) {
       const liveIps = new Map([...eps.values()].filter((e) => slotOf(s.rec, e.ip) === slot).flatMap((e) => hostNeighbours(s, e).map((a) => [a, e] as const)));
       const neighs = await nl.neighList(s.host, { link: index });
@@ -201,7 +219,15 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
     // 3. Firewall elements: exactly those of the live endpoints, links only to live endpoints
     //    (a link to an endpoint that left, or to an earlier endpoint of the same id, is over).
     const linkLive = (l: EndpointLink) => eps.get(l.id)?.ip === l.ip;
-    const fw = await firewall.reconcile(toFw(s.rec), [...eps.values()].map((e) => ({ ...epToFw(e), links: e.links.filter(linkLive) })), s.host);
+    const fwEps = [...eps.values()].map((e) => ({ ...epToFw(e), links: e.links.filter(linkLive) }));
+    const fw = await firewall.reconcile(toFw(s.rec), fwEps, s.host);
+    // (and each leaf namespace's table: its own containers' elements)
+    if (!s.rec.icc)
+      for (const [slot, leaf] of s.leaves) {
+        const f = await firewall.reconcile(toFw(s.rec), fwEps.filter((e) => slotOf(s.rec, e.ip) === slot), leaf.ns, 'leaf');
+        fw.removed += f.removed;
+        fw.added += f.added;
+      }
     report.removedElements += fw.removed;
     if (fw.added) report.repaired.push(`${fw.added} firewall element(s)`);
     // 4. Reservations whose owner is gone.

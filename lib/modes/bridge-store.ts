@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, NetmodesError } from '../errors';
 import type { Namespace } from '../netns';
-import { parseCidr, parseIP, parseIPv4 } from '../net/addr';
+import { ipToBigInt, parseCidr, parseIP, parseIPv4 } from '../net/addr';
 import { Ipv4Pool, Ipv6Pool, AddressPool } from '../ipam/allocator';
 import { PortMapping, hostIpsConflict, EPHEMERAL_PORT_RANGE } from '../portspec';
 import * as store from '../state/store';
@@ -99,19 +99,34 @@ export function leafName(r: NetworkRecord, slot: number | '*'): string {
   return `nm${r.id.slice(0, 8)}b${slot}`;
 }
 
-/** A network record as the firewall (bridge-firewall.ts) sees it. */
+const fwOf = new WeakMap<NetworkRecord, FwNetwork>();
+
+/** A network record as the firewall (bridge-firewall.ts) sees it (made once per record). */
 export function toFw(r: NetworkRecord): FwNetwork {
-  return {
-    id: r.id,
-    name: r.name,
-    bridge: r.bridge,
-    subnet: r.subnet,
-    subnet6: r.ipv6?.subnet,
-    icc: r.icc,
-    masquerade: r.masquerade,
-    internal: r.internal,
-    ...(r.portsPerBridge ? { leaves: leafName(r, '*') } : {}),
-  };
+  let fw = fwOf.get(r);
+  if (!fw) {
+    fw = {
+      id: r.id,
+      name: r.name,
+      bridge: r.bridge,
+      subnet: r.subnet,
+      subnet6: r.ipv6?.subnet,
+      icc: r.icc,
+      masquerade: r.masquerade,
+      internal: r.internal,
+      ...(r.portsPerBridge ? { leaves: leafName(r, '*'), slotOf: slotFn(r) } : {}),
+    };
+    fwOf.set(r, fw);
+  }
+  return fw;
+}
+
+/** A dense network's slot of an address of either family (bridge-leaves.ts slotOf, slotOf6). */
+function slotFn(r: NetworkRecord): (ip: string) => number {
+  const L = BigInt(r.portsPerBridge!);
+  const b4 = parseCidr(r.subnet, 'subnet').start;
+  const b6 = r.ipv6 ? parseCidr(r.ipv6.subnet, 'ipv6.subnet').start : 0n;
+  return (ip) => Number((ipToBigInt(ip, 'ip').value - (ip.includes(':') ? b6 : b4)) / L);
 }
 
 /** An endpoint record as the firewall sees it. */
@@ -124,6 +139,26 @@ export function epToFw(r: EndpointRecord): FwEndpoint {
 /** What an endpoint's `disconnect()` calls: the BridgeNetwork that made it. */
 export interface EndpointOwner {
   disconnect(id: string): Promise<void>;
+}
+
+/**
+ * A dense network's leaf (bridge-leaves.ts): the host end of its trunk (in the host: the leaf's
+ * neighbour entries and routes are on it), its namespace (held open), and that namespace's bridge.
+ */
+export interface Leaf {
+  trunk: number;
+  ns: Namespace;
+  br: number;
+}
+
+/**
+ * Where a container's host end is: its namespace (the host's, or a leaf's), its bridge there, and
+ * the host's link that carries its neighbour entries (the network's bridge, or the leaf's trunk).
+ */
+export interface Port {
+  at: Namespace;
+  master: number | string;
+  neigh: number | string;
 }
 
 /**
@@ -148,9 +183,9 @@ export class NetworkState {
    * process) has another index: the request fails (EINVAL/ENODEV) and is retried by name.
    */
   bridgeIdx: number | undefined;
-  /** A dense network's leaf bridges by slot: their ifindexes, and the makes in progress (bridge-leaves.ts). */
-  readonly leafIdx = new Map<number, number>();
-  readonly leafMaking = new Map<number, Promise<number>>();
+  /** A dense network's leaves by slot, as this process knows them, and the makes in progress (bridge-leaves.ts). */
+  readonly leaves = new Map<number, Leaf>();
+  readonly leafMaking = new Map<number, Promise<Leaf>>();
   private readonly owner: EndpointOwner;
 
   constructor(rec: NetworkRecord, host: Namespace, owner: EndpointOwner) {

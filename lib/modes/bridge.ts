@@ -38,10 +38,10 @@ import { Ipv4Pool } from '../ipam/allocator';
 import { chooseSubnet, checkSubnetFree, defaultGateway, parseRange, validateGateway } from '../ipam/subnets';
 import * as store from '../state/store';
 import * as dns from '../dns/control';
-import { NetworkState, fault, globalLock, hex, networksDir, readNetworkRecords } from './bridge-store';
+import { NetworkState, fault, globalLock, hex, leafName, networksDir, readNetworkRecords } from './bridge-store';
 import { reaper } from './bridge-reaper';
 import { setupKernel, teardownKernel } from './bridge-kernel';
-import { MAX_SLOTS, denseIpv6Gateway } from './bridge-leaves';
+import { MAX_SLOTS, denseIpv6Gateway, endpointPort, slotOf } from './bridge-leaves';
 import { connectEndpoint } from './bridge-connect';
 import { detach, disconnectEndpoint } from './bridge-disconnect';
 import { checkEndpoint, reconcileNetwork } from './bridge-reconcile';
@@ -361,6 +361,26 @@ export class BridgeNetwork {
    */
   check(id: string, nsPath?: string): Promise<string[]> {
     return checkEndpoint(this.s, id, nsPath);
+  }
+
+  /**
+   * Where an endpoint's host end is, as the kernel has it: its name and MAC, the namespace it is
+   * in (undefined: the host's; a dense network's container of slot > 0: its leaf's, a path), and
+   * the host's link it reaches the host by (the bridge, or the leaf's trunk: its name and MAC).
+   * Throws NetmodesError ENOENDPOINT for an endpoint this network does not have.
+   */
+  async hostEnd(id: string): Promise<{ name: string; mac?: string; namespace?: string; hostLink: { name: string; mac: string } }> {
+    const rec = this.s.eps.get(id) ?? (await store.readJson<EndpointRecord>(this.s.epFile(id)));
+    if (!rec || !rec.ip) throw new NetmodesError('ENOENDPOINT', `no endpoint ${JSON.stringify(id)} on network ${this.name}`);
+    const slot = slotOf(this.s.rec, rec.ip);
+    const port = await endpointPort(this.s, rec);
+    const l = port && (await nl.linkGet(rec.hostVeth, port.at).catch(() => undefined));
+    return {
+      name: rec.hostVeth,
+      ...(l?.mac ? { mac: l.mac } : {}),
+      ...(port && port.at !== this.s.host ? { namespace: port.at.path } : {}),
+      hostLink: { name: slot ? leafName(this.s.rec, slot) : this.s.rec.bridge, mac: this.s.rec.bridgeMac },
+    };
   }
 
   /** JSON in the shape of `docker network inspect NAME`. */

@@ -3,20 +3,43 @@ import type { BridgeNetwork } from '../../lib';
 import { ipj } from './kernel';
 import { LIB, startScript } from './reliability';
 
-/** The network's bridges (its own and its leaves) with their ports, from `ip -j`. */
+/** The bridge inside each leaf namespace (lib/modes/bridge-leaves.ts LEAF_BRIDGE) and its port to the host. */
+export const LEAF_BRIDGE = 'br0';
+export const TRUNK = 'trunk';
+
+/** The network's leaves (the host ends of their trunks, also their namespaces' names), from `ip -j`. */
+export function leavesOf(net: BridgeNetwork): string[] {
+  const leaf = new RegExp(`^nm${net.id.slice(0, 8)}b\\d+$`);
+  return ipj(['link', 'show']).map((l: any) => l.ifname).filter((n: string) => leaf.test(n));
+}
+
+/**
+ * The network's bridges with their container ports, from `ip -j`: its own (in the host), and each
+ * leaf's, by the leaf's name (the bridge in the leaf's namespace, the trunk left out).
+ */
 export function bridgesOf(net: BridgeNetwork): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  const leaf = new RegExp(`^nm${net.id.slice(0, 8)}b\\d+$`);
-  for (const b of ipj(['link', 'show', 'type', 'bridge'])) if (b.ifname === net.bridge || leaf.test(b.ifname)) out.set(b.ifname, []);
-  for (const l of ipj(['link', 'show'])) if (l.master && out.has(l.master)) out.get(l.master)!.push(l.ifname);
+  const host = ipj(['link', 'show']);
+  if (host.some((l: any) => l.ifname === net.bridge)) out.set(net.bridge, host.filter((l: any) => l.master === net.bridge).map((l: any) => l.ifname));
+  for (const leaf of leavesOf(net)) {
+    let ports: string[] = [];
+    try {
+      ports = ipj(['link', 'show', 'master', LEAF_BRIDGE], leaf).map((l: any) => l.ifname).filter((n: string) => n !== TRUNK);
+    } catch {
+      /* a half-made leaf, with no namespace (yet) */
+    }
+    out.set(leaf, ports);
+  }
   return out;
 }
 
 /** Frames (received and sent) counted so far on every bridge of the network and its ports. */
 function frames(net: BridgeNetwork): number {
   let n = 0;
-  for (const b of bridgesOf(net).keys())
-    for (const l of [...ipj(['-s', 'link', 'show', 'dev', b]), ...ipj(['-s', 'link', 'show', 'master', b])]) n += l.stats64.rx.packets + l.stats64.tx.packets;
+  const count = (ls: any[]) => ls.forEach((l) => (n += l.stats64.rx.packets + l.stats64.tx.packets));
+  count([...ipj(['-s', 'link', 'show', 'dev', net.bridge]), ...ipj(['-s', 'link', 'show', 'master', net.bridge])]);
+  // A leaf: its trunk's host end, and inside its namespace the bridge and every port.
+  for (const leaf of leavesOf(net)) count([...ipj(['-s', 'link', 'show', 'dev', leaf]), ...ipj(['-s', 'link', 'show', 'dev', LEAF_BRIDGE], leaf), ...ipj(['-s', 'link', 'show', 'master', LEAF_BRIDGE], leaf)]);
   return n;
 }
 

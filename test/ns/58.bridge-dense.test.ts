@@ -13,10 +13,10 @@ import { ChildProcess } from 'node:child_process';
 import {
   createBridgeNetwork, createNamespace, openBridgeNetwork, BridgeNetwork, Endpoint, Namespace, ConfigError, reapDetached,
 } from '../../lib';
-import { sandboxed, ip, ipj, nftj, ping, connect, startServer, uniq } from '../helpers/kernel';
+import { sandboxed, sh, ip, ipj, nftj, ping, connect, startServer, uniq } from '../helpers/kernel';
 import { makeOutside, Outside } from '../helpers/topology';
 import { LIB, startScript, reconcileFresh } from '../helpers/reliability';
-import { bridgesOf, framesAtRest, growInChild } from '../helpers/dense';
+import { LEAF_BRIDGE, TRUNK, bridgesOf, framesAtRest, growInChild } from '../helpers/dense';
 
 const N = 1100;
 const L = 256;
@@ -66,16 +66,33 @@ describe('58 bridge mode: a dense network of more than 1,023 containers', functi
     assert.equal(ports, N);
     assert.equal(bridges.size, Math.ceil((N + 2) / L), `bridges: ${[...bridges.keys()]}`);
     for (const [b, p] of bridges) assert.ok(p.length <= L, `${b} has ${p.length} ports`);
-    // Every host veth is on its address's block's bridge, and every leaf has its route.
-    const master = new Map(ipj(['link', 'show']).map((l: any) => [l.ifname, l.master]));
+    // Every host veth is on its address's block's bridge: slot 0's in the host, a leaf's in the
+    // leaf's namespace (on its bridge there, beside the trunk); every leaf's trunk has its route.
+    const hostOf = (ns?: string) => new Map(ipj(['link', 'show'], ns).map((l: any) => [l.ifname, l.master]));
+    const where = new Map<string, Map<string, string>>([[net.bridge, hostOf()]]);
+    for (const b of bridges.keys()) if (b !== net.bridge) where.set(b, hostOf(b));
     const routes = ipj(['route']);
     for (const e of eps) {
       const s = slot(e, 0);
-      const want = s === 0 ? net.bridge : `nm${net.id.slice(0, 8)}b${s}`;
-      assert.equal(master.get(e.hostVeth), want, `${e.ip} on ${want}`);
+      const b = s === 0 ? net.bridge : `nm${net.id.slice(0, 8)}b${s}`;
+      assert.equal(where.get(b)!.get(e.hostVeth), s === 0 ? net.bridge : LEAF_BRIDGE, `${e.ip} on ${b}`);
+      if (s) assert.equal(where.get(net.bridge)!.get(e.hostVeth), undefined, `${e.hostVeth} is not in the host`);
     }
-    for (const b of bridges.keys())
-      if (b !== net.bridge) assert.ok(routes.some((r: any) => r.dev === b && r.prefsrc === net.gateway && /\/24$/.test(r.dst)), `route via ${b}`);
+    for (const b of bridges.keys()) {
+      if (b === net.bridge) continue;
+      assert.ok(routes.some((r: any) => r.dev === b && r.prefsrc === net.gateway && /\/24$/.test(r.dst)), `route via ${b}`);
+      const trunk = ipj(['link', 'show', 'dev', b])[0];
+      assert.equal(trunk.link_type, 'ether');
+      assert.equal(trunk.address, net.bridgeMac, `${b}: the gateway's MAC`);
+      assert.equal(where.get(b)!.get(TRUNK), LEAF_BRIDGE, `${b}: its trunk on the leaf's bridge`);
+      // frames to the gateway leave by the trunk, never flooded: a static fdb entry
+      const fdb = JSON.parse(sh('bridge', ['-n', b, '-j', 'fdb', 'show', 'dev', TRUNK]));
+      assert.ok(fdb.some((f: any) => f.mac === net.bridgeMac && f.state === 'static'), `${b}: ${JSON.stringify(fdb)}`);
+    }
+    // What keeps one more attach flat: the host's namespace gives ids only to the namespaces its
+    // own links reach (slot 0's containers and the leaves), not to every container's.
+    const ids = ipj(['netns', 'list-id']).length;
+    assert.ok(ids <= L + bridges.size, `${ids} namespace ids in the host`);
   });
 
   it('the gateway reaches every container; at rest no bridge or port carries a frame', async () => {
@@ -108,15 +125,20 @@ describe('58 bridge mode: a dense network of more than 1,023 containers', functi
       assert.ok(ping(last.ip, nss[i].name), `linked ping from ${linked[k].ip}`);
       assert.equal(connect(nss[i].name, 'tcp', mid.ip, 80), null, 'a link opens one pair only');
     }
-    // The links are elements at both layers; the linkers' disconnects take them away.
-    const set = (name: string) => nftj().filter((o: any) => o.set?.name === name).flatMap((o: any) => o.set.elem ?? []);
+    // The links are elements at layer 3 in the host (all three pairs, both ways), and at layer 2
+    // only within a leaf: the same-leaf pair, in that leaf's namespace; the linkers' disconnects
+    // take them away.
+    const leaf4 = `nm${net.id.slice(0, 8)}b4`;
+    const set = (name: string, ns?: string) => nftj(ns).filter((o: any) => o.set?.name === name).flatMap((o: any) => o.set.elem ?? []);
     assert.equal(set('ilinks4').length, 6);
-    assert.equal(set('links4').length, 6);
+    assert.equal(set('links4').length, 0);
+    assert.equal(set('links4', leaf4).length, 2);
+    assert.equal(set('noicc', leaf4).length, eps.filter((e) => slot(e, 0) === 4).length + 1);
     // (the first two take their places back, unlinked)
     for (const e of linked) await e.disconnect();
     for (const [k, i] of linkers.slice(0, 2).entries()) eps.push(await net.connect(nss[i], { ip: want[k] }));
     assert.equal(set('ilinks4').length, 0);
-    assert.equal(set('links4').length, 0);
+    assert.equal(set('links4', leaf4).length, 0);
   });
 
   it('a published port on the last container answers from an outside namespace', async () => {
@@ -165,6 +187,7 @@ describe('58 bridge mode: a dense network of more than 1,023 containers', functi
     assert.deepEqual(second.removedVeths, []);
     assert.deepEqual(second.repaired, []);
     assert.equal(linkNamed(leaf6), undefined, 'the half-made leaf is gone');
+    assert.ok(!ipj(['netns', 'list']).some((n: any) => n.name === leaf6), 'with its namespace');
     // Every endpoint in the store is whole, and the kernel holds exactly these.
     const fresh = await openBridgeNetwork('dense');
     const all = await fresh.endpoints();
@@ -189,6 +212,7 @@ describe('58 bridge mode: a dense network of more than 1,023 containers', functi
     assert.equal(bridgesOf(net).size, 0);
     assert.deepEqual(ipj(['route']).filter((r: any) => String(r.dst).startsWith('10.58.')), []);
     assert.ok(!JSON.stringify(nftj()).includes(`nm${net.id.slice(0, 8)}b`), 'no leaf in the ruleset');
+    assert.deepEqual(ipj(['netns', 'list']).filter((n: any) => n.name.startsWith(`nm${net.id.slice(0, 8)}b`)), [], 'no leaf namespace');
   });
 });
 
