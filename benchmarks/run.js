@@ -340,21 +340,24 @@ async function netmodesScaling(peer, { k, extra, keep }) {
  * Scaling: one more attach with K already attached. netmodes: ONE network for every K, a dense one
  * (`portsPerBridge` 256; dense addresses, so its root bridge and then its leaves fill as its IPAM
  * would fill them), beside the like-for-like C floor on the same layout (`cfloorv4` with --ports-per-bridge, at
- * the same K). The other peers use one bridge, so K stays within what one bridge holds.
+ * the same K), each leaf in a namespace of its own as netmodes makes them for issue 20 (floor.c
+ * --leaf-ns). The other peers use one bridge, so K stays within what one bridge holds.
  */
 async function scalingAll(opts, log, keep) {
   const out = [];
   const one = async (name, k, extraOpts = {}, label = null) => {
     const layout = name === 'netmodes' || name === 'cfloorv4';
     const peer = name === 'netmodes' ? netmodesPeer({ ipOf: c.ipDense, portsPerBridge: c.PORTS_PER_BRIDGE, ...extraOpts })
-      : name === 'cfloorv4' ? require('./peers/cfloor').layoutPeer() : peerFor(name);
-    log(`scaling: ${name} with ${label || `${k} attached`} (+${opts.scaleExtra})${layout ? `, one dense network: root + leaves of ${c.PORTS_PER_BRIDGE}` : ''}`);
+      : name === 'cfloorv4' ? require('./peers/cfloor').layoutPeer(c.PORTS_PER_BRIDGE, { leafNs: true }) : peerFor(name);
+    log(`scaling: ${name} with ${label || `${k} attached`} (+${opts.scaleExtra})${layout ? `, one dense network: root + leaves of ${c.PORTS_PER_BRIDGE}` : ''}` +
+      (name === 'cfloorv4' ? ' in namespaces of their own' : ''));
     const res = name === 'netmodes'
       ? await netmodesScaling(peer, { k, extra: opts.scaleExtra, keep })
       : await prun.benchScaling(peer, { k, extra: opts.scaleExtra, keep, log: () => {} });
     res.label = label || String(k);
     res.networks = 1;
     if (layout) res.layout = { portsPerBridge: c.PORTS_PER_BRIDGE, bridges: 1 + Math.floor((k + opts.scaleExtra + 1) / c.PORTS_PER_BRIDGE) };
+    if (name === 'cfloorv4') res.layout.leafNamespaces = true;
     if (label) res.publishedPorts = k * 10;
     out.push(res);
     log(`  one more attach: p50 ${res.setup.p50} ms (mean ${res.setup.msPerContainer}), detach p50 ${res.teardown.p50} ms; prefill ${res.prefill.msPerContainer} ms/c` +

@@ -12,7 +12,8 @@
 //            vethQueues; default: the kernel's, one per possible CPU)
 //            --disable-ipv6 (attach: net.ipv6.conf.VETH.disable_ipv6 = 1 on the host end right after
 //            the create, as netmodes does for its bridge ports)
-//            --ports-per-bridge L --leaf-prefix P [--mtu M] (attach: the multi-bridge layout, below)
+//            --ports-per-bridge L --leaf-prefix P [--mtu M] [--leaf-ns DIR] (the multi-bridge layout,
+//            below; with --leaf-ns, detach needs the same three to find each veth's namespace)
 //   LINES:   one container per line: "<netns path> <host veth> <ipv4> <published port>"
 //
 // Per container, the same kernel work as the ip/ipbatch peers (benchmarks/peers/iproute.js):
@@ -40,10 +41,29 @@
 // 3 requests (and a link lookup of the root's MAC once) and 3 sysctl writes. The container's host
 // veth then gets the slot's bridge as master. (netmodes also adds the leaf to its firewall's
 // bridge set and marks it with an alias; the floor's table has no per-bridge rule.)
+// With --leaf-ns DIR (issue 20) each leaf is a namespace of its own instead, so that the host's
+// namespace holds no host end of a container's veth: every RTM_NEWLINK notification about a link
+// names its peer's namespace by an id, which the kernel finds by walking all the ids the link's
+// namespace has given out, one per container namespace a veth reaches (benchmarks/66.leaf-namespaces.js).
+// Slot s > 0 then has:
+//   DIR/P"b"s     the leaf namespace, pinned by a bind mount (found there when an earlier run made it);
+//   in it, br0    a bridge (STP off, forward delay 0, the kernel's MAC, MTU M, one queue pair), IPv6
+//                 disabled and addrgenmode none, up;
+//   trunk         a veth: the host end P"b"s (the root's MAC, MTU M, one queue pair) and its peer
+//                 `trunk`, made by the host's socket straight into the leaf (IFLA_NET_NS_FD); trunk
+//                 with IPv6 disabled, on br0, up; a static fdb entry on br0 for the root's MAC on
+//                 trunk (the gateway's frames are never flooded); the host end with IPv6 disabled,
+//                 addrgenmode none, up, and the route and proxy ARP of a leaf bridge above;
+// 8 requests, 5 sysctl writes and one mount. The container's veth is then made by a socket in the
+// leaf namespace (one per leaf, kept open), its host end on br0; its IPv6 sysctl is written from
+// there too. Detach moves (or deletes) each veth through the socket of its namespace, and
+// detach-group deletes the group in the host's namespace and in every leaf namespace it used.
+// Neither layout adds neighbour entries for the containers (the host finds them by ARP).
 // Every request carries NLM_F_ACK and the program waits for that ACK before the next one (a failure
 // stops the run with the kernel's error and extended-ack message, exit status 1).
 // The namespace socket is opened per container: open the namespace file, setns() into it, socket(),
 // setns() back (safe here: one thread). Its opening and closing are inside the container's time.
+// The same thread makes a leaf namespace with unshare(CLONE_NEWNET) and goes back by setns().
 //
 // Output (stdout, one JSON object): {"mode", "count", "ms": [per container, in input order],
 // "totalMs", "bulkDeleteMs" (detach-group only)}; CLOCK_MONOTONIC. The veth peer is brought up by a
@@ -55,10 +75,12 @@
 #include <fcntl.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
+#include <linux/nsfs.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <net/if.h>
@@ -68,7 +90,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -224,7 +249,7 @@ static struct sock nl_open_in(int nsfd, int home, int proto) {
 // --- requests ------------------------------------------------------------------------------------------
 
 struct opts {
-  const char *bridge, *gateway, *table, *map, *leaf_prefix;
+  const char *bridge, *gateway, *table, *map, *leaf_prefix, *leaf_ns;
   int prefix, port, ipv6, port_no_ipv6;
   uint32_t group, queues, per_bridge, mtu;
 };
@@ -239,24 +264,29 @@ static void link_msg(struct buf *b, struct sock *s, uint16_t type, uint16_t flag
   msg_begin(b, type, NLM_F_ACK | flags, ++s->seq, &ifi, sizeof ifi);
 }
 
-/** ip link add VETH [numtxqueues Q numrxqueues Q] [mtu M] master BRIDGE [up] type veth peer name eth0 [Q queues] [mtu M] netns NS */
-static void veth_add(struct sock *s, const struct container *c, int nsfd, int bridge, unsigned up, uint32_t queues, uint32_t mtu) {
+/**
+ * ip link add NAME [numtxqueues Q numrxqueues Q] [mtu M] [address MAC] [master BRIDGE] [up] type veth
+ *   peer name PEER [Q queues] [mtu M] netns NS
+ */
+static void veth_add(struct sock *s, const char *name, const char *peer_name, int nsfd, int bridge, unsigned up,
+                     uint32_t queues, uint32_t mtu, const unsigned char *mac) {
   struct buf b = {0};
   link_msg(&b, s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, up);
-  put_str(&b, IFLA_IFNAME, c->veth);
+  put_str(&b, IFLA_IFNAME, name);
   if (queues) {
     put_u32(&b, IFLA_NUM_TX_QUEUES, queues);
     put_u32(&b, IFLA_NUM_RX_QUEUES, queues);
   }
   if (mtu) put_u32(&b, IFLA_MTU, mtu);
-  put_u32(&b, IFLA_MASTER, (uint32_t)bridge);
+  if (mac) put(&b, IFLA_ADDRESS, mac, 6);
+  if (bridge) put_u32(&b, IFLA_MASTER, (uint32_t)bridge);
   size_t info = nest_begin(&b, IFLA_LINKINFO);
   put_str(&b, IFLA_INFO_KIND, "veth");
   size_t data = nest_begin(&b, IFLA_INFO_DATA);
   size_t peer = nest_begin(&b, VETH_INFO_PEER);
   struct ifinfomsg pifi = {.ifi_family = AF_UNSPEC};
   memcpy(reserve(&b, sizeof pifi), &pifi, sizeof pifi);
-  put_str(&b, IFLA_IFNAME, "eth0");
+  put_str(&b, IFLA_IFNAME, peer_name);
   if (queues) {
     put_u32(&b, IFLA_NUM_TX_QUEUES, queues);
     put_u32(&b, IFLA_NUM_RX_QUEUES, queues);
@@ -364,15 +394,15 @@ static void link_group(struct sock *s, const char *name, uint32_t group) {
   exchange(s, &b, s->seq, "link set group", NULL, NULL);
 }
 
-/** ip link add NAME numtxqueues 1 numrxqueues 1 [mtu M] address MAC type bridge stp_state 0 forward_delay 0 (down) */
-static void bridge_add(struct sock *s, const char *name, uint32_t mtu, const unsigned char mac[6]) {
+/** ip link add NAME numtxqueues 1 numrxqueues 1 [mtu M] [address MAC] type bridge stp_state 0 forward_delay 0 (down) */
+static void bridge_add(struct sock *s, const char *name, uint32_t mtu, const unsigned char *mac) {
   struct buf b = {0};
   link_msg(&b, s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, 0);
   put_str(&b, IFLA_IFNAME, name);
   put_u32(&b, IFLA_NUM_TX_QUEUES, 1);
   put_u32(&b, IFLA_NUM_RX_QUEUES, 1);
   if (mtu) put_u32(&b, IFLA_MTU, mtu);
-  put(&b, IFLA_ADDRESS, mac, 6);
+  if (mac) put(&b, IFLA_ADDRESS, mac, 6);
   size_t info = nest_begin(&b, IFLA_LINKINFO);
   put_str(&b, IFLA_INFO_KIND, "bridge");
   size_t data = nest_begin(&b, IFLA_INFO_DATA);
@@ -389,8 +419,8 @@ static void group_del(struct sock *s, uint32_t group) {
   struct buf b = {0};
   link_msg(&b, s, RTM_DELLINK, 0, 0, 0);
   put_u32(&b, IFLA_GROUP, group);
-  // ENODEV: the group is empty, another floor process of a parallel run (benchmarks/peers/cfloor.js
-  // runParallel) deleted what was in it.
+  // ENODEV: the group is empty: another floor process of a parallel run (benchmarks/peers/cfloor.js
+  // runParallel) deleted what was in it, or (--leaf-ns) none of this run's veths was in this namespace.
   tolerated_errno = ENODEV;
   exchange(s, &b, s->seq, "link del group", NULL, NULL);
   tolerated_errno = 0;
@@ -435,8 +465,28 @@ static void element(struct sock *s, const struct opts *o, const struct container
 
 // --- the multi-bridge layout ---------------------------------------------------------------------------
 
-static int *leaves;     // ifindex of the leaf bridge of each slot (0: not known yet); slot 0 is the root
-static size_t n_leaves; // entries in `leaves`
+/** A slot's leaf, once this run knows it. */
+struct leaf {
+  int index;      // the leaf bridge (--leaf-ns: br0, in the leaf namespace); 0: not known yet
+  int ns;         // --leaf-ns: the leaf namespace, else -1
+  struct sock rt; // --leaf-ns: a socket in it, open for the rest of the run
+};
+
+static struct leaf *leaves; // by slot; slot 0 is the root and has no entry of its own
+static size_t n_leaves;     // entries in `leaves`
+
+/** The entry of `slot` (the table grows to hold it: a pointer is good until the next call). */
+static struct leaf *leaf_at(uint32_t slot) {
+  if (slot >= n_leaves) {
+    size_t n = (size_t)slot + 1;
+    struct leaf *grown = realloc(leaves, n * sizeof *leaves);
+    if (!grown) die("out of memory");
+    for (size_t k = n_leaves; k < n; k++) grown[k] = (struct leaf){.index = 0, .ns = -1, .rt = {.fd = -1}};
+    leaves = grown;
+    n_leaves = n;
+  }
+  return &leaves[slot];
+}
 
 static void leaf_name(char *out, const struct opts *o, char kind, uint32_t slot) {
   if (snprintf(out, IFNAMSIZ, "%s%c%u", o->leaf_prefix, kind, slot) >= IFNAMSIZ) die("leaf name %s%c%u too long", o->leaf_prefix, kind, slot);
@@ -485,46 +535,170 @@ static void block_route(struct sock *s, uint32_t block, int len, int index, cons
   exchange(s, &b, s->seq, "route add", NULL, NULL);
 }
 
-/** The bridge container `c` goes on: the root for slot 0, else the slot's leaf (made here if missing). */
-static int bridge_for(const struct opts *o, const struct container *c, struct sock *host, int root) {
-  if (!o->per_bridge) return root;
-  uint32_t slot = slot_of(o, c->ip);
-  if (!slot) return root;
-  if (slot >= n_leaves) {
-    size_t n = (size_t)slot + 1;
-    int *grown = realloc(leaves, n * sizeof *leaves);
-    if (!grown) die("out of memory");
-    memset(grown + n_leaves, 0, (n - n_leaves) * sizeof *grown);
-    leaves = grown;
-    n_leaves = n;
+/**
+ * The root's MAC, the leaves' own (so the gateway's frames look the same on every bridge), and proxy
+ * ARP on the root: once, when the run makes its first leaf.
+ */
+static const unsigned char *root_once(const struct opts *o, struct sock *host, int root) {
+  static unsigned char mac[6];
+  static int done;
+  if (!done) {
+    struct buf b = {0};
+    link_msg(&b, host, RTM_GETLINK, 0, root, 0);
+    put_u32(&b, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+    exchange(host, &b, host->seq, "root get", take_mac, mac);
+    proxy_arp(o->bridge);
+    done = 1;
   }
-  if (leaves[slot]) return leaves[slot];
+  return mac;
+}
+
+/** The route to the block of address `ip` through host link NAME (`index`), and proxy ARP on it. */
+static void leaf_route(const struct opts *o, struct sock *host, const char *ip, const char *name, int index) {
+  uint32_t a = ntohl(parse_ip(ip).s_addr);
+  uint32_t len = 32;
+  for (uint32_t l = o->per_bridge; l > 1; l >>= 1) len--;
+  block_route(host, a & ~(o->per_bridge - 1), (int)len, index, o->gateway);
+  proxy_arp(name);
+}
+
+/** The leaf bridge of slot `slot` (> 0, container `c`'s) in the host's namespace, made here if missing. */
+static int bridge_for(const struct opts *o, const struct container *c, uint32_t slot, struct sock *host, int root) {
+  struct leaf *l = leaf_at(slot);
+  if (l->index) return l->index;
   char leaf[IFNAMSIZ];
   leaf_name(leaf, o, 'b', slot);
   int index = (int)if_nametoindex(leaf); // made by an earlier run on the same root
   if (!index) {
-    static unsigned char mac[6];
-    static int root_done;
-    if (!root_done) {
-      struct buf b = {0};
-      link_msg(&b, host, RTM_GETLINK, 0, root, 0);
-      put_u32(&b, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
-      exchange(host, &b, host->seq, "root get", take_mac, mac);
-      proxy_arp(o->bridge);
-      root_done = 1;
-    }
-    bridge_add(host, leaf, o->mtu, mac);
+    bridge_add(host, leaf, o->mtu, root_once(o, host, root));
     disable_ipv6(leaf);
     link_up(host, leaf);
     index = (int)if_nametoindex(leaf);
     if (!index) die("leaf %s: %s", leaf, strerror(errno));
-    uint32_t a = ntohl(parse_ip(c->ip).s_addr);
-    uint32_t len = 32;
-    for (uint32_t l = o->per_bridge; l > 1; l >>= 1) len--;
-    block_route(host, a & ~(o->per_bridge - 1), (int)len, index, o->gateway);
-    proxy_arp(leaf);
+    leaf_route(o, host, c->ip, leaf, index);
   }
-  return leaves[slot] = index;
+  return l->index = index;
+}
+
+/** setns() into network namespace `ns`; a failure stops the run (the thread would be in the wrong one). */
+static void enter(int ns) {
+  if (setns(ns, CLONE_NEWNET) < 0) die("setns: %s", strerror(errno));
+}
+
+/** disable_ipv6 on NAME in namespace `ns` (-1: this one): /proc/sys/net shows the writer's namespace. */
+static void disable_ipv6_in(int ns, int home, const char *name) {
+  if (ns < 0) {
+    disable_ipv6(name);
+    return;
+  }
+  enter(ns);
+  disable_ipv6(name);
+  enter(home);
+}
+
+static void leaf_path(char *out, size_t size, const struct opts *o, const char *name) {
+  if (snprintf(out, size, "%s/%s", o->leaf_ns, name) >= (int)size) die("leaf namespace path %s/%s too long", o->leaf_ns, name);
+}
+
+/**
+ * --leaf-ns: slot `slot`'s leaf namespace as an earlier run left it (the file DIR/P"b"s holds a
+ * network namespace), with a socket in it and br0's index; NULL when there is none. An empty file is
+ * the mount point of a namespace since unmounted.
+ */
+static struct leaf *leaf_ns_open(const struct opts *o, uint32_t slot, int home) {
+  struct leaf *l = leaf_at(slot);
+  if (l->ns >= 0) return l;
+  char name[IFNAMSIZ], path[512];
+  leaf_name(name, o, 'b', slot);
+  leaf_path(path, sizeof path, o, name);
+  int ns = open(path, O_RDONLY | O_CLOEXEC);
+  if (ns < 0 && errno != ENOENT) die("open %s: %s", path, strerror(errno));
+  if (ns < 0) return NULL;
+  if (ioctl(ns, NS_GET_NSTYPE) != CLONE_NEWNET) {
+    close(ns);
+    return NULL;
+  }
+  enter(ns);
+  l->rt = nl_open(NETLINK_ROUTE);
+  l->index = (int)if_nametoindex("br0");
+  enter(home);
+  if (!l->index) die("leaf namespace %s: no br0", path);
+  l->ns = ns;
+  return l;
+}
+
+/** bridge fdb add MAC dev PORT master static (NUD_NOARP: static, not the bridge's own address) */
+static void fdb_static(struct sock *s, int port, const unsigned char mac[6]) {
+  struct buf b = {0};
+  struct ndmsg nd = {.ndm_family = AF_BRIDGE, .ndm_ifindex = port, .ndm_state = NUD_NOARP, .ndm_flags = NTF_MASTER};
+  msg_begin(&b, RTM_NEWNEIGH, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, ++s->seq, &nd, sizeof nd);
+  put(&b, NDA_LLADDR, mac, 6);
+  exchange(s, &b, s->seq, "fdb add", NULL, NULL);
+}
+
+/** ip link set INDEX master BRIDGE up */
+static void port_up(struct sock *s, int index, int bridge) {
+  struct buf b = {0};
+  link_msg(&b, s, RTM_NEWLINK, 0, index, IFF_UP);
+  put_u32(&b, IFLA_MASTER, (uint32_t)bridge);
+  exchange(s, &b, s->seq, "port up", NULL, NULL);
+}
+
+/**
+ * --leaf-ns: slot `slot`'s leaf namespace (found, or made here with its br0 and its trunk to the
+ * host; the layout in the comment at the top). The thread is in the leaf from unshare() until the
+ * trunk's leaf end is done, for the sysctls of br0 and trunk and for their indexes.
+ */
+static struct leaf *leaf_ns_for(const struct opts *o, const struct container *c, uint32_t slot, struct sock *host, int root, int home) {
+  struct leaf *l = leaf_ns_open(o, slot, home);
+  if (l) return l;
+  l = leaf_at(slot);
+  const unsigned char *mac = root_once(o, host, root);
+  char name[IFNAMSIZ], path[512];
+  leaf_name(name, o, 'b', slot);
+  leaf_path(path, sizeof path, o, name);
+  if (mkdir(o->leaf_ns, 0755) < 0 && errno != EEXIST) die("mkdir %s: %s", o->leaf_ns, strerror(errno));
+  int pin = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0);
+  if (pin < 0) die("create %s: %s", path, strerror(errno));
+  close(pin);
+  if (unshare(CLONE_NEWNET) < 0) die("unshare(CLONE_NEWNET): %s", strerror(errno));
+  if (mount("/proc/thread-self/ns/net", path, NULL, MS_BIND, NULL) < 0) die("mount %s: %s", path, strerror(errno));
+  l->ns = open(path, O_RDONLY | O_CLOEXEC);
+  if (l->ns < 0) die("open %s: %s", path, strerror(errno));
+  l->rt = nl_open(NETLINK_ROUTE);
+  bridge_add(&l->rt, "br0", o->mtu, NULL);
+  disable_ipv6("br0");
+  no_ipv6(&l->rt, "br0", IFF_UP); // IPv6 is already disabled, so coming up in the same message is quiet
+  l->index = (int)if_nametoindex("br0");
+  veth_add(host, name, "trunk", l->ns, 0, 0, 1, o->mtu, mac);
+  disable_ipv6("trunk");
+  int trunk = (int)if_nametoindex("trunk");
+  if (!l->index || !trunk) die("leaf namespace %s: br0 or trunk missing", path);
+  port_up(&l->rt, trunk, l->index);
+  fdb_static(&l->rt, trunk, mac);
+  enter(home);
+  disable_ipv6(name);
+  no_ipv6(host, name, 0);
+  link_up(host, name);
+  int index = (int)if_nametoindex(name);
+  if (!index) die("trunk %s: %s", name, strerror(errno));
+  leaf_route(o, host, c->ip, name, index);
+  return l;
+}
+
+/** Where a container's veth is made: that namespace's socket, the bridge there, the namespace (-1: the host's). */
+struct place {
+  struct sock *s;
+  int bridge, ns;
+};
+
+/** The place of container `c`: the root for slot 0, else the slot's leaf (made here if missing). */
+static struct place place_for(const struct opts *o, const struct container *c, struct sock *host, int root, int home) {
+  uint32_t slot = o->per_bridge ? slot_of(o, c->ip) : 0;
+  if (!slot) return (struct place){host, root, -1};
+  if (!o->leaf_ns) return (struct place){host, bridge_for(o, c, slot, host, root), -1};
+  struct leaf *l = leaf_ns_for(o, c, slot, host, root, home);
+  return (struct place){&l->rt, l->index, l->ns};
 }
 
 // --- per container -------------------------------------------------------------------------------------
@@ -533,8 +707,9 @@ static void attach(const struct opts *o, const struct container *c, struct sock 
                    int home, int bridge) {
   int nsfd = open(c->ns, O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) die("open %s: %s", c->ns, strerror(errno));
-  veth_add(host, c, nsfd, bridge_for(o, c, host, bridge), o->ipv6 ? IFF_UP : 0, o->queues, o->mtu);
-  if (o->port_no_ipv6) disable_ipv6(c->veth);
+  struct place p = place_for(o, c, host, bridge, home);
+  veth_add(p.s, c->veth, "eth0", nsfd, p.bridge, o->ipv6 ? IFF_UP : 0, o->queues, o->mtu, NULL);
+  if (o->port_no_ipv6) disable_ipv6_in(p.ns, home, c->veth);
   struct sock in = nl_open_in(nsfd, home, NETLINK_ROUTE);
   addr_add(&in, link_index(&in, "eth0"), c->ip, o->prefix);
   link_up(&in, "lo");
@@ -542,8 +717,8 @@ static void attach(const struct opts *o, const struct container *c, struct sock 
     link_up(&in, "eth0");
   } else {
     no_ipv6(&in, "eth0", IFF_UP); // the host end is still down: no carrier, no fe80:: meanwhile
-    no_ipv6(host, c->veth, 0);
-    link_up(host, c->veth);
+    no_ipv6(p.s, c->veth, 0);
+    link_up(p.s, c->veth);
   }
   default_route(&in, o->gateway);
   close(in.fd);
@@ -551,10 +726,17 @@ static void attach(const struct opts *o, const struct container *c, struct sock 
   element(nft, o, c, 1);
 }
 
-static void detach(const struct opts *o, const struct container *c, struct sock *host, struct sock *nft, int grouped) {
+static void detach(const struct opts *o, const struct container *c, struct sock *host, struct sock *nft, int grouped, int home) {
   element(nft, o, c, 0);
-  if (grouped) link_group(host, c->veth, o->group);
-  else link_del(host, c->veth);
+  struct sock *s = host; // the socket of the namespace the veth's host end is in
+  uint32_t slot = o->leaf_ns ? slot_of(o, c->ip) : 0;
+  if (slot) {
+    struct leaf *l = leaf_ns_open(o, slot, home);
+    if (!l) die("%s: no leaf namespace for slot %u under %s", c->veth, slot, o->leaf_ns);
+    s = &l->rt;
+  }
+  if (grouped) link_group(s, c->veth, o->group);
+  else link_del(s, c->veth);
 }
 
 // --- main ----------------------------------------------------------------------------------------------
@@ -562,7 +744,8 @@ static void detach(const struct opts *o, const struct container *c, struct sock 
 static void usage(void) {
   fprintf(stderr, "usage: floor attach|detach|detach-group [--bridge B] [--gateway IP] [--prefix N] [--table T] [--map M]\n"
                   "             [--port P] [--group G] [--no-ipv6] [--queues N] [--disable-ipv6]\n"
-                  "             [--ports-per-bridge L --leaf-prefix P [--mtu M]] < lines of \"netns-path veth ipv4 port\"\n");
+                  "             [--ports-per-bridge L --leaf-prefix P [--mtu M] [--leaf-ns DIR]]\n"
+                  "             < lines of \"netns-path veth ipv4 port\"\n");
   exit(2);
 }
 
@@ -613,10 +796,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--ports-per-bridge")) o.per_bridge = (uint32_t)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--leaf-prefix")) o.leaf_prefix = v;
     else if (!strcmp(a, "--mtu")) o.mtu = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--leaf-ns")) o.leaf_ns = v;
     else usage();
   }
   if (o.prefix < 0 || o.prefix > 32 || o.port < 1 || o.port > 65535) usage();
   if (o.per_bridge && (!o.leaf_prefix || !*o.leaf_prefix || (o.per_bridge & (o.per_bridge - 1)) || o.per_bridge < 2)) usage();
+  if (o.leaf_ns && (!o.per_bridge || !*o.leaf_ns)) usage();
 
   struct container *list;
   int n = read_containers(&list);
@@ -632,13 +817,15 @@ int main(int argc, char **argv) {
     current = list[i].ns;
     double t = now_ms();
     if (attaching) attach(&o, &list[i], &host, &nft, home, bridge);
-    else detach(&o, &list[i], &host, &nft, grouped);
+    else detach(&o, &list[i], &host, &nft, grouped, home);
     ms[i] = now_ms() - t;
   }
   current = "-";
   if (grouped && n) {
     double t = now_ms();
     group_del(&host, o.group);
+    for (size_t k = 1; k < n_leaves; k++)
+      if (leaves[k].ns >= 0) group_del(&leaves[k].rt, o.group);
     bulk = now_ms() - t;
   }
   double total = now_ms() - t0;

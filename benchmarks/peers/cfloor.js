@@ -21,6 +21,7 @@
 // times setupAll/teardownAll over the wall clock (one exec included) and takes p50/p99 from the
 // per-container times the program reports (`latencies`).
 
+const fs = require('fs');
 const path = require('path');
 const sb = require('./sandbox');
 const c = require('./common');
@@ -94,19 +95,27 @@ function parts(r) {
   return p;
 }
 
-function peer(name, detachMode, { ipv6 = true, queues, portNoIpv6 = false, perBridge = 0, ipOf = c.ipFor } = {}) {
-  const layout = perBridge ? ['--ports-per-bridge', String(perBridge), '--leaf-prefix', c.LEAF_PREFIX, '--mtu', '1500'] : [];
-  const flags = [...(ipv6 ? [] : ['--no-ipv6']), ...(queues ? ['--queues', String(queues)] : []), ...(portNoIpv6 ? ['--disable-ipv6'] : []), ...layout];
-  const setupAll = (list) => parts(run('attach', list, flags, ipOf));
-  const teardownAll = (list) => parts(run(detachMode, list, [], ipOf));
+/** Where the floor pins the leaf namespaces of the layout with --leaf-ns (the sandbox's work tmpfs). */
+function leafNsDir() { return path.join(sb.workPath(), 'cfloor-leafns'); }
+
+function peer(name, detachMode, { ipv6 = true, queues, portNoIpv6 = false, perBridge = 0, leafNs = false, ipOf = c.ipFor } = {}) {
+  // Built when the floor runs: the directory of the leaf namespaces is known inside the sandbox only.
+  const layout = () => (perBridge ? ['--ports-per-bridge', String(perBridge), '--leaf-prefix', c.LEAF_PREFIX, '--mtu', '1500',
+    ...(leafNs ? ['--leaf-ns', leafNsDir()] : [])] : []);
+  const flags = () => [...(ipv6 ? [] : ['--no-ipv6']), ...(queues ? ['--queues', String(queues)] : []), ...(portNoIpv6 ? ['--disable-ipv6'] : []), ...layout()];
+  // With leaf namespaces a veth's host end is in its slot's namespace: detach finds it by the layout.
+  const detachFlags = () => (leafNs ? layout() : []);
+  const setupAll = (list) => parts(run('attach', list, flags(), ipOf));
+  const teardownAll = (list) => parts(run(detachMode, list, detachFlags(), ipOf));
   return {
     name, batch: true, selfTimed: true, setupAll, teardownAll,
     // The concurrent section: `procs` processes at once, each on its slice of the containers.
-    setupParallel: (list, procs) => runParallel('attach', list, procs, flags, ipOf),
-    teardownParallel: (list, procs) => runParallel(detachMode, list, procs, [], ipOf),
+    setupParallel: (list, procs) => runParallel('attach', list, procs, flags(), ipOf),
+    teardownParallel: (list, procs) => runParallel(detachMode, list, procs, detachFlags(), ipOf),
     init() {
       compile();
-      return { ...iproute.init(), compiler, detach: detachMode, ipv6, queues: queues ?? 'kernel default', hostEndIpv6Disabled: portNoIpv6, ...(perBridge ? { portsPerBridge: perBridge } : {}) };
+      return { ...iproute.init(), compiler, detach: detachMode, ipv6, queues: queues ?? 'kernel default', hostEndIpv6Disabled: portNoIpv6,
+        ...(perBridge ? { portsPerBridge: perBridge, leafNamespaces: leafNs } : {}) };
     },
     fini: iproute.fini,
     // Single-container forms (verify, or a caller that wants them): one process each.
@@ -119,17 +128,27 @@ function peer(name, detachMode, { ipv6 = true, queues, portNoIpv6 = false, perBr
 /**
  * `cfloorv4` on the layout of one dense netmodes network (root pbbr0 + routed leaf bridges of
  * `perBridge` ports with proxy ARP, benchmarks/floor/floor.c), with the dense addresses: the floor of the scaling
- * section's one network at any K. fini deletes the leaves.
+ * section's one network at any K. With `leafNs` each leaf is a namespace of its own (issue 20:
+ * br0 in it, a trunk veth to the host, the containers' host ends in it; floor.c --leaf-ns), pinned
+ * under the sandbox's work directory. fini deletes the leaves: the leaf bridges, or the trunks'
+ * host ends (each takes its peer along) and the leaf namespaces' mounts (the last reference to each
+ * namespace: the kernel then removes it with the host ends in it and their peers).
  */
-function layoutPeer(perBridge = c.PORTS_PER_BRIDGE) {
-  const base = peer('cfloorv4', 'detach-group', { ipv6: false, queues: 1, portNoIpv6: true, perBridge, ipOf: c.ipDense });
-  const leafRe = new RegExp(`^${c.LEAF_PREFIX}b\\d+$`); // a leaf bridge (its route goes with it)
+function layoutPeer(perBridge = c.PORTS_PER_BRIDGE, { leafNs = false } = {}) {
+  const base = peer('cfloorv4', 'detach-group', { ipv6: false, queues: 1, portNoIpv6: true, perBridge, leafNs, ipOf: c.ipDense });
+  const leafRe = new RegExp(`^${c.LEAF_PREFIX}b\\d+$`); // a leaf bridge or a trunk's host end (its route goes with it)
   return {
     ...base,
     layout: true,
     fini() {
       const links = sb.sandboxLinks().filter((l) => leafRe.test(l));
       if (links.length) sb.sh('ip', ['-batch', '-'], { input: links.map((l) => `link del ${l}\n`).join('') });
+      const dir = leafNs && leafNsDir();
+      if (dir && fs.existsSync(dir)) {
+        // A file left empty by a run that stopped before its mount is no mount point: umount fails on it.
+        for (const f of fs.readdirSync(dir)) sb.sh('umount', [path.join(dir, f)], { allowFail: true });
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
       base.fini();
     },
   };
