@@ -363,7 +363,7 @@ describe('85 CNI plugin', function () {
       for (const [id, n] of [['d1', a], ['d2', b]]) assert.equal((await call({ command: 'DEL', containerId: id, netns: nsPath(n), ifname: 'eth0' }, dual)).code, 0);
     });
 
-    it('portsPerBridge: a container on a leaf bridge is named on that leaf in the result, and talks to one on the root', async () => {
+    it('portsPerBridge: a container on a leaf is named on that leaf in the result (its host end in the leaf\'s namespace), and talks to one on the root', async () => {
       const dense = {
         cniVersion: '1.0.0', name: 'densecni', type: 'netmodes', bridge: 'nmdense0', isGateway: true, portsPerBridge: 16,
         ipam: { type: 'host-local', ranges: [[{ subnet: '10.88.20.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] },
@@ -375,12 +375,17 @@ describe('85 CNI plugin', function () {
         assert.equal(ra.code, 0, ra.stdout);
         const rb = await call({ command: 'ADD', containerId: 'l1', netns: nsPath(b), ifname: 'eth0' }, { ...dense, runtimeConfig: { ips: ['10.88.20.20/24'] } });
         assert.equal(rb.code, 0, rb.stdout);
-        // The kernel's view: which bridge each host veth is on.
-        const masterOf = (r: any) => ipj(['link', 'show', 'dev', r.json.interfaces[1].name])[0].master;
+        // The kernel's view: which bridge each host veth is on (a leaf's: in the leaf's namespace,
+        // which the result gives as the host end's sandbox; the result's bridge is the leaf's trunk).
+        const masterOf = (r: any, ns?: string) => ipj(['link', 'show', 'dev', r.json.interfaces[1].name], ns)[0].master;
         assert.equal(ra.json.interfaces[0].name, 'nmdense0');
         assert.equal(masterOf(ra), 'nmdense0');
-        assert.notEqual(rb.json.interfaces[0].name, 'nmdense0', 'slot 1 is a leaf');
-        assert.equal(rb.json.interfaces[0].name, masterOf(rb));
+        assert.equal(ra.json.interfaces[1].sandbox, undefined, 'slot 0: in the host');
+        const leaf = rb.json.interfaces[0].name;
+        assert.match(leaf, /^nm[0-9a-f]{8}b1$/, 'slot 1 is a leaf');
+        assert.equal(rb.json.interfaces[1].sandbox, `/run/netns/${leaf}`);
+        assert.equal(masterOf(rb, leaf), 'br0');
+        assert.equal(ipj(['link', 'show', 'dev', leaf])[0].address, rb.json.interfaces[0].mac);
         assert.equal(rb.json.interfaces[0].mac, ra.json.interfaces[0].mac, 'a leaf has the network bridge\'s MAC');
         assert.ok(ping('10.88.20.5', b), 'leaf to root');
         for (const [id, n] of [['r1', a], ['l1', b]]) assert.equal((await call({ command: 'DEL', containerId: id, netns: nsPath(n), ifname: 'eth0' }, dense)).code, 0);
