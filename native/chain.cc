@@ -10,7 +10,9 @@
 //     fs?:     FsOp[]          fsBatch's ops (native/fs/fs.cc), e.g. a lock and claims
 //     expect?: (null | string | string[])[]   per fs op: a read's exact content, or the only
 //                              names a list may hold (others, or none given: anything)
-//     nft?:    { ns, msgs }    one nf_tables transaction (nftTransact's)
+//     nft?:    { ns, msgs } | [{ ns, msgs }, ...]   nf_tables transactions (nftTransact's), one
+//                              per namespace, in order; the first that fails ends the step (those
+//                              before it stay committed: the caller's to undo)
 //     rtnl?:   { ops, pipelined?, early?, quiet? }  rtnlExec's; `quiet`: when every op succeeded, an
 //                              array of as many holes instead of the results (no conversion); `early` (with a lock as the first fs op):
 //                              ops before that index start once the lock is held, beside the
@@ -22,7 +24,7 @@
 //     ns?: NetlinkError                       the namespace could not be opened (nothing else ran)
 //     fs: results (as fsBatch's; fewer when a lock was busy), fsError?: NetlinkError
 //     go: boolean             every fs op ran, every reserve got true, every expectation held
-//     nft?: null | error      undefined when not run
+//     nft?: null | error      undefined when not run; the first transaction's error
 //     rtnl?: results | error  (as rtnlExec's; undefined when not run)
 //     rtnlGated?: true        the early ops ran but the rest did not (fs or nft did not go well):
 //                              what the early ones made is the caller's to undo
@@ -64,8 +66,11 @@ struct Spec {
   std::string ns_path;
   std::vector<fsb::Op> fs;
   std::vector<Expect> expect;
-  std::shared_ptr<NsState> nft_ns;
-  std::optional<nft::Value> nft_msgs;
+  struct NftTx {
+    std::shared_ptr<NsState> ns;
+    nft::Value msgs;
+  };
+  std::vector<NftTx> nft;
   std::vector<rtnl::BoundOp> rtnl;
   bool has_rtnl = false, pipelined = false;
   size_t early = 0;  // see the header comment (0: everything in order)
@@ -188,16 +193,19 @@ bool UsesTarget(const rtnl::BoundOp& b) {
 
 // The nf_tables step (both ways of running a chain).
 void RunNft(Spec& s, Out& o) {
-  if (!s.nft_msgs) return;
+  if (s.nft.empty()) return;
   o.nft_ran = true;
-  try {
-    nft::Value ignored;
-    o.nft_encode_error = nft::EncodeAndTransact(*s.nft_ns, *s.nft_msgs, nft::BatchOptions{}, &ignored);
-  } catch (const NlError& e) {
-    o.nft_failed = true;
-    o.nft_err = e;
-  } catch (const std::exception& e) {
-    o.nft_encode_error = e.what();
+  for (auto& tx : s.nft) {
+    try {
+      nft::Value ignored;
+      o.nft_encode_error = nft::EncodeAndTransact(*tx.ns, tx.msgs, nft::BatchOptions{}, &ignored);
+    } catch (const NlError& e) {
+      o.nft_failed = true;
+      o.nft_err = e;
+    } catch (const std::exception& e) {
+      o.nft_encode_error = e.what();
+    }
+    if (o.nft_failed || !o.nft_encode_error.empty()) return;
   }
 }
 
@@ -339,10 +347,18 @@ Napi::Value JsChainRun(const Napi::CallbackInfo& info) {
     }
   }
   if (Has(o, "nft")) {
-    if (!o.Get("nft").IsObject()) ThrowType(env, "chainRun: nft must be { ns, msgs }");
-    Napi::Object n = o.Get("nft").As<Napi::Object>();
-    s->nft_ns = NsArg(n.Get("ns"));
-    s->nft_msgs = nft::OpsFromJs(n.Get("msgs"));
+    Napi::Value v = o.Get("nft");
+    auto one = [&](Napi::Value x) {
+      if (!x.IsObject() || x.IsArray()) ThrowType(env, "chainRun: nft must be { ns, msgs } or an array of them");
+      Napi::Object n = x.As<Napi::Object>();
+      s->nft.push_back({NsArg(n.Get("ns")), nft::OpsFromJs(n.Get("msgs"))});
+    };
+    if (v.IsArray()) {
+      Napi::Array a = v.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); i++) one(a.Get(i));
+    } else {
+      one(v);
+    }
   }
   if (Has(o, "rtnl")) {
     if (!o.Get("rtnl").IsObject() || !o.Get("rtnl").As<Napi::Object>().Get("ops").IsArray())

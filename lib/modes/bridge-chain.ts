@@ -34,7 +34,8 @@ export interface ChainSpec {
   fs?: FsOp[];
   /** Per fs op: a read's exact content, or the only names a list may hold; null: anything. */
   expect?: Array<string | string[] | null>;
-  nft?: { ns: Namespace; msgs: NftMsg[] };
+  /** nf_tables transactions, one per namespace, in order (the first that fails ends the step). */
+  nft?: { ns: Namespace; msgs: NftMsg[] } | Array<{ ns: Namespace; msgs: NftMsg[] }>;
   /**
    * `early`: the ops before this index start as soon as the lock (the first fs op) is held,
    * beside the rest of the fs step and the nf_tables transaction; the ones from it on run only
@@ -97,7 +98,7 @@ export function runChain(spec: ChainSpec): Promise<ChainOutcome> {
   if (spec.ns !== undefined) out.ns = spec.ns;
   if (spec.fs) out.fs = spec.fs;
   if (spec.expect) out.expect = spec.expect;
-  if (spec.nft) out.nft = { ns: spec.nft.ns.handle, msgs: spec.nft.msgs };
+  if (spec.nft) out.nft = [spec.nft].flat().map((t) => ({ ns: t.ns.handle, msgs: t.msgs }));
   if (spec.rtnl) {
     out.rtnl = {
       ops: spec.rtnl.ops.map(toChainNative),

@@ -30,9 +30,10 @@ import { NetworkState, assertId, epToFw, fault, hex, portDir, portFile, releaseO
 import { reaper } from './bridge-reaper';
 import { unplumb } from './bridge-disconnect';
 import {
-  claimSlotIpv6, denseIpv4Want, denseIpv6Candidate, denseIpv6Steps, endpointFwAdd, endpointFwRemove, hasLeafFw, knownPort, slotOf, slotOf6, slotPort,
+  claimSlotIpv6, denseIpv4Want, denseIpv6Candidate, denseIpv6Steps, endpointFwAdd, endpointFwRemove, knownPort, leafFwNs, slotOf, slotOf6, slotPort,
 } from './bridge-leaves';
 import { CHAIN_NS, ChainOutcome, ChainSpec, chainAllowed, runChain } from './bridge-chain';
+import type { NftMsg } from '../nft/native';
 import type { ConnectOptions, Endpoint, EndpointRecord, PublishedPort, EndpointLink } from './bridge-types';
 
 /** A Linux bridge takes at most this many ports (BR_MAX_PORTS - 1); one more gives EXFULL. */
@@ -200,8 +201,7 @@ async function connectLocked(
       // The network's lock (shared: connects and disconnects run side by side; reconcile and
       // remove take it exclusively), then the claims: one trip to the thread pool; with the
       // chain, the kernel's part too, when the claims went as they nearly always do.
-      // (not with elements in a leaf namespace too: the chain sends one transaction)
-      const port = chained && fixed.length === maps.length && !hasLeafFw(s, rec.ip) ? knownPort(s, rec.ip) : undefined;
+      const port = chained && fixed.length === maps.length ? knownPort(s, rec.ip) : undefined;
       if (port !== undefined && !store.FileLock.queued(s.lockFile)) {
         // The veth and the container's own requests go beside the claims and the firewall's
         // transaction (plumbOps); the host's wait for both.
@@ -401,10 +401,18 @@ async function plumb(s: NetworkState, ns: Namespace, rec: EndpointRecord, retrie
   }
 }
 
-/** The endpoint's elements as one uncommitted transaction (none: no elements). */
+/**
+ * The endpoint's elements as uncommitted transactions: the host's, and (a dense network's
+ * icc=false container of slot > 0) its leaf namespace's; none: no elements.
+ */
 function fwTx(s: NetworkState, rec: EndpointRecord): ChainSpec['nft'] {
+  const out: Array<{ ns: Namespace; msgs: NftMsg[] }> = [];
   const tx = firewall.addEndpointTx(toFw(s.rec), epToFw(rec), s.host);
-  return tx ? { ns: s.host, msgs: tx.messages() } : undefined;
+  if (tx) out.push({ ns: s.host, msgs: tx.messages() });
+  const leaf = leafFwNs(s, rec.ip);
+  const ltx = leaf && firewall.addEndpointTx(toFw(s.rec), epToFw(rec), leaf, 'leaf');
+  if (ltx) out.push({ ns: leaf!, msgs: ltx.messages() });
+  return out.length ? out : undefined;
 }
 
 /** Whether a chain's kernel part succeeded. */

@@ -18,7 +18,7 @@ import * as store from '../state/store';
 import { firewall } from './bridge-firewall';
 import { NetworkState, assertId, epToFw, fault, leafName, portFile, toFw, type Port } from './bridge-store';
 import { REAP_GROUP, reaper } from './bridge-reaper';
-import { endpointFwRemove, endpointFwRemoveLinks, endpointPort, forgetLeaf, hasLeafFw, knownPort, slotOf } from './bridge-leaves';
+import { endpointFwRemove, endpointFwRemoveLinks, endpointPort, forgetLeaf, knownPort, leafFwNs, slotOf } from './bridge-leaves';
 import { chainAllowed, runChain } from './bridge-chain';
 import type { Endpoint, EndpointRecord } from './bridge-types';
 
@@ -128,17 +128,20 @@ export async function disconnectEndpoint(s: NetworkState, target: Endpoint | Nam
 async function detachChained(s: NetworkState, known: EndpointRecord): Promise<boolean> {
   const id = known.id;
   const owner = s.ownerOf(id);
-  // (only where this process knows the host end, and with no elements in a leaf namespace: the
-  // chain sends one transaction)
+  // (only where this process knows the host end; a dense network's icc=false container of a leaf
+  // has elements in the leaf's namespace too: a second transaction)
   const port = knownPort(s, known.ip);
-  if (!port || hasLeafFw(s, known.ip)) return false;
+  if (!port) return false;
   const tx = firewall.removeEndpointTx(toFw(s.rec), epToFw(known), s.host);
+  const leaf = leafFwNs(s, known.ip);
+  const ltx = leaf && firewall.removeEndpointTx(toFw(s.rec), epToFw(known), leaf, [], 'leaf');
+  const nft = [...(tx ? [{ ns: s.host, msgs: tx.messages() }] : []), ...(ltx ? [{ ns: leaf!, msgs: ltx.messages() }] : [])];
   const { neigh, veth, neigh6 } = unplumbOps(s, known, port, false);
   const c = await runChain({
     fs: [{ op: 'lock', file: s.lockFile, exclusive: false }, { op: 'read', file: s.epFile(id) }, { op: 'list', dir: s.linkedDir(id) }],
     // The record as this process wrote it (no parse of it), and no linkers.
     expect: [null, JSON.stringify(known), []],
-    nft: tx ? { ns: s.host, msgs: tx.messages() } : undefined,
+    nft: nft.length ? nft : undefined,
     rtnl: { ops: [neigh, veth, ...neigh6], pipelined: true, quiet: true },
     after: releaseOps(s, known, owner, []),
   });

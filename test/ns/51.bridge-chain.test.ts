@@ -219,6 +219,30 @@ describe('51 bridge mode: the chained connect and disconnect', function () {
     }
   });
 
+  it('on a dense icc=false network: a connect to a known leaf is one call with two transactions (the host\'s and the leaf\'s), and the leaf isolates it', async () => {
+    const dense = await createBridgeNetwork({ name: 'chainz', subnet: '10.71.0.0/24', portsPerBridge: 4, icc: false });
+    try {
+      const [a, b, c] = [await mkns(), await mkns(), await mkns()];
+      const first = await dense.connect(a, { ip: '10.71.0.9' }); // makes leaf 2 the usual way
+      const { value: second, calls } = await counted(() => dense.connect(b.path, { ip: '10.71.0.10' }));
+      assert.deepEqual(calls, { chainRun: 1 });
+      const leaf = `nm${dense.id.slice(0, 8)}b2`;
+      const noicc = () => nftj(leaf).filter((o: any) => o.set?.name === 'noicc').flatMap((o: any) => o.set.elem ?? []).map((e: any) => e.elem?.val ?? e);
+      assert.deepEqual(noicc().sort(), [first.hostVeth, second.hostVeth].sort(), 'both ports in the leaf\'s noicc set');
+      assert.ok(!ping(first.ip, b.name!), 'same leaf, unlinked: isolated');
+      assert.ok(ping(dense.gateway, b.name!), 'the gateway answers');
+      const { value: third, calls: lc } = await counted(() => dense.connect(c.path, { ip: '10.71.0.11', links: [{ endpoint: first }] }));
+      assert.deepEqual(lc, { chainRun: 1, fsBatch: 1 }, 'with the link target\'s record read again after');
+      assert.ok(ping(first.ip, c.name!), 'linked: talks');
+      const { calls: dc } = await counted(() => second.disconnect());
+      assert.deepEqual(dc, { chainRun: 1 });
+      assert.deepEqual(noicc().sort(), [first.hostVeth, third.hostVeth].sort(), 'its element went');
+      assert.deepEqual(await dense.check(third.id), []);
+    } finally {
+      await dense.remove({ force: true });
+    }
+  });
+
   it('a namespace path that is no namespace fails before any claim', async () => {
     const files = storeFiles();
     const bogus = path.join(os.tmpdir(), uniq('notns'));
