@@ -1,32 +1,42 @@
 /**
  * Bridge mode, dense networks (BridgeNetworkOptions.portsPerBridge = L): more containers than
- * one Linux bridge takes (1,023 ports), with the per-port work of each attach bounded by L.
+ * one Linux bridge takes (1,023 ports), with the per-port work of each attach bounded by L, and
+ * one more attach costing the same at any size.
  *
  * The subnet is cut into blocks ("slots") of L addresses; a container's slot is its IPv4
  * address's offset in the subnet divided by L, so the layout needs no state of its own and no
  * count across processes: addresses are claimed O_EXCL, so a slot never holds more than L.
  *
  *   slot 0     the network's bridge (the gateway's address, the /N connected route), as ever;
- *   slot s>0   a "leaf" bridge nm<id8>b<s>: the gateway's MAC, no address, no STP (IPv6 off,
- *              or with the network's IPv6 on but no address of its own: see below), and a route
- *              `BLOCK/len dev LEAF scope link src GATEWAY` (more specific than the subnet's; and
- *              `BLOCK6 dev LEAF src GATEWAY6`), made when the slot is first used and kept until
- *              the network goes.
+ *   slot s>0   a "leaf": a namespace /run/netns/nm<id8>b<s> with a bridge br0 (no STP, no IPv6
+ *              in that namespace at all) holding the host ends of the slot's containers, and a
+ *              trunk veth to the host: its host end nm<id8>b<s> has the gateway's MAC, no address
+ *              (IPv6 off, or with the network's IPv6 on but no address of its own: see below), the
+ *              route `BLOCK/len dev nm<id8>b<s> scope link src GATEWAY` (more specific than the
+ *              subnet's; and `BLOCK6 dev ... src GATEWAY6`) and the host's permanent neighbour
+ *              entries of the slot's containers; its other end `trunk` is a port of br0 with a
+ *              static fdb entry for the gateway's MAC (frames to the gateway are never flooded).
+ *              Made when the slot is first used and kept until the network goes.
+ *
+ * Why a namespace per leaf: each rtnetlink notification about a veth names its peer's namespace by
+ * an id the kernel finds by walking every id the veth's own namespace has given out
+ * (__peernet2id); with every host end in the host, one more attach at 10,000 containers walked
+ * 10,000 ids about six times. A leaf's namespace gives out at most L, the host one per leaf.
  *
  * Containers see what Docker gives them (the whole subnet on-link, the gateway, its MAC). Within
- * a bridge, frames are switched as in Docker; between bridges the host routes: every bridge of
- * the network has proxy_arp (with no delay), so a container's ARP for a container on another
+ * a bridge, frames are switched as in Docker; between bridges the host routes: the network's bridge
+ * and every trunk have proxy_arp (with no delay), so a container's ARP for a container on another
  * bridge is answered by the host with the gateway's MAC, and broadcasts stay within one bridge of
  * at most L ports (one broadcast domain of 10,000 ports overflows the per-CPU backlog: most
- * copies are dropped). The host's permanent neighbour entry for a container is on its slot's
- * bridge. The firewall treats every bridge of the network as the network (bridge-firewall.ts:
- * `nm<id8>b*` beside the bridge's name; icc=false also at layer 3, with the links mirrored).
+ * copies are dropped). The firewall treats the bridge and every trunk as the network
+ * (bridge-firewall.ts: `nm<id8>b*` beside the bridge's name; icc=false also at layer 3, with the
+ * links mirrored; within a leaf, the leaf namespace's own bridge table).
  *
  * A leaf is made under the network's leaves lock (exclusive; connects hold the network's lock
- * shared, so the order is always network lock, then leaves lock) with a pending alias, which
- * becomes final once its route, sysctls and firewall elements are in: a connect attaches only to
- * a final leaf, and a pending one (its maker killed) is deleted and made again, by the next
- * connect to that slot or by reconcile().
+ * shared, so the order is always network lock, then leaves lock) with a pending alias on the
+ * trunk's host end, which becomes final once its route, sysctls and firewall elements are in: a
+ * connect attaches only to a final leaf, and a pending one (its maker killed) is made again, by the
+ * next connect to that slot or by reconcile() (in the namespace that is there: its containers stay).
  */
 import { ConfigError, isNotFound, NetmodesError } from '../errors';
 import { createNamespace, deleteNamespace, listNamespaces, openNamespace, sysctlSet, sysctlKey } from '../netns';

@@ -6,6 +6,8 @@
  * carries a frame, disconnecting a whole leaf leaves it clean, and a process killed (SIGKILL)
  * while growing the network, or while making a leaf, leaves what reconcile() finishes. A small
  * icc=true dense network: every pair talks across bridges, the routing as the README says.
+ * Each leaf is a namespace of its own (its bridge, its containers' host ends, a trunk to the host),
+ * and the host's namespace gives ids to the leaves and slot 0's containers only.
  * Everything is checked against `ip -j` and `nft -j` and with real traffic.
  */
 import { strict as assert } from 'node:assert';
