@@ -389,7 +389,7 @@ async function plumb(s: NetworkState, ns: Namespace, rec: EndpointRecord, retrie
     if (idx === 0 && (e.code === 'EEXIST' || e.code === 'EXFULL' || e.code === 'ENOSPC') && !retried) {
       // The container still has the interface of a detached, not yet reaped veth (this or
       // another process's), or detached veths still fill the bridge's ports: reap, retry.
-      await reaper.flush(true);
+      await reaper.flush(true, port.at === s.host ? [] : [port.at]);
       return plumb(s, ns, rec, true, byName);
     }
     if (idx === 0 && e.code === 'EEXIST')

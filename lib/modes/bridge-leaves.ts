@@ -316,7 +316,6 @@ function remember(s: NetworkState, slot: number, leaf: Leaf): Leaf {
   const old = s.leaves.get(slot);
   if (old && old.ns !== leaf.ns) forgetLeaf(s, slot);
   s.leaves.set(slot, leaf);
-  reaper.watch(leaf.ns);
   return leaf;
 }
 
@@ -325,7 +324,7 @@ export function forgetLeaf(s: NetworkState, slot: number): void {
   const l = s.leaves.get(slot);
   if (!l) return;
   s.leaves.delete(slot);
-  reaper.unwatch(l.ns);
+  reaper.forget(l.ns);
   l.ns.close();
 }
 

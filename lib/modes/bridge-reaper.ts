@@ -10,7 +10,7 @@
  *
  * A dense network's containers of slot > 0 have their host ends in leaf namespaces
  * (bridge-leaves.ts): the group there is deleted too, one request per namespace that has detached
- * veths waiting (every watched one on a forced flush).
+ * veths waiting (and on a forced flush, in the namespaces the caller names).
  */
 import * as nl from '../netlink';
 import { isNotFound } from '../errors';
@@ -33,17 +33,11 @@ class Reaper {
   private running: Promise<void> | undefined;
   private hooked = false;
   private batched = false;
-  /** Leaf namespaces with detached veths waiting, and every leaf namespace this process holds open. */
+  /** Leaf namespaces with detached veths of this process waiting. */
   private dirty = new Set<Namespace>();
-  private watched = new Set<Namespace>();
 
-  /** A leaf namespace this process holds open (a forced flush reaps there too). */
-  watch(ns: Namespace): void {
-    this.watched.add(ns);
-  }
   /** A leaf namespace about to be closed (what waits there is left to reconcile(), which reaps every leaf). */
-  unwatch(ns: Namespace): void {
-    this.watched.delete(ns);
+  forget(ns: Namespace): void {
     this.dirty.delete(ns);
   }
 
@@ -93,16 +87,17 @@ class Reaper {
 
   /**
    * Deletes every link in REAP_GROUP now. `force`: even when this process detached none (another
-   * process, or a killed one, may have left detached veths behind).
+   * process, or a killed one, may have left detached veths behind), in the host and in `also`
+   * (leaf namespaces).
    */
-  async flush(force = false): Promise<void> {
+  async flush(force = false, also: Namespace[] = []): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.capped = false;
     if (this.running) await this.running;
     if (!this.pending && !force) return;
     const taken = this.pending;
-    const where = force ? [...this.watched] : [...this.dirty];
+    const where = [...new Set([...this.dirty, ...(force ? also : [])])];
     this.pending = 0;
     this.first = 0;
     this.dirty = new Set();
@@ -115,7 +110,7 @@ class Reaper {
       () => undefined,
       (err) => {
         this.pending += taken; // still waiting: the next flush takes them
-        for (const ns of where) if (this.watched.has(ns)) this.dirty.add(ns);
+        for (const ns of where) if (!also.includes(ns)) this.dirty.add(ns);
         throw err;
       },
     );

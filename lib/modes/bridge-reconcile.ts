@@ -178,8 +178,8 @@ export async function reconcileNetwork(s: NetworkState): Promise<ReconcileReport
     fault('reconcile:after-veths');
     const detached = links.filter((l) => l.group === REAP_GROUP);
     if (detached.length) {
-      // (in the host and in every leaf namespace this process holds)
-      await reaper.flush(true);
+      // (in the host and in every leaf namespace of the network)
+      await reaper.flush(true, [...s.leaves.values()].map((l) => l.ns));
       // Whatever the group request left (it deletes all or nothing), one by one.
       for (const at of new Set(detached.map((l) => l.at))) {
         const left = new Set((await nl.linkList(at)).filter((l) => l.group === REAP_GROUP).map((l) => l.name));

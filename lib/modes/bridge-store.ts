@@ -151,6 +151,9 @@ export interface Leaf {
   br: number;
 }
 
+/** The leaves this process holds open, by network id (NetworkState.leaves). */
+const LEAVES = new Map<string, Map<number, Leaf>>();
+
 /**
  * Where a container's host end is: its namespace (the host's, or a leaf's), its bridge there, and
  * the host's link that carries its neighbour entries (the network's bridge, or the leaf's trunk).
@@ -183,8 +186,16 @@ export class NetworkState {
    * process) has another index: the request fails (EINVAL/ENODEV) and is retried by name.
    */
   bridgeIdx: number | undefined;
-  /** A dense network's leaves by slot, as this process knows them, and the makes in progress (bridge-leaves.ts). */
-  readonly leaves = new Map<number, Leaf>();
+  /**
+   * A dense network's leaves by slot, as this process knows them (shared by every open object of
+   * the network in the process: a remove() through one closes them for all), and the makes in
+   * progress (bridge-leaves.ts).
+   */
+  get leaves(): Map<number, Leaf> {
+    let m = LEAVES.get(this.rec.id);
+    if (!m) LEAVES.set(this.rec.id, (m = new Map()));
+    return m;
+  }
   readonly leafMaking = new Map<number, Promise<Leaf>>();
   private readonly owner: EndpointOwner;
 
