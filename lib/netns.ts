@@ -49,7 +49,10 @@ export class Namespace {
     return this === current;
   }
 
-  /** Releases the descriptor and the pooled sockets. The namespace itself stays. */
+  /**
+   * Releases the pooled sockets and marks the handle closed (calls on it fail). The descriptor
+   * itself goes when the handle is garbage-collected (or the process exits). The namespace stays.
+   */
   close(): void {
     if (this !== current) this.handle.close();
   }

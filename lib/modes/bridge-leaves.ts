@@ -312,9 +312,20 @@ async function openLeaf(s: NetworkState, slot: number, trunk: number): Promise<L
   }
 }
 
+/**
+ * Caches a leaf this process opened or made. The same leaf opened twice at once (parallel calls in a
+ * process that did not know it) keeps the first handle (calls may be using it) and closes the
+ * second; a leaf made again (another trunk) replaces the old one.
+ */
 function remember(s: NetworkState, slot: number, leaf: Leaf): Leaf {
   const old = s.leaves.get(slot);
-  if (old && old.ns !== leaf.ns) forgetLeaf(s, slot);
+  if (old && old.ns !== leaf.ns) {
+    if (old.trunk === leaf.trunk && old.br === leaf.br) {
+      leaf.ns.close();
+      return old;
+    }
+    forgetLeaf(s, slot);
+  }
   s.leaves.set(slot, leaf);
   return leaf;
 }

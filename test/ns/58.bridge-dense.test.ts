@@ -270,6 +270,19 @@ describe('58 bridge mode: a small dense network with icc (routing between its br
       assert.equal(mac(nss[0].name!, eps[5].ip), net.bridgeMac, 'across bridges: the host answers');
       assert.equal(mac(nss[3].name!, eps[4].ip), eps[4].mac, 'on one bridge: the container itself');
       assert.equal(ip(['-4', 'addr', 'show', 'dev', 'eth0'], nss[5].name).includes('10.57.0.7/24'), true, 'the container sees the whole subnet');
+      // A process that never saw the leaf disconnects its four containers at once (each finds
+      // and opens the leaf; one handle is kept, the others closed, none in use).
+      const leafEps = eps.filter((e) => Number(e.ip.split('.')[3]) >= 4);
+      const quit = startScript(`
+        const nm = require(${JSON.stringify(LIB)});
+        (async () => {
+          const net = await nm.openBridgeNetwork('dense2');
+          await Promise.all(JSON.parse(process.argv[1]).map((id) => net.disconnect(id)));
+          await nm.reapDetached();
+        })().catch((e) => { console.error(e); process.exit(1); });`, [JSON.stringify(leafEps.map((e) => e.id))]);
+      await quit.done;
+      assert.equal(quit.exitCode, 0, quit.err());
+      assert.deepEqual(bridgesOf(net).get(`nm${net.id.slice(0, 8)}b1`), [], 'the leaf is empty');
     } finally {
       servers.forEach((s) => s.kill());
       await net.remove({ force: true });
