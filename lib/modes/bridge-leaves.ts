@@ -330,13 +330,17 @@ function remember(s: NetworkState, slot: number, leaf: Leaf): Leaf {
   return leaf;
 }
 
-/** Forgets (and closes) what this process knows of slot `slot`'s leaf. */
-export function forgetLeaf(s: NetworkState, slot: number): void {
+/**
+ * Forgets what this process knows of slot `slot`'s leaf. `close`: closes its handle too, only
+ * where no call of this process can be using it (reconcile() and remove() hold the network's lock
+ * exclusively); elsewhere a call in flight may be, and the handle goes when it is collected.
+ */
+export function forgetLeaf(s: NetworkState, slot: number, close = false): void {
   const l = s.leaves.get(slot);
   if (!l) return;
   s.leaves.delete(slot);
   reaper.forget(l.ns);
-  l.ns.close();
+  if (close) l.ns.close();
 }
 
 async function findOrMakeLeaf(s: NetworkState, slot: number): Promise<Leaf> {
@@ -457,7 +461,7 @@ function nsSlot(r: NetworkRecord, name: string): number | undefined {
  */
 export async function repairLeaves(s: NetworkState, links: nl.Link[]): Promise<string[]> {
   const done: string[] = [];
-  for (const slot of [...s.leaves.keys()]) forgetLeaf(s, slot);
+  for (const slot of [...s.leaves.keys()]) forgetLeaf(s, slot, true);
   if (!s.rec.portsPerBridge) return done;
   const routes = await nl.routeList(s.host);
   const final = new Set<number>();
@@ -522,7 +526,7 @@ export async function repairLeaves(s: NetworkState, links: nl.Link[]): Promise<s
 /** Deletes every leaf of the network (remove()): trunks (their routes go with them) and namespaces. */
 export async function removeLeaves(s: NetworkState): Promise<void> {
   if (!s.rec.portsPerBridge) return;
-  for (const slot of [...s.leaves.keys()]) forgetLeaf(s, slot);
+  for (const slot of [...s.leaves.keys()]) forgetLeaf(s, slot, true);
   for (const l of await nl.linkList(s.host, { kind: 'veth' }))
     if (leafSlot(s.rec, l))
       await nl.linkDel(l.name, s.host).catch((e) => {
