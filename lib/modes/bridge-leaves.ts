@@ -339,8 +339,12 @@ export function forgetLeaf(s: NetworkState, slot: number, close = false): void {
   const l = s.leaves.get(slot);
   if (!l) return;
   s.leaves.delete(slot);
-  reaper.forget(l.ns);
-  if (close) l.ns.close();
+  // (a handle left open keeps its place in the reaper: detached veths waiting there are still
+  // reaped by this process)
+  if (close) {
+    reaper.forget(l.ns);
+    l.ns.close();
+  }
 }
 
 async function findOrMakeLeaf(s: NetworkState, slot: number): Promise<Leaf> {
