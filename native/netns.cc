@@ -138,6 +138,9 @@ void NsState::Return(std::unique_ptr<NlSocket> s) {
 }
 
 NsState::Lease NsState::Acquire(int protocol) {
+  // A socket being made for us (Prefetch) is waited for here, at first use, rather than before
+  // the caller's first request: a chain's veth create goes out on the host's socket meanwhile.
+  AwaitPrefetch();
   {
     std::lock_guard<std::mutex> g(mu_);
     if (closed_) Fail(EBADF, "netns", "namespace handle is closed");

@@ -47,7 +47,8 @@ class NsState : public std::enable_shared_from_this<NsState> {
   void RunInside(const std::function<void()>& fn);
   // Starts making a socket of `protocol` inside, on the namespace-entry thread, while the caller
   // does other work; it joins the pool. AwaitPrefetch() waits for it (its error is dropped:
-  // Acquire makes one again, and reports it). One at a time; not for the process's own namespace.
+  // Acquire makes one again, and reports it); so does the next Acquire. One at a time; not for
+  // the process's own namespace.
   void Prefetch(int protocol);
   void AwaitPrefetch();
   // Closes pooled sockets and the namespace fd; in-flight leases finish and are dropped.

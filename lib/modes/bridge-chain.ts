@@ -10,6 +10,11 @@
  * and the caller carries on the usual way with what the chain did (bridge-connect.ts,
  * bridge-disconnect.ts): the chain is an optimisation of the same steps, never a second set of
  * rules. Not used with NETMODES_FAULT (the fault points sit between the steps).
+ *
+ * Two ways to spend less of this thread where it would keep the kernel waiting: a FED chain
+ * (ChainSpec.feed) starts with the lock and its first requests (a connect's veth create) and is
+ * given the rest (feedChain) while the kernel works; a PREPARED chain (prepareChain) is converted
+ * now and run later (a disconnect's, converted while its connect's kernel work runs).
  */
 import { native } from '../native';
 import { currentNamespace, type Namespace } from '../netns';
@@ -45,6 +50,30 @@ export interface ChainSpec {
   rtnl?: { ops: BatchOp[]; pipelined?: boolean; early?: number; quiet?: boolean };
   /** File operations once everything before succeeded. */
   after?: FsOp[];
+  /**
+   * The rest comes later, through feedChain(feed, rest): this spec is then the lock alone (`fs`)
+   * and the first rtnetlink ops (see startFed).
+   */
+  feed?: ChainFeed;
+}
+
+/** A fed chain's rest (feedChain): the fs ops after the lock, `expect` for the whole fs list, ops appended to the start's. */
+export interface ChainRest {
+  fs?: FsOp[];
+  expect?: Array<string | string[] | null>;
+  nft?: ChainSpec['nft'];
+  /** `early`: an index in the whole op list (the start's ops count), as in ChainSpec. */
+  rtnl?: { ops: BatchOp[]; early?: number };
+  after?: FsOp[];
+}
+
+/** A fed chain's token (newFeed). */
+export type ChainFeed = { readonly feedToken: unique symbol };
+/** The addon's token for a converted spec. */
+type PreparedToken = { readonly preparedToken: unique symbol };
+/** A spec converted ahead of its run (prepareChain). */
+export interface PreparedChain {
+  readonly prepared: PreparedToken;
 }
 
 export interface ChainOutcome {
@@ -62,12 +91,18 @@ export interface ChainOutcome {
   rtnlGated?: boolean;
   after?: FsResult[];
   afterError?: NetlinkError;
-  /** Microseconds in each step: namespace, fs, nft, rtnl, after (for the benchmarks). */
+  /**
+   * Microseconds in each step: namespace, fs, nft, rtnl, after; then when the worker started and
+   * ended (CLOCK_MONOTONIC, as process.hrtime) (for the benchmarks).
+   */
   us: number[];
 }
 
 interface ChainNative {
-  chainRun(spec: Record<string, unknown>): Promise<ChainOutcome>;
+  chainRun(spec: Record<string, unknown> | PreparedToken): Promise<ChainOutcome>;
+  chainPrepare(spec: Record<string, unknown>): PreparedToken;
+  chainFeedNew(): ChainFeed;
+  chainFeed(feed: ChainFeed, rest: Record<string, unknown> | null): boolean;
 }
 
 /**
@@ -92,13 +127,16 @@ export function chainAllowed(): boolean {
   return !process.env.NETMODES_FAULT;
 }
 
-/** Runs a chain (see the module comment). */
-export function runChain(spec: ChainSpec): Promise<ChainOutcome> {
+function nftNative(nft: NonNullable<ChainSpec['nft']>): unknown {
+  return [nft].flat().map((t) => ({ ns: t.ns.handle, msgs: t.msgs }));
+}
+
+function toNativeSpec(spec: ChainSpec): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (spec.ns !== undefined) out.ns = spec.ns;
   if (spec.fs) out.fs = spec.fs;
   if (spec.expect) out.expect = spec.expect;
-  if (spec.nft) out.nft = [spec.nft].flat().map((t) => ({ ns: t.ns.handle, msgs: t.msgs }));
+  if (spec.nft) out.nft = nftNative(spec.nft);
   if (spec.rtnl) {
     out.rtnl = {
       ops: spec.rtnl.ops.map(toChainNative),
@@ -108,5 +146,42 @@ export function runChain(spec: ChainSpec): Promise<ChainOutcome> {
     };
   }
   if (spec.after) out.after = spec.after;
-  return native<ChainNative>().chainRun(out);
+  if (spec.feed) out.feed = spec.feed;
+  return out;
+}
+
+/** Runs a chain (see the module comment), or one prepareChain() converted. */
+export function runChain(spec: ChainSpec | PreparedChain): Promise<ChainOutcome> {
+  const n = native<ChainNative>();
+  return 'prepared' in spec ? n.chainRun(spec.prepared) : n.chainRun(toNativeSpec(spec));
+}
+
+/**
+ * A spec converted now (on this thread) for one runChain() later: a disconnect's, built while its
+ * connect's kernel work runs, so that the disconnect's own call converts nothing.
+ */
+export function prepareChain(spec: ChainSpec): PreparedChain {
+  return { prepared: native<ChainNative>().chainPrepare(toNativeSpec(spec)) };
+}
+
+/** A token for one fed chain (ChainSpec.feed). */
+export function newFeed(): ChainFeed {
+  return native<ChainNative>().chainFeedNew();
+}
+
+/**
+ * Gives a fed chain its rest (null: abandons it: the run ends as gated, the start's ops done).
+ * Must come at once after runChain(), without an await between: until then a pool thread may
+ * wait. False when the chain had already been abandoned.
+ */
+export function feedChain(feed: ChainFeed, rest: ChainRest | null): boolean {
+  const n = native<ChainNative>();
+  if (!rest) return n.chainFeed(feed, null);
+  const out: Record<string, unknown> = {};
+  if (rest.fs) out.fs = rest.fs;
+  if (rest.expect) out.expect = rest.expect;
+  if (rest.nft) out.nft = nftNative(rest.nft);
+  if (rest.rtnl) out.rtnl = { ops: rest.rtnl.ops.map(toChainNative), ...(rest.rtnl.early !== undefined ? { early: rest.rtnl.early } : {}) };
+  if (rest.after) out.after = rest.after;
+  return n.chainFeed(feed, out);
 }

@@ -12,8 +12,11 @@
  * the rule count never grows with containers. The veth's final alias, set last, is the commit
  * mark (see bridge.ts's module comment). A failed connect undoes what it did.
  *
- * This is the hot path (benchmarked): one trip to the thread pool for the claims and the lock,
- * then one worker call for the veth beside one for the firewall. Add no awaits or trips to it.
+ * This is the hot path (benchmarked). In the common case it is ONE worker call (bridge-chain.ts),
+ * started as soon as the veth can be: the lock and the veth's create go first, and while the
+ * kernel makes the veth this thread builds the rest (the record, the claims, the firewall's
+ * messages, the other requests) and feeds it to the running call, then converts the disconnect's
+ * chain for later (bridge-disconnect.ts prepareDetach). Add no awaits or trips to it.
  */
 import { promises as fsp } from 'node:fs';
 import { ConfigError, NetmodesError, NetlinkError } from '../errors';
@@ -28,11 +31,11 @@ import * as dns from '../dns/control';
 import { firewall } from './bridge-firewall';
 import { NetworkState, assertId, epToFw, fault, hex, portDir, portFile, releaseOp, toFw, type Port } from './bridge-store';
 import { reaper } from './bridge-reaper';
-import { unplumb } from './bridge-disconnect';
+import { prepareDetach, unplumb } from './bridge-disconnect';
 import {
   claimSlotIpv6, denseIpv4Want, denseIpv6Candidate, denseIpv6Steps, endpointFwAdd, endpointFwRemove, knownPort, leafFwNs, slotOf, slotOf6, slotPort,
 } from './bridge-leaves';
-import { CHAIN_NS, ChainOutcome, ChainSpec, chainAllowed, runChain } from './bridge-chain';
+import { CHAIN_NS, ChainFeed, ChainOutcome, ChainSpec, chainAllowed, feedChain, newFeed, runChain } from './bridge-chain';
 import type { NftMsg } from '../nft/native';
 import type { ConnectOptions, Endpoint, EndpointRecord, PublishedPort, EndpointLink } from './bridge-types';
 
@@ -42,6 +45,10 @@ export const MAX_BRIDGE_PORTS = 1023;
 // The host's resolv.conf, re-read at most once a second (read asynchronously: connect never
 // blocks the event loop on a file).
 let resolvCache: { text: string; at: number } | undefined;
+/** The host's resolv.conf when read less than a second ago (no await needed). */
+function freshResolvConf(): string | undefined {
+  return resolvCache && Date.now() - resolvCache.at <= 1000 ? resolvCache.text : undefined;
+}
 async function hostResolvConf(): Promise<string> {
   const now = Date.now();
   if (!resolvCache || now - resolvCache.at > 1000) {
@@ -173,27 +180,65 @@ async function connectLocked(
       ...(dnsUpstreams ? { dnsUpstreams } : {}),
     });
     const hostVeth = `veth${hex(11)}`;
-    const hostText = await hostResolvConf();
-    // With the embedded server, resolv.conf names it (on the gateway) and the servers asked
-    // for, or the host's, become its upstreams for this endpoint.
-    const dnsUpstreams = s.rec.embeddedDns ? dns.upstreamsFor(hostText, opts.dns?.servers) : undefined;
-    const resolvConf = buildResolvConf(hostText, dnsUpstreams ? { ...opts.dns, servers: [s.rec.gateway] } : opts.dns ?? {});
-    const created = new Date().toISOString();
-    let rec = makeRecord();
+    const hostText = freshResolvConf() ?? (await hostResolvConf());
     const fixed = ports.filter((p): p is PublishedPort => p !== undefined);
-    const ops: store.FsOp[] = [
-      // The record goes in as the endpoint's claim (complete when nothing below changes it);
-      // until the veth carries its final alias, reconcile() takes it for half-made.
-      { op: 'reserve', file: epFile, data: JSON.stringify(rec) },
-      { op: 'reserve', file: s.ipFile(ip), data: owner },
-    ];
-    if (ipv6) ops.push({ op: 'reserve', file: s.ipFile(ipv6), data: owner });
-    for (const p of fixed) ops.push({ op: 'reserve', file: portFile(p), data: owner }, { op: 'list', dir: portDir(p.protocol, p.hostPort) });
-    // Each link is registered with its target (see linkedDir); the target is checked again after
-    // the kernel step, in case it was leaving meanwhile.
-    for (const l of links) ops.push({ op: 'reserve', file: s.linkFile(l.id, id), data: owner });
-    // Whether the DNS server runs, in the same trip (last: a lock op that would wait ends the batch).
-    if (s.rec.embeddedDns) ops.push(dns.lockProbeOp());
+    // With the embedded server, resolv.conf names it (on the gateway) and the servers asked
+    // for, or the host's, become its upstreams for this endpoint. (DNS options given are checked
+    // before anything is made; without any, nothing here can fail, and it waits for the chain.)
+    let dnsUpstreams: string[] | undefined;
+    let resolvConf = '';
+    const dnsFiles = () => {
+      dnsUpstreams = s.rec.embeddedDns ? dns.upstreamsFor(hostText, opts.dns?.servers) : undefined;
+      resolvConf = buildResolvConf(hostText, dnsUpstreams ? { ...opts.dns, servers: [s.rec.gateway] } : opts.dns ?? {});
+    };
+    if (opts.dns !== undefined) dnsFiles();
+    // The chain (bridge-chain.ts), when the common case holds: started at once with the lock and
+    // the veth's create, so that the rest (the record, the claims, the firewall's messages, the
+    // other requests) is built while the kernel makes the veth, and fed to it with no await
+    // between (feedChain). The container's requests then go beside the claims and the firewall's
+    // transaction; the host's wait for both (plumbOps).
+    const port = chained && fixed.length === maps.length ? knownPort(s, ip) : undefined;
+    let fed: { feed: ChainFeed; run: Promise<ChainOutcome>; plumbing: ReturnType<typeof plumbOps> } | undefined;
+    if (port !== undefined && !store.FileLock.queued(s.lockFile)) {
+      const plumbing = plumbOps(s, given ?? CHAIN_NS, { id, ip, ipv6, mac, hostVeth, ifname }, port);
+      const feed = newFeed();
+      const run = runChain({
+        ns: given ? undefined : nsPath,
+        fs: [{ op: 'lock', file: s.lockFile, exclusive: false }],
+        rtnl: { ops: plumbing.ops.slice(0, 1), quiet: true },
+        feed,
+      });
+      fed = { feed, run, plumbing };
+    }
+    let created = '';
+    let rec: EndpointRecord;
+    let ops: store.FsOp[];
+    try {
+      if (opts.dns === undefined) dnsFiles();
+      created = new Date().toISOString();
+      rec = makeRecord();
+      ops = claimOps(s, rec, fixed, links, owner);
+      if (fed) {
+        feedChain(fed.feed, {
+          fs: ops,
+          // A port's directory may hold only this claim (another address on it would conflict).
+          expect: [null, ...ops.map((o) => (o.op === 'list' ? [fixed.find((p) => portDir(p.protocol, p.hostPort) === o.dir)!.hostIp] : null))],
+          nft: fwTx(s, rec),
+          rtnl: { ops: fed.plumbing.ops.slice(1), early: fed.plumbing.host },
+        });
+        // The disconnect's chain, converted while the kernel works (bridge-disconnect.ts).
+        prepareDetach(s, rec, port!);
+      }
+    } catch (err) {
+      if (fed) {
+        // Abandoned: what its start did (the lock, the veth) is undone.
+        feedChain(fed.feed, null);
+        const c = await fed.run.catch(() => undefined);
+        if (c && typeof c.fs[0] === 'number') store.FileLock.adopt(c.fs[0]).release();
+        if (c?.rtnl !== undefined) await dropEarlyVeth(s, { hostVeth, ip } as EndpointRecord, c);
+      }
+      throw err;
+    }
     let res: store.FsResult[] | undefined;
     // The kernel's part, when the chain did it (bridge-chain.ts): only after every claim was won.
     let chain: ChainOutcome | undefined;
@@ -201,19 +246,8 @@ async function connectLocked(
       // The network's lock (shared: connects and disconnects run side by side; reconcile and
       // remove take it exclusively), then the claims: one trip to the thread pool; with the
       // chain, the kernel's part too, when the claims went as they nearly always do.
-      const port = chained && fixed.length === maps.length ? knownPort(s, rec.ip) : undefined;
-      if (port !== undefined && !store.FileLock.queued(s.lockFile)) {
-        // The veth and the container's own requests go beside the claims and the firewall's
-        // transaction (plumbOps); the host's wait for both.
-        const plumbing = plumbOps(s, given ?? CHAIN_NS, rec, port);
-        chain = await runChain({
-          ns: given ? undefined : nsPath,
-          fs: [{ op: 'lock', file: s.lockFile, exclusive: false }, ...ops],
-          // A port's directory may hold only this claim (another address on it would conflict).
-          expect: [null, ...ops.map((o) => (o.op === 'list' ? [fixed.find((p) => portDir(p.protocol, p.hostPort) === o.dir)!.hostIp] : null))],
-          nft: fwTx(s, rec),
-          rtnl: { ops: plumbing.ops, early: plumbing.host, quiet: true },
-        });
+      if (fed) {
+        chain = await fed.run;
         if (chain.ns) throw chain.ns; // nothing ran
         if (typeof chain.fs[0] === 'number') lock = store.FileLock.adopt(chain.fs[0]);
         if (chain.fsError) {
@@ -223,7 +257,12 @@ async function connectLocked(
           e.results = chain.fs.slice(1);
           throw e;
         }
-        if (lock) res = chain.fs.slice(1);
+        // (every claim's result; fewer only when the chain was abandoned: then the waiting way)
+        if (lock && chain.fs.length === ops.length + 1) res = chain.fs.slice(1);
+        else if (lock) {
+          lock.release();
+          lock = undefined;
+        }
         if (!chain.go) {
           // A claim lost (or the lock busy): the early requests' veth, if made, goes (nothing of
           // the host's was touched), and the connect goes on the usual way.
@@ -320,6 +359,26 @@ async function connectLocked(
   } finally {
     lock?.release();
   }
+}
+
+/**
+ * A connect's claims in the store, in order: the record (as the endpoint's claim: complete when
+ * nothing changes it later; until the veth carries its final alias, reconcile() takes it for
+ * half-made), the address(es), each fixed host port with its directory's list, the links'
+ * registrations with their targets (each target is checked again after the kernel step, in case it
+ * was leaving meanwhile), and whether the DNS server runs (last: a lock op that would wait ends the
+ * batch).
+ */
+function claimOps(s: NetworkState, rec: EndpointRecord, fixed: PublishedPort[], links: EndpointLink[], owner: string): store.FsOp[] {
+  const ops: store.FsOp[] = [
+    { op: 'reserve', file: s.epFile(rec.id), data: JSON.stringify(rec) },
+    { op: 'reserve', file: s.ipFile(rec.ip), data: owner },
+  ];
+  if (rec.ipv6) ops.push({ op: 'reserve', file: s.ipFile(rec.ipv6), data: owner });
+  for (const p of fixed) ops.push({ op: 'reserve', file: portFile(p), data: owner }, { op: 'list', dir: portDir(p.protocol, p.hostPort) });
+  for (const l of links) ops.push({ op: 'reserve', file: s.linkFile(l.id, rec.id), data: owner });
+  if (s.rec.embeddedDns) ops.push(dns.lockProbeOp());
+  return ops;
 }
 
 /**
@@ -446,6 +505,9 @@ async function undoPlumb(s: NetworkState, rec: EndpointRecord, idx: number | und
   await nl.batch(ops, { pipelined: true }).catch(() => undefined);
 }
 
+/** What a connect's requests need of its record (known before the record is built). */
+type PlumbFields = Pick<EndpointRecord, 'id' | 'ip' | 'ipv6' | 'mac' | 'hostVeth' | 'ifname'>;
+
 /**
  * A connect's rtnetlink requests, in order (`first`: the first route; `host`: the first of the
  * host's requests after the veth's create). `ns`: the container's namespace (CHAIN_NS in a
@@ -455,7 +517,7 @@ async function undoPlumb(s: NetworkState, rec: EndpointRecord, idx: number | und
  * store's claims (ChainSpec rtnl.early): until the claims are won nothing of the host's changes,
  * and the veth (its peer, with everything on it) is all there is to take away.
  */
-function plumbOps(s: NetworkState, ns: Namespace, rec: EndpointRecord, port: Port): { ops: nl.BatchOp[]; first: number; host: number } {
+function plumbOps(s: NetworkState, ns: Namespace, rec: PlumbFields, port: Port): { ops: nl.BatchOp[]; first: number; host: number } {
   const r = s.rec;
   const ops: nl.BatchOp[] = [
     // ip link add vethX mtu M numtxqueues Q numrxqueues Q master BR type veth

@@ -8,7 +8,8 @@
  * the container's namespace is already gone.
  *
  * Like connect, this is the hot path (benchmarked): one trip for the lock, the record and the
- * linkers, the elements beside the veth, one batch for the claims.
+ * linkers, the elements beside the veth, one batch for the claims; in the common case ONE worker
+ * call whose spec its connect already converted (prepareDetach).
  */
 import { ConfigError, isNotFound } from '../errors';
 import { Namespace } from '../netns';
@@ -19,7 +20,7 @@ import { firewall } from './bridge-firewall';
 import { NetworkState, assertId, epToFw, fault, leafName, portFile, toFw, type Port } from './bridge-store';
 import { REAP_GROUP, reaper } from './bridge-reaper';
 import { endpointFwRemove, endpointFwRemoveLinks, endpointPort, forgetLeaf, knownPort, leafFwNs, slotOf } from './bridge-leaves';
-import { chainAllowed, runChain } from './bridge-chain';
+import { chainAllowed, prepareChain, runChain, type ChainSpec, type PreparedChain } from './bridge-chain';
 import type { Endpoint, EndpointRecord } from './bridge-types';
 
 /**
@@ -128,23 +129,15 @@ export async function disconnectEndpoint(s: NetworkState, target: Endpoint | Nam
 async function detachChained(s: NetworkState, known: EndpointRecord): Promise<boolean> {
   const id = known.id;
   const owner = s.ownerOf(id);
-  // (only where this process knows the host end; a dense network's icc=false container of a leaf
-  // has elements in the leaf's namespace too: a second transaction)
+  // (only where this process knows the host end)
   const port = knownPort(s, known.ip);
   if (!port) return false;
-  const tx = firewall.removeEndpointTx(toFw(s.rec), epToFw(known), s.host);
+  // The chain its connect converted (prepareDetach), when it was built for what is still so.
+  const p = prepared.get(known);
+  if (p) prepared.delete(known);
   const leaf = leafFwNs(s, known.ip);
-  const ltx = leaf && firewall.removeEndpointTx(toFw(s.rec), epToFw(known), leaf, [], 'leaf');
-  const nft = [...(tx ? [{ ns: s.host, msgs: tx.messages() }] : []), ...(ltx ? [{ ns: leaf!, msgs: ltx.messages() }] : [])];
-  const { neigh, veth, neigh6 } = unplumbOps(s, known, port, false);
-  const c = await runChain({
-    fs: [{ op: 'lock', file: s.lockFile, exclusive: false }, { op: 'read', file: s.epFile(id) }, { op: 'list', dir: s.linkedDir(id) }],
-    // The record as this process wrote it (no parse of it), and no linkers.
-    expect: [null, JSON.stringify(known), []],
-    nft: nft.length ? nft : undefined,
-    rtnl: { ops: [neigh, veth, ...neigh6], pipelined: true, quiet: true },
-    after: releaseOps(s, known, owner, []),
-  });
+  const fresh = p && p.at === port.at && p.neigh === port.neigh && p.master === port.master && p.net === s.rec && p.leaf === leaf;
+  const c = await runChain(fresh ? p.chain : detachSpec(s, known, port));
   if (c.fsError) throw c.fsError;
   if (typeof c.fs[0] !== 'number') return false;
   const lock = store.FileLock.adopt(c.fs[0]);
@@ -167,6 +160,50 @@ async function detachChained(s: NetworkState, known: EndpointRecord): Promise<bo
     return true;
   } finally {
     lock.release();
+  }
+}
+
+/**
+ * A disconnect's chain (detachChained): the lock, the record and its linkers; then, when the
+ * record is the one this process wrote and nobody links to the endpoint, its elements (a dense
+ * network's icc=false container of a leaf has elements in the leaf's namespace too: a second
+ * transaction), its veth's detach, its claims and its record.
+ */
+function detachSpec(s: NetworkState, known: EndpointRecord, port: Port): ChainSpec {
+  const id = known.id;
+  const tx = firewall.removeEndpointTx(toFw(s.rec), epToFw(known), s.host);
+  const leaf = leafFwNs(s, known.ip);
+  const ltx = leaf && firewall.removeEndpointTx(toFw(s.rec), epToFw(known), leaf, [], 'leaf');
+  const nft = [...(tx ? [{ ns: s.host, msgs: tx.messages() }] : []), ...(ltx ? [{ ns: leaf!, msgs: ltx.messages() }] : [])];
+  const { neigh, veth, neigh6 } = unplumbOps(s, known, port, false);
+  return {
+    fs: [{ op: 'lock', file: s.lockFile, exclusive: false }, { op: 'read', file: s.epFile(id) }, { op: 'list', dir: s.linkedDir(id) }],
+    // The record as this process wrote it (no parse of it), and no linkers.
+    expect: [null, JSON.stringify(known), []],
+    nft: nft.length ? nft : undefined,
+    rtnl: { ops: [neigh, veth, ...neigh6], pipelined: true, quiet: true },
+    after: releaseOps(s, known, s.ownerOf(id), []),
+  };
+}
+
+/**
+ * Disconnect chains converted ahead, by the record they were built from (a record replaced, or
+ * dropped from the cache, takes its chain with it), with what they were built for.
+ */
+const prepared = new WeakMap<EndpointRecord, { chain: PreparedChain; at: Namespace; neigh: Port['neigh']; master: Port['master']; net: NetworkState['rec']; leaf: Namespace | undefined }>();
+
+/**
+ * Converts the disconnect's chain of an endpoint now (called by its connect while the kernel makes
+ * its veth, when the main thread would wait anyway), so that the disconnect converts nothing. Used
+ * only when the host end's place, the network's record and its leaf are still the ones it was built
+ * for; anything else builds it again.
+ */
+export function prepareDetach(s: NetworkState, rec: EndpointRecord, port: Port): void {
+  try {
+    const chain = prepareChain(detachSpec(s, rec, port));
+    prepared.set(rec, { chain, at: port.at, neigh: port.neigh, master: port.master, net: s.rec, leaf: leafFwNs(s, rec.ip) });
+  } catch {
+    /* the disconnect builds its own */
   }
 }
 

@@ -178,7 +178,7 @@ export async function claimSlotIpv6(s: NetworkState, owner: string, ip: string):
  * `routes` with the routes (before the default routes: a namespace that has one already keeps
  * it, and these still reach the other blocks).
  */
-export function denseIpv6Steps(s: NetworkState, ns: Namespace, rec: EndpointRecord, br: number | string): { ops: nl.BatchOp[]; routes: nl.BatchOp[] } {
+export function denseIpv6Steps(s: NetworkState, ns: Namespace, rec: Pick<EndpointRecord, 'ip' | 'ipv6' | 'mac' | 'ifname'>, br: number | string): { ops: nl.BatchOp[]; routes: nl.BatchOp[] } {
   const r = s.rec;
   const gw6 = r.ipv6!.gateway;
   return {

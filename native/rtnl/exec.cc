@@ -44,15 +44,18 @@ class Runner {
   Runner(std::vector<BoundOp>& ops, bool pipelined) : ops_(ops), pipelined_(pipelined), results_(ops.size()) {}
 
   std::vector<OpResult> Run(const BeforeOp& before) {
-    for (size_t i = 0; i < ops_.size(); i++) {
+    for (size_t i = 0;; i++) {
       if (before) {
         Flush();
-        if (!before(i)) break;
+        if (!before(i)) break;  // (called at the end too: it may append ops)
       }
+      if (i >= ops_.size()) break;
+      if (results_.size() < ops_.size()) results_.resize(ops_.size());
       RunOp(i);
       if (!pipelined_ && results_[i].failed) break;
     }
     Flush();
+    results_.resize(ops_.size());  // (ops appended by `before` and left unattempted)
     return std::move(results_);
   }
 

@@ -40,7 +40,9 @@ struct OpResult {
 // Names are resolved with RTM_GETLINK on the op's namespace socket and cached for the run; the
 // cache is primed from linkAdd's echo and dropped by ops that delete, rename or move links.
 // `before(i)`, when given, is called before op i is sent (everything before it flushed and
-// acknowledged); false stops the run there (op i and the rest are left unattempted).
+// acknowledged), and once more with i == ops.size() after the last; false stops the run there
+// (op i and the rest are left unattempted). It may append ops to `ops` (a chain fed its rest
+// while it runs, native/chain.cc): they run next, with the names the run has learned.
 using BeforeOp = std::function<bool(size_t)>;
 std::vector<OpResult> RunOps(std::vector<BoundOp>& ops, bool pipelined, const BeforeOp& before = nullptr);
 

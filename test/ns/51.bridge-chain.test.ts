@@ -8,7 +8,7 @@ import { ChildProcess, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createBridgeNetwork, createNamespace, BridgeNetwork, Namespace, NetmodesError, REAP_GROUP, reapDetached } from '../../lib';
+import { createBridgeNetwork, createNamespace, openBridgeNetwork, BridgeNetwork, Namespace, NetmodesError, REAP_GROUP, reapDetached } from '../../lib';
 import { native } from '../../lib/native';
 import * as store from '../../lib/state/store';
 import { sandboxed, startServer, connect, ipj, nftj, ping, uniq } from '../helpers/kernel';
@@ -306,6 +306,160 @@ describe('51 bridge mode: the chained connect and disconnect', function () {
       assert.ok(!fs.existsSync(path.join(dir, 'b')));
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('chainRun itself: a fed chain (its rest given while it runs) and a prepared one', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chain-'));
+    const n = native<{
+      chainRun(spec: unknown): Promise<any>;
+      chainFeedNew(): unknown;
+      chainFeed(t: unknown, rest: unknown): boolean;
+      chainPrepare(spec: unknown): unknown;
+    }>();
+    const nsHost = native().nsCurrent();
+    const lo = { op: 'linkGet', ns: nsHost, link: 'lo' };
+    const lockOp = { op: 'lock', file: path.join(dir, 'lock'), exclusive: false };
+    const start = (feed: unknown) => n.chainRun({ fs: [lockOp], rtnl: { ops: [lo] }, feed });
+    try {
+      fs.writeFileSync(path.join(dir, 'r'), 'abc');
+      // Fed: the rest's claims, expectations, ops (the gate at `early`) and `after`, as if given at once.
+      let feed = n.chainFeedNew();
+      let p = start(feed);
+      const rest = {
+        fs: [{ op: 'reserve', file: path.join(dir, 'a'), data: 'x' }, { op: 'read', file: path.join(dir, 'r') }],
+        expect: [null, null, 'abc'],
+        rtnl: { ops: [lo, lo], early: 2 },
+        after: [{ op: 'remove', file: path.join(dir, 'r') }],
+      };
+      assert.equal(n.chainFeed(feed, rest), true);
+      assert.equal(n.chainFeed(feed, rest), false, 'a chain is fed once');
+      let o = await p;
+      fs.closeSync(o.fs[0]);
+      assert.deepEqual([o.go, o.fs.slice(1), o.rtnl.map((r: any) => r.name), o.after, o.rtnlGated], [true, [true, 'abc'], ['lo', 'lo', 'lo'], [true], undefined]);
+      assert.ok(!fs.existsSync(path.join(dir, 'r')));
+      // A lost claim: the ops before the gate ran, the rest did not (rtnlGated), nor `after`.
+      fs.writeFileSync(path.join(dir, 'r'), 'abc');
+      feed = n.chainFeedNew();
+      p = start(feed);
+      n.chainFeed(feed, { ...rest, expect: undefined });
+      o = await p;
+      fs.closeSync(o.fs[0]);
+      assert.deepEqual([o.go, o.fs.slice(1), o.rtnlGated, o.rtnl[0].name, o.rtnl[1].name, o.after], [false, [false, 'abc'], true, 'lo', 'lo', undefined]);
+      assert.ok(fs.existsSync(path.join(dir, 'r')));
+      // Abandoned (null): the start's ops done, nothing else; the lock's fd is the caller's.
+      feed = n.chainFeedNew();
+      p = start(feed);
+      assert.equal(n.chainFeed(feed, null), true);
+      o = await p;
+      assert.equal(typeof o.fs[0], 'number');
+      fs.closeSync(o.fs[0]);
+      assert.deepEqual([o.go, o.fs.length, o.rtnlGated, o.rtnl.length, o.rtnl[0].name], [false, 1, true, 1, 'lo']);
+      // A token garbage-collected unfed abandons its chain (long before the 10 s limit).
+      require('node:v8').setFlagsFromString('--expose-gc');
+      const gc = require('node:vm').runInNewContext('gc') as () => void;
+      const t0 = Date.now();
+      p = start(n.chainFeedNew());
+      let settled = false;
+      void p.then(() => (settled = true));
+      while (!settled && Date.now() - t0 < 5000) {
+        gc();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      o = await p;
+      fs.closeSync(o.fs[0]);
+      assert.ok(Date.now() - t0 < 5000, 'abandoned by the token\'s collection');
+      assert.deepEqual([o.go, o.rtnlGated], [false, true]);
+      // A rest that cannot be converted (ops naming the chain's namespace, and it opens none):
+      // a TypeError, and the chain is abandoned rather than left waiting.
+      feed = n.chainFeedNew();
+      p = start(feed);
+      assert.throws(() => n.chainFeed(feed, { rtnl: { ops: [{ op: 'linkGet', ns: '$target', link: 'lo' }] } }), TypeError);
+      o = await p;
+      fs.closeSync(o.fs[0]);
+      assert.equal(o.rtnlGated, true);
+      // The lock busy (held exclusively here): nothing runs, the rest is dropped when given.
+      const held = await n.chainRun({ fs: [{ ...lockOp, exclusive: true }] });
+      feed = n.chainFeedNew();
+      p = start(feed);
+      n.chainFeed(feed, rest);
+      o = await p;
+      fs.closeSync(held.fs[0]);
+      assert.deepEqual([o.fs, o.go, o.rtnl], [[false], false, undefined]);
+      // Misuse: TypeErrors.
+      feed = n.chainFeedNew();
+      assert.throws(() => n.chainFeed(feed, rest), TypeError, 'a token that names no chain');
+      assert.throws(() => n.chainRun({ fs: [{ op: 'read', file: path.join(dir, 'r') }], rtnl: { ops: [lo] }, feed }), TypeError, 'a fed chain starts with the lock alone');
+      assert.throws(() => n.chainRun({ fs: [lockOp], rtnl: { ops: [lo] }, feed: {} }), TypeError, 'not a token');
+      p = start(feed);
+      assert.throws(() => start(feed), TypeError, 'a token serves one chain');
+      n.chainFeed(feed, null);
+      fs.closeSync((await p).fs[0]);
+      // Prepared: converted now, run once later, as the spec itself would.
+      const prep = n.chainPrepare({ fs: [{ op: 'read', file: path.join(dir, 'r') }], expect: ['abc'], rtnl: { ops: [lo] } });
+      o = await n.chainRun(prep);
+      assert.deepEqual([o.go, o.rtnl[0].name], [true, 'lo']);
+      assert.throws(() => n.chainRun(prep), TypeError, 'a prepared spec runs once');
+      assert.throws(() => n.chainPrepare({ fs: [lockOp], rtnl: { ops: [lo] }, feed: n.chainFeedNew() }), TypeError, 'a fed chain is not prepared');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a connect whose rest cannot be built after its chain started: the error, the veth and the lock undone, nothing claimed', async () => {
+    const ns = await mkns();
+    const fw = require('../../lib/modes/bridge-firewall').firewall;
+    const orig = fw.addEndpointTx;
+    const before = storeFiles();
+    const links = ipj(['link', 'show']).length;
+    fw.addEndpointTx = () => {
+      throw new Error('injected');
+    };
+    try {
+      const { calls } = await counted(() => assert.rejects(net.connect(ns.path, { id: 'torn', ports: ['8731:80'] }), /injected/));
+      assert.equal(calls.chainRun, 1, 'the chain had started');
+    } finally {
+      fw.addEndpointTx = orig;
+    }
+    await reapDetached();
+    assert.deepEqual(storeFiles(), before);
+    assert.equal(ipj(['link', 'show']).length, links, 'no veth left in the host');
+    assert.deepEqual(ipj(['link', 'show'], ns.name!).map((l: any) => l.ifname), ['lo'], 'none in the container');
+    // The lock is free (reconcile takes it exclusively), and the address and port connect again.
+    await net.reconcile();
+    const ep = await net.connect(ns.path, { id: 'torn', ports: ['8731:80'] });
+    await ep.disconnect();
+  });
+
+  it('a disconnect runs the chain its connect prepared; a record read again since (reconcile) gets a fresh one', async () => {
+    const n = native<Record<string, (...a: unknown[]) => unknown>>();
+    const orig = n.chainRun;
+    const args: unknown[] = [];
+    n.chainRun = (...a: unknown[]) => {
+      args.push(a[0]);
+      return orig(...a);
+    };
+    const isExternal = (v: unknown) => require('node:util').types.isExternal(v);
+    try {
+      let ns = await mkns();
+      let ep = await net.connect(ns.path, { id: 'prep', ports: ['8741:80'] });
+      args.length = 0;
+      await ep.disconnect();
+      assert.equal(args.length, 1);
+      assert.ok(isExternal(args[0]), 'the prepared chain');
+      ns = await mkns();
+      ep = await net.connect(ns.path, { id: 'prep2', ports: ['8742:80'] });
+      await net.reconcile(); // (reads every record again: the prepared chain's record is gone from the cache)
+      args.length = 0;
+      await ep.disconnect();
+      assert.equal(args.length, 1);
+      assert.ok(!isExternal(args[0]), 'a fresh spec');
+      for (const f of storeFiles()) assert.ok(!f.includes('endpoints/prep'), f);
+      assert.ok(!portElements().some((t) => t.includes('8741') || t.includes('8742')));
+      await reapDetached();
+      assert.ok(!ipj(['link', 'show']).some((l: any) => l.ifname === ep.hostVeth));
+    } finally {
+      n.chainRun = orig;
     }
   });
 });
