@@ -17,6 +17,19 @@ describe('80 benchmark script: a small run end to end', function () {
   this.timeout(240000);
   before(sandboxed);
 
+  it('46.ab-blocks: two builds (here this checkout against itself) in alternating blocks, with their ratio', () => {
+    const script = path.join(root, 'benchmarks', '46.ab-blocks.js');
+    const r = spawnSync(process.execPath, [script, '--base', root, '--blocks', '2', '--b', '5'], { encoding: 'utf8', timeout: 120000 });
+    assert.equal(r.status, 0, `exited ${r.status ?? r.signal}: ${r.stderr.slice(-3000)}`);
+    assert.match(r.stdout, /^this \(.*\): cycle [0-9.]+ ms \(attach [0-9.]+, detach [0-9.]+\), median of 2 blocks of 5$/m);
+    assert.match(r.stdout, /^base \(.*\): cycle [0-9.]+ ms/m);
+    const m = /^this \/ base per block: median ([0-9.]+), min ([0-9.]+), max ([0-9.]+)$/m.exec(r.stdout);
+    assert.ok(m && Number(m[1]) > 0 && Number(m[2]) <= Number(m[3]), r.stdout);
+    const u = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 60000 });
+    assert.equal(u.status, 2, 'no --base: its usage');
+    assert.match(u.stderr, /usage: node benchmarks\/46.ab-blocks.js --base DIR/);
+  });
+
   it('netmodes, the C floor and the CNI plugin: verified, timed, JSON + tables + chart written', () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nm-bench-')), 'r.json');
     const args = [
