@@ -187,10 +187,15 @@ function detachSpec(s: NetworkState, known: EndpointRecord, port: Port): ChainSp
 }
 
 /**
- * Disconnect chains converted ahead, by the record they were built from (a record replaced, or
- * dropped from the cache, takes its chain with it), with what they were built for.
+ * Disconnect chains converted ahead, by the record they were built from (a record replaced in the
+ * cache never finds its chain again), with what they were built for. At most PREPARED_MAX in the
+ * process, the oldest dropped first: each holds ~5 KiB of converted requests, and a host of 10,000
+ * long-lived containers would otherwise hold 50 MiB for disconnects that come rarely; churn, which
+ * the prepared chain is for, disconnects the recent ones.
  */
-const prepared = new WeakMap<EndpointRecord, { chain: PreparedChain; at: Namespace; neigh: Port['neigh']; master: Port['master']; net: NetworkState['rec']; leaf: Namespace | undefined }>();
+const prepared = new Map<EndpointRecord, { chain: PreparedChain; at: Namespace; neigh: Port['neigh']; master: Port['master']; net: NetworkState['rec']; leaf: Namespace | undefined }>();
+/** How many prepared disconnect chains the process keeps (see `prepared`). */
+export const PREPARED_MAX = 1024;
 
 /**
  * Converts the disconnect's chain of an endpoint now (called by its connect while the kernel makes
@@ -202,9 +207,19 @@ export function prepareDetach(s: NetworkState, rec: EndpointRecord, port: Port):
   try {
     const chain = prepareChain(detachSpec(s, rec, port));
     prepared.set(rec, { chain, at: port.at, neigh: port.neigh, master: port.master, net: s.rec, leaf: leafFwNs(s, rec.ip) });
+    if (prepared.size > PREPARED_MAX) prepared.delete(prepared.keys().next().value!);
   } catch {
     /* the disconnect builds its own */
   }
+}
+
+/**
+ * Drops the prepared disconnect chains of a network (its remove(): they hold its namespaces'
+ * handles, a leaf's among them), or of one endpoint's record.
+ */
+export function dropPrepared(s: NetworkState, rec?: EndpointRecord): void {
+  if (rec) prepared.delete(rec);
+  else for (const [k, v] of prepared) if (v.net === s.rec) prepared.delete(k);
 }
 
 /**
@@ -225,6 +240,7 @@ function releaseOps(s: NetworkState, rec: EndpointRecord, owner: string, linkers
 
 /** The endpoint's addresses back in this process's pools, its record out of the cache. */
 function forget(s: NetworkState, rec: EndpointRecord): void {
+  prepared.delete(rec);
   s.pool.release(rec.ip);
   if (rec.ipv6) s.pool6?.release(rec.ipv6);
   s.eps.delete(rec.id);

@@ -43,7 +43,7 @@ import { reaper } from './bridge-reaper';
 import { setupKernel, teardownKernel } from './bridge-kernel';
 import { MAX_SLOTS, denseIpv6Gateway, endpointPort, slotOf } from './bridge-leaves';
 import { connectEndpoint } from './bridge-connect';
-import { detach, disconnectEndpoint } from './bridge-disconnect';
+import { detach, disconnectEndpoint, dropPrepared } from './bridge-disconnect';
 import { checkEndpoint, reconcileNetwork } from './bridge-reconcile';
 import type {
   BridgeNetworkOptions,
@@ -446,6 +446,7 @@ export class BridgeNetwork {
         if (this.s.eps.size && !opts.force)
           throw new NetmodesError('ENETWORKINUSE', `network ${this.name} has ${this.s.eps.size} endpoint(s) attached (use force)`);
         for (const rec of [...this.s.eps.values()]) await detach(this.s, rec);
+        dropPrepared(this.s);
         fault('remove:after-endpoints');
         await reaper.flush();
         await this.teardownKernel();
