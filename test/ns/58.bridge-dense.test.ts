@@ -203,7 +203,10 @@ describe('58 bridge mode: a dense network of more than 1,023 containers', functi
       const ns = nss.find((x) => x.name === n)!;
       if (done.has(ns.path)) continue;
       const e = await net.connect(ns, { ip: ips[i] });
-      assert.ok(ping(e.ip), e.ip);
+      // (up to 3 echoes: the leaf's bridge forwards on a new port once the kernel's linkwatch has
+      // seen its carrier, which may come after the connect returns; once in 4 CI runs a single
+      // echo sent right away went unanswered)
+      assert.ok(ping(e.ip, undefined, 3), e.ip);
     }
     assert.equal(linkNamed(leaf6)?.ifalias, `netmodes:leaf:${net.id.slice(0, 12)}:6`);
   });
