@@ -28,13 +28,14 @@ const dirs = [path.join(__dirname, '..'), path.resolve(args[i + 1])];
     const nm = require(path.join(dir, 'dist', 'lib'));
     const tag = k ? 'base' : 'this';
     const names = [];
+    const handles = [];
     for (let j = 0; j < B; j++) {
       const ns = await nm.createNamespace(`ab${k}c${j}`);
       names.push(ns.path);
-      ns.close();
+      handles.push(ns);
     }
     const net = await nm.createBridgeNetwork({ name: `ab${k}`, bridge: `ab${k}br0`, subnet: `10.${80 + k}.0.0/16`, gateway: `10.${80 + k}.0.1` });
-    libs.push({ tag, dir, nm, names, net, k, res: [] });
+    libs.push({ tag, dir, nm, names, handles, net, k, res: [] });
   }
   const run = async (L) => {
     const eps = [];
@@ -57,7 +58,10 @@ const dirs = [path.join(__dirname, '..'), path.resolve(args[i + 1])];
   }
   const ratio = libs[0].res.map((r, j) => r.c / libs[1].res[j].c);
   console.log(`this / base per block: median ${f(med(ratio))}, min ${f(Math.min(...ratio))}, max ${f(Math.max(...ratio))}`);
-  for (const L of libs) await L.net.remove({ force: true });
+  for (const L of libs) {
+    await L.net.remove({ force: true });
+    for (const ns of L.handles) await ns.delete();
+  }
 })().catch((e) => {
   console.error(e);
   process.exit(1);

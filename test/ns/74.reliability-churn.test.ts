@@ -45,8 +45,11 @@ describe('74 reliability: long churn', function () {
       const grew = (process.memoryUsage().rss - rss0) / 1e6;
       console.log(`      ${done} cycles in ${((Date.now() - t0) / 1000).toFixed(1)} s; start ${JSON.stringify(start)} end ${JSON.stringify(end)}; RSS ${grew.toFixed(1)} MB`);
       assert.equal(done >= CYCLES, true, `only ${done} cycles in the time bound`);
-      // fds may end lower (earlier tests' sockets and pools closing in this process), never higher.
-      assert.ok(end.fds <= start.fds, `fds ${start.fds} -> ${end.fds}`);
+      // fds may end lower (earlier tests' sockets and pools closing in this process), and at most
+      // 2 higher: a pool may keep one more socket after a busier moment than the warm-up reached
+      // (the side thread's nf_tables socket beside four pool threads' ones, kept idle: at most 8 per
+      // namespace and protocol). A leak of anything per cycle would show as hundreds here.
+      assert.ok(end.fds <= start.fds + 2, `fds ${start.fds} -> ${end.fds}`);
       assert.deepEqual({ links: end.links, elements: end.elements }, { links: start.links, elements: start.elements });
       assert.ok(grew < 64, `RSS grew ${grew.toFixed(1)} MB`); // loose: V8 heap growth; the 20,000-cycle soak tracks the trend
     } finally {
