@@ -33,7 +33,9 @@
 // waiting for anything: until then a pool thread may wait.
 // chainPrepare(spec) converts a spec now and returns a token that chainRun(token) runs later, once
 // (a disconnect's spec built while its connect's kernel work runs).
-//   outcome.us also holds [5] and [6]: when the worker started and ended (CLOCK_MONOTONIC, µs).
+//   outcome.us also holds [5] and [6]: when the worker started and ended, and for a fed chain [7]
+//   and [8]: when its worker asked for the rest and when the rest was given (CLOCK_MONOTONIC, µs;
+//   0 when not so; [8] > [7] means the worker waited for the caller).
 //   outcome = {
 //     ns?: NetlinkError                       the namespace could not be opened (nothing else ran)
 //     fs: results (as fsBatch's; fewer when a lock was busy), fsError?: NetlinkError
@@ -389,16 +391,17 @@ void RunFed(Spec& s, const std::shared_ptr<NsState>& target, Out& o, double t0) 
   }
 }
 
-Out Run2(Spec& s);
+Out RunSteps(Spec& s);
+// A chain, timed from the worker's start to its end (outcome.us[5], [6]).
 Out Run(Spec& s) {
   double a = NowUs();
-  Out o = Run2(s);
+  Out o = RunSteps(s);
   o.t_start = a;
   o.t_end = NowUs();
   return o;
 }
 
-Out Run2(Spec& s) {
+Out RunSteps(Spec& s) {
   Out o;
   double t = NowUs();
   auto lap = [&](int step) {

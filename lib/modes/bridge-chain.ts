@@ -52,7 +52,7 @@ export interface ChainSpec {
   after?: FsOp[];
   /**
    * The rest comes later, through feedChain(feed, rest): this spec is then the lock alone (`fs`)
-   * and the first rtnetlink ops (see startFed).
+   * and the first rtnetlink ops (native/chain.cc's header comment).
    */
   feed?: ChainFeed;
 }
@@ -93,7 +93,8 @@ export interface ChainOutcome {
   afterError?: NetlinkError;
   /**
    * Microseconds in each step: namespace, fs, nft, rtnl, after; then when the worker started and
-   * ended (CLOCK_MONOTONIC, as process.hrtime) (for the benchmarks).
+   * ended, and (a fed chain) when it asked for the rest and when the rest was given
+   * (CLOCK_MONOTONIC, as process.hrtime; 0 when not so) (for the benchmarks).
    */
   us: number[];
 }

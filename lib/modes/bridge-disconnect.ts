@@ -128,7 +128,6 @@ export async function disconnectEndpoint(s: NetworkState, target: Endpoint | Nam
  */
 async function detachChained(s: NetworkState, known: EndpointRecord): Promise<boolean> {
   const id = known.id;
-  const owner = s.ownerOf(id);
   // (only where this process knows the host end)
   const port = knownPort(s, known.ip);
   if (!port) return false;
@@ -215,11 +214,10 @@ export function prepareDetach(s: NetworkState, rec: EndpointRecord, port: Port):
 
 /**
  * Drops the prepared disconnect chains of a network (its remove(): they hold its namespaces'
- * handles, a leaf's among them), or of one endpoint's record.
+ * handles, a leaf's among them).
  */
-export function dropPrepared(s: NetworkState, rec?: EndpointRecord): void {
-  if (rec) prepared.delete(rec);
-  else for (const [k, v] of prepared) if (v.net === s.rec) prepared.delete(k);
+export function dropPrepared(s: NetworkState): void {
+  for (const [k, v] of prepared) if (v.net === s.rec) prepared.delete(k);
 }
 
 /**
