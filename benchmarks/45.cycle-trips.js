@@ -31,6 +31,7 @@ const keyOf = (fn, a) => {
 function load(dir) {
   const nm = require(path.join(dir, 'dist', 'lib'));
   const native = require(path.join(dir, 'dist', 'lib', 'native.js')).native();
+  native.chainTiming?.(true); // each chain's outcome with its steps' times (us)
   const trips = new Map();
   let on = false;
   for (const fn of TIMED) {
@@ -56,7 +57,7 @@ function load(dir) {
       if (fn === 'chainRun')
         p.then((o) => {
           ['ns', 'fs', 'nft', 'rtnl', 'after'].forEach((k, i) => {
-            if (!o.us[i]) return;
+            if (!o.us?.[i]) return;
             const x = trips.get(`  ${key}: ${k} step (inside the call)`) ?? { calls: 0, ms: 0 };
             x.calls++;
             x.ms += o.us[i] / 1000;

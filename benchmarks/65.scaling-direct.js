@@ -47,6 +47,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const steps = [];
 if (opt('steps', 0) === 1) {
   const nat = require(path.join(__dirname, '..', 'dist', 'lib', 'native.js')).native();
+  nat.chainTiming(true); // each outcome with its steps' times (us)
   const run = nat.chainRun;
   nat.chainRun = function (spec) {
     return run.call(this, spec).then((o) => {

@@ -18,6 +18,7 @@
 //                              ops before that index start once the lock is held, beside the
 //                              rest of the fs step and nf_tables (on a second thread), and the
 //                              ones from it on wait for both and run only if both went well
+//                              (run as a fed chain whose rest is given at once)
 //     after?:  FsOp[]          fsBatch's ops once everything above succeeded
 //     feed?:   chainFeedNew()'s token: the rest of the spec comes later (below)
 //   }
@@ -33,9 +34,13 @@
 // waiting for anything: until then a pool thread may wait.
 // chainPrepare(spec) converts a spec now and returns a token that chainRun(token) runs later, once
 // (a disconnect's spec built while its connect's kernel work runs).
-//   outcome.us also holds [5] and [6]: when the worker started and ended, and for a fed chain [7]
-//   and [8]: when its worker asked for the rest and when the rest was given (CLOCK_MONOTONIC, µs;
-//   0 when not so; [8] > [7] means the worker waited for the caller).
+// chainTiming(on) (off by default; the benchmarks turn it on): whether outcomes carry `us`.
+//   outcome.us [0-4] as below; [5] and [6]: when the worker started and ended; for a fed chain [7]
+//   and [8]: when its worker asked for the rest and when the rest was given ([8] > [7]: the
+//   worker waited for the caller); [9] and [10]: when the main thread began converting the
+//   outcome and when it was done (CLOCK_MONOTONIC, µs; 0 when not so).
+// What the outcome's conversion does not need (the claims, the messages, a quiet run's ops) is
+// freed on the worker, so the main thread does not spend the connect's time freeing it.
 //   outcome = {
 //     ns?: NetlinkError                       the namespace could not be opened (nothing else ran)
 //     fs: results (as fsBatch's; fewer when a lock was busy), fsError?: NetlinkError
@@ -45,7 +50,7 @@
 //     rtnlGated?: true        the early ops ran but the rest did not (fs or nft did not go well):
 //                              what the early ones made is the caller's to undo
 //     after?: results | error
-//     us: [ns, fs, nft, rtnl, after]   microseconds spent in each step (for the benchmarks)
+//     us?: [ns, fs, nft, rtnl, after, ...]   microseconds spent in each step (chainTiming)
 //   }
 // The lock fds among the fs results are the caller's to close (unlock), whatever else happened.
 #include <linux/netlink.h>
@@ -54,6 +59,7 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -101,6 +107,8 @@ double NowUs() {
   clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
 }
+
+std::atomic<bool> g_timing{false};
 
 // A fed chain's rest (see the header comment).
 struct Rest {
@@ -159,7 +167,7 @@ struct Out {
   bool nft_ran = false, nft_failed = false;
   NlError nft_err;
   std::string nft_encode_error;
-  bool rtnl_ran = false, rtnl_gated = false;
+  bool rtnl_ran = false, rtnl_gated = false, rtnl_ok = false;
   std::vector<rtnl::OpResult> rtnl;
   bool after_ran = false;
   fsb::Outcome after;
@@ -290,38 +298,10 @@ void SideWork(Spec& s, Out& o, double t0, const std::vector<fsb::Op>& rest_fs) {
   o.us[2] = NowUs() - t1;
 }
 
-// Side by side (rtnl.early): the lock; then on the side thread the rest of the fs step and
-// nf_tables, while this one sends the early rtnetlink ops; the rest of them only once both
-// went well.
-void RunSideBySide(Spec& s, const std::shared_ptr<NsState>& target, Out& o, double t0) {
-  o.fs = fsb::RunAll(std::vector<fsb::Op>(s.fs.begin(), s.fs.begin() + 1));
-  if (o.fs.failed || o.fs.results.size() != 1 || !std::holds_alternative<int>(o.fs.results[0])) {
-    o.us[1] = NowUs() - t0;
-    return;  // the lock was busy (or failed): nothing else ran
-  }
-  auto done = std::make_shared<SideThread::Done>();
-  SideThread::Get().Post([&s, &o, t0] { SideWork(s, o, t0, std::vector<fsb::Op>(s.fs.begin() + 1, s.fs.end())); }, done);
-  double t = NowUs();
-  o.rtnl_ran = true;
-  o.rtnl = rtnl::RunOps(s.rtnl, s.pipelined, [&](size_t i) {
-    if (i != s.early) return true;
-    done->Wait();
-    if (o.go && NftOk(o)) return true;
-    o.rtnl_gated = true;
-    return false;
-  });
-  done->Wait();  // (the early ops may have failed before the gate)
-  o.us[3] = NowUs() - t;
-  if (!o.go || !NftOk(o) || !RtnlOk(s, o.rtnl)) return;
-  if (!s.after.empty()) {
-    double a = NowUs();
-    o.after_ran = true;
-    o.after = fsb::RunAll(s.after);
-    o.us[4] = NowUs() - a;
-  }
-}
-
-// A fed chain (spec.feed): as RunSideBySide, with the rest of the spec given while it runs.
+// A fed chain (spec.feed): the lock; then on the side thread the rest of the fs step and
+// nf_tables (once the rest is given), while this one sends the start's rtnetlink ops; the ops
+// from `early` on only once both went well. A spec with `early` given all at once runs the same
+// way, its rest given before it starts (AsFed).
 void RunFed(Spec& s, const std::shared_ptr<NsState>& target, Out& o, double t0) {
   Feed& feed = *s.feed;
   o.fs = fsb::RunAll(s.fs);  // the lock
@@ -391,12 +371,40 @@ void RunFed(Spec& s, const std::shared_ptr<NsState>& target, Out& o, double t0) 
   }
 }
 
+// A spec with rtnl.early, all of it given at once, as a fed chain whose rest is given already:
+// the lock and the ops before `early` start it, the rest is its rest.
+void AsFed(Spec& s) {
+  auto r = std::make_unique<Rest>();
+  r->fs.assign(std::make_move_iterator(s.fs.begin() + 1), std::make_move_iterator(s.fs.end()));
+  s.fs.resize(1);
+  r->expect = std::move(s.expect);
+  r->nft = std::move(s.nft);
+  r->after = std::move(s.after);
+  r->rtnl.assign(std::make_move_iterator(s.rtnl.begin() + s.early), std::make_move_iterator(s.rtnl.end()));
+  s.rtnl.resize(s.early);
+  r->early = s.early;
+  s.early = 0;
+  s.feed = std::make_shared<Feed>();
+  s.feed->Give(std::move(r));
+}
+
 Out RunSteps(Spec& s);
 // A chain, timed from the worker's start to its end (outcome.us[5], [6]).
 Out Run(Spec& s) {
   double a = NowUs();
   Out o = RunSteps(s);
   o.t_start = a;
+  // What the outcome's conversion does not read is freed here, not on the main thread.
+  o.rtnl_ok = o.rtnl_ran && RtnlOk(s, o.rtnl);
+  std::vector<fsb::Op>().swap(s.fs);
+  std::vector<Expect>().swap(s.expect);
+  std::vector<Spec::NftTx>().swap(s.nft);
+  std::vector<fsb::Op>().swap(s.after);
+  if (s.feed) {
+    std::lock_guard<std::mutex> g(s.feed->mu);
+    s.feed->rest.reset();
+  }
+  if (s.quiet && o.rtnl_ok) std::vector<rtnl::BoundOp>().swap(s.rtnl);
   o.t_end = NowUs();
   return o;
 }
@@ -429,7 +437,8 @@ Out RunSteps(Spec& s) {
     return o;
   }
   if (s.early > 0 && s.early < s.rtnl.size() && !s.fs.empty() && s.fs[0].kind == fsb::Kind::Lock) {
-    RunSideBySide(s, target, o, t);
+    AsFed(s);
+    RunFed(s, target, o, t);
     return o;
   }
   o.fs = fsb::RunAll(s.fs);
@@ -569,6 +578,7 @@ Napi::Value Launch(Napi::Env env, std::shared_ptr<Spec> s) {
   return PromiseWorker<Out>::Run(
       env, [s] { return Run(*s); },
       [s](Napi::Env env, Out& r) -> Napi::Value {
+        double t_cb = NowUs();
         Napi::Object out = Napi::Object::New(env);
         if (r.ns_failed) {
           out.Set("ns", MakeJsError(env, r.ns_err));
@@ -584,7 +594,7 @@ Napi::Value Launch(Napi::Env env, std::shared_ptr<Spec> s) {
         }
         if (r.rtnl_ran) {
           try {
-            if (s->quiet && RtnlOk(*s, r.rtnl)) out.Set("rtnl", Napi::Array::New(env, r.rtnl.size()));
+            if (s->quiet && r.rtnl_ok) out.Set("rtnl", Napi::Array::New(env, r.rtnl.size()));
             else out.Set("rtnl", rtnl::ResultsToJs(env, s->rtnl, r.rtnl, s->pipelined, false));
           } catch (const Napi::Error& e) {
             out.Set("rtnl", e.Value());
@@ -592,12 +602,15 @@ Napi::Value Launch(Napi::Env env, std::shared_ptr<Spec> s) {
           if (r.rtnl_gated) out.Set("rtnlGated", true);
         }
         if (r.after_ran) FsToJs(env, r.after, &out, "after", "afterError");
-        Napi::Array us = Napi::Array::New(env, 9);
+        if (!g_timing) return out;
+        Napi::Array us = Napi::Array::New(env, 11);
+        us.Set(9u, Napi::Number::New(env, t_cb));
         us.Set(7u, Napi::Number::New(env, r.t_asked));
         us.Set(8u, Napi::Number::New(env, r.t_given));
         for (uint32_t i = 0; i < 5; i++) us.Set(i, Napi::Number::New(env, r.us[i]));
         us.Set(5u, Napi::Number::New(env, r.t_start));
         us.Set(6u, Napi::Number::New(env, r.t_end));
+        us.Set(10u, Napi::Number::New(env, NowUs()));
         out.Set("us", us);
         return out;
       });
@@ -671,9 +684,16 @@ Napi::Value JsChainFeed(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, box->feed->Give(std::move(r)));
 }
 
+// chainTiming(on): whether outcomes carry `us` (off by default: the benchmarks turn it on).
+Napi::Value JsChainTiming(const Napi::CallbackInfo& info) {
+  g_timing = info[0].ToBoolean().Value();
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitChain(Napi::Env env, Napi::Object exports) {
+  exports.Set("chainTiming", Napi::Function::New(env, JsChainTiming));
   exports.Set("chainRun", Napi::Function::New(env, JsChainRun));
   exports.Set("chainPrepare", Napi::Function::New(env, JsChainPrepare));
   exports.Set("chainFeedNew", Napi::Function::New(env, JsChainFeedNew));

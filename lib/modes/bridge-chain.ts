@@ -92,11 +92,13 @@ export interface ChainOutcome {
   after?: FsResult[];
   afterError?: NetlinkError;
   /**
-   * Microseconds in each step: namespace, fs, nft, rtnl, after; then when the worker started and
-   * ended, and (a fed chain) when it asked for the rest and when the rest was given
-   * (CLOCK_MONOTONIC, as process.hrtime; 0 when not so) (for the benchmarks).
+   * Only after the addon's chainTiming(true) (the benchmarks'): microseconds in each step
+   * (namespace, fs, nft, rtnl, after); then when the worker started and ended, and (a fed
+   * chain) when it asked for the rest and when the rest was given; then when the main thread
+   * began converting this outcome and when it was done (CLOCK_MONOTONIC, as process.hrtime; 0
+   * when not so).
    */
-  us: number[];
+  us?: number[];
 }
 
 interface ChainNative {

@@ -298,6 +298,18 @@ describe('51 bridge mode: the chained connect and disconnect', function () {
       o = await n.chainRun({ fs: [lockOp, { op: 'reserve', file: path.join(dir, 'e'), data: 'x' }], rtnl: two, after: [{ op: 'remove', file: path.join(dir, 'r') }] });
       fs.closeSync(o.fs[0]);
       assert.deepEqual([o.go, o.rtnlGated, o.rtnl.map((r: any) => r.name), o.after], [true, undefined, ['lo', 'lo'], [true]]);
+      // Timing only when asked for (chainTiming): the steps' microseconds, the worker's start
+      // and end, the outcome's conversion on the main thread.
+      o = await n.chainRun({ rtnl: { ops: probe, quiet: true } });
+      assert.equal(o.us, undefined);
+      (n as any).chainTiming(true);
+      try {
+        o = await n.chainRun({ rtnl: { ops: probe, quiet: true } });
+      } finally {
+        (n as any).chainTiming(false);
+      }
+      assert.equal(o.us.length, 11);
+      assert.ok(o.us[3] > 0 && o.us[5] > 0 && o.us[6] >= o.us[5] && o.us[9] >= o.us[6] && o.us[10] >= o.us[9], String(o.us));
       // The chain's namespace, named without one to open: a TypeError, nothing run.
       assert.throws(() => n.chainRun({ rtnl: { ops: [{ op: 'linkGet', ns: '$target', link: 'lo' }] } }), TypeError);
       // A namespace path that cannot be opened: its error, nothing run.
