@@ -25,6 +25,11 @@ describe('80 benchmark script: a small run end to end', function () {
     assert.match(r.stdout, /^base \(.*\): cycle [0-9.]+ ms/m);
     const m = /^this \/ base per block: median ([0-9.]+), min ([0-9.]+), max ([0-9.]+)$/m.exec(r.stdout);
     assert.ok(m && Number(m[1]) > 0 && Number(m[2]) <= Number(m[3]), r.stdout);
+    // In flight: cycles/s.
+    const c = spawnSync(process.execPath, [script, '--base', root, '--blocks', '2', '--b', '6', '--in-flight', '3'], { encoding: 'utf8', timeout: 120000 });
+    assert.equal(c.status, 0, `exited ${c.status ?? c.signal}: ${c.stderr.slice(-3000)}`);
+    assert.match(c.stdout, /^this \(.*\): [0-9]+ cycles\/s \(attach [0-9]+\/s, detach [0-9]+\/s\), 3 in flight, median of 2 blocks of 6$/m);
+    assert.match(c.stdout, /^this \/ base per block: median [0-9.]+/m);
     const u = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 60000 });
     assert.equal(u.status, 2, 'no --base: its usage');
     assert.match(u.stderr, /usage: node benchmarks\/46.ab-blocks.js --base DIR/);
