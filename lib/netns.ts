@@ -50,8 +50,8 @@ export class Namespace {
   }
 
   /**
-   * Releases the pooled sockets and marks the handle closed (calls on it fail). The descriptor
-   * itself goes when the handle is garbage-collected (or the process exits). The namespace stays.
+   * Releases the pooled sockets and the descriptor, and marks the handle closed (calls on it
+   * fail). A call still running on it keeps the descriptor until it ends. The namespace stays.
    */
   close(): void {
     if (this !== current) this.handle.close();

@@ -67,7 +67,12 @@ class NsHandle : public Napi::ObjectWrap<NsHandle> {
 
  private:
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (state_ && state_ != CurrentNs()) state_->Close();
+    if (state_ && state_ != CurrentNs() && !state_->closed()) {
+      state_->Close();
+      // The handle lets its reference go now: the fd is closed at once, or when the last call
+      // still holding the namespace ends. What it keeps answers ino/dev/closed and refuses use.
+      state_ = NsState::ClosedStub(state_->dev(), state_->ino());
+    }
     return info.Env().Undefined();
   }
   Napi::Value Ino(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), state_ ? double(state_->ino()) : 0); }

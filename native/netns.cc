@@ -212,6 +212,12 @@ void NsState::Close() {
   drop.swap(idle_);
 }
 
+std::shared_ptr<NsState> NsState::ClosedStub(uint64_t dev, uint64_t ino) {
+  auto s = std::make_shared<NsState>(-1, dev, ino);
+  s->closed_ = true;
+  return s;
+}
+
 std::shared_ptr<NsState> CurrentNs() {
   static std::shared_ptr<NsState> cur = [] {
     struct stat st {};

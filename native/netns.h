@@ -51,8 +51,11 @@ class NsState : public std::enable_shared_from_this<NsState> {
   // the process's own namespace.
   void Prefetch(int protocol);
   void AwaitPrefetch();
-  // Closes pooled sockets and the namespace fd; in-flight leases finish and are dropped.
+  // Closes pooled sockets and refuses use from now on (EBADF); in-flight leases finish and are
+  // dropped. The namespace fd goes with the last reference (a handle's close() lets its own go).
   void Close();
+  // What a closed handle holds instead: the same dev and inode, no fd, closed.
+  static std::shared_ptr<NsState> ClosedStub(uint64_t dev, uint64_t ino);
   bool closed() const { return closed_; }
 
  private:

@@ -44,6 +44,9 @@ struct NsCtx {
     }
     std::shared_ptr<NsState> s = NsArg(v);
     if (state) *state = s;
+    // A closed handle has no fd (it must not stand for this process's namespace): the kernel
+    // is given an fd that cannot be open, and refuses it (EBADF), as calls on the handle fail.
+    if (s->closed()) return NsTarget{NsTarget::kFd, static_cast<uint32_t>(-1)};
     // The process's own namespace has no fd of ours: name it by our pid (the main thread never
     // leaves it).
     if (s->fd() < 0) return NsTarget{NsTarget::kPid, static_cast<uint32_t>(getpid())};

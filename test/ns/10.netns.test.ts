@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { existsSync } from 'node:fs';
-import { createNamespace, openNamespace, currentNamespace, listNamespaces, sysctlGet, sysctlSet, NetlinkError, ConfigError } from '../../lib';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { createNamespace, openNamespace, currentNamespace, listNamespaces, sysctlGet, sysctlSet, linkList, linkAdd, NetlinkError, ConfigError } from '../../lib';
 import { sandboxed, sh, uniq, addNs, delNs } from '../helpers/kernel';
 
 describe('10 namespaces', () => {
@@ -71,6 +71,47 @@ describe('10 namespaces', () => {
       await assert.rejects(sysctlGet('net.ipv4.conf.nosuchif.forwarding', ns), (e: NetlinkError) => e.code === 'ENOENT');
     } finally {
       await ns.delete();
+    }
+  });
+
+  it('close() lets the descriptor go at once (no garbage collection needed); a call in flight keeps it until it ends', async () => {
+    const name = uniq('nmc');
+    // This process's descriptors for namespace `ino` (its handles' fds, opened through the
+    // name's bind mount; the pooled sockets are not).
+    const fdsOf = (ino: number): number =>
+      readdirSync('/proc/self/fd').filter((f) => {
+        try {
+          const l = readlinkSync(`/proc/self/fd/${f}`);
+          return l === `net:[${ino}]` || l === `/run/netns/${name}`;
+        } catch {
+          return false; // (the directory's own fd, gone already)
+        }
+      }).length;
+    const made = await createNamespace(name);
+    try {
+      const ino = made.inode;
+      made.close();
+      assert.equal(fdsOf(ino), 0, 'the handle from createNamespace');
+      const handles = await Promise.all(Array.from({ length: 50 }, () => openNamespace(name)));
+      assert.equal(fdsOf(ino), 50);
+      await linkList(handles[0]); // (a pooled socket inside, released by close too)
+      for (const h of handles) h.close();
+      assert.equal(fdsOf(ino), 0, '50 handles closed, none collected');
+      assert.ok(handles.every((h) => h.inode === ino), 'a closed handle still names its namespace');
+      // Calls on a closed handle fail with EBADF and make nothing, as before; named as a veth's
+      // peer namespace it is refused by the kernel (it never stands for this process's namespace).
+      await assert.rejects(linkList(handles[0]), (e: NetlinkError) => e.code === 'EBADF');
+      await assert.rejects(linkAdd({ name: uniq('vc'), kind: 'veth', peer: { name: 'eth0', ns: handles[1] } }), (e: NetlinkError) => e.code === 'EBADF');
+      assert.equal((await linkList()).filter((l) => l.kind === 'veth').length, 0);
+      // Closed while a call runs on it: the call ends (its own way), then the descriptor goes.
+      const h = await openNamespace(name);
+      const inFlight = Promise.all(Array.from({ length: 20 }, () => linkList(h).then(() => 'ok', (e: NetlinkError) => e.code)));
+      h.close();
+      const outcomes = await inFlight;
+      assert.ok(outcomes.every((o) => o === 'ok' || o === 'EBADF'), outcomes.join());
+      assert.equal(fdsOf(ino), 0, 'the calls ended: the descriptor is gone');
+    } finally {
+      await made.delete();
     }
   });
 
