@@ -72,9 +72,23 @@ void MakeDirs(const std::string& dir) {
 }
 
 // `.NAME.XXXXXXXX.SUFFIX` next to `file` (the store's temp-file pattern, swept by reconcile).
+// Its random part comes from a per-thread generator seeded once from getrandom (a syscall per
+// name was most of its cost; O_EXCL, not the randomness, is what keeps two names apart).
+uint32_t TempRandom() {
+  thread_local uint64_t state = [] {
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed) seed = static_cast<uint64_t>(getpid()) << 32 ^ reinterpret_cast<uintptr_t>(&seed);
+    return seed | 1;
+  }();
+  // xorshift64*
+  state ^= state >> 12;
+  state ^= state << 25;
+  state ^= state >> 27;
+  return static_cast<uint32_t>((state * 2685821657736338717ULL) >> 32);
+}
+
 std::string TempName(const std::string& file, const char* suffix) {
-  uint32_t r = 0;
-  if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) r = static_cast<uint32_t>(getpid()) * 2654435761u ^ static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&r));
+  uint32_t r = TempRandom();
   char hex[9];
   snprintf(hex, sizeof hex, "%08x", r);
   return DirOf(file) + "/." + BaseOf(file) + "." + hex + "." + suffix;
@@ -92,13 +106,17 @@ void WriteAll(int fd, const std::string& data, const std::string& path) {
   }
 }
 
-// A new private file with `data` in it (O_EXCL); makes the directory when missing.
-void CreateTemp(const std::string& tmp, const std::string& data, bool sync) {
+// A new private temp file next to `file` with `data` in it (O_EXCL); makes the directory when
+// missing. Returns its name.
+std::string CreateTemp(const std::string& file, const char* suffix, const std::string& data, bool sync) {
+  std::string tmp = TempName(file, suffix);
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   // A missing directory is made; another thread's rmdir (of an emptied linked/TARGET directory)
-  // may take it away again before the open, so a few tries.
-  for (int tries = 0; fd < 0 && errno == ENOENT && tries < 8; tries++) {
-    MakeDirs(DirOf(tmp));
+  // may take it away again before the open, so a few tries. A name taken (another process's
+  // generator in the same state, e.g. after a fork) gets another.
+  for (int tries = 0; fd < 0 && (errno == ENOENT || errno == EEXIST) && tries < 8; tries++) {
+    if (errno == ENOENT) MakeDirs(DirOf(tmp));
+    else tmp = TempName(file, suffix);
     fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   }
   if (fd < 0) Fail(errno, "open", tmp);
@@ -115,6 +133,7 @@ void CreateTemp(const std::string& tmp, const std::string& data, bool sync) {
     unlink(tmp.c_str());
     Fail(e, "close", tmp);
   }
+  return tmp;
 }
 
 bool ReadFile(const std::string& file, std::string* out) {
@@ -149,8 +168,7 @@ bool Unlink(const std::string& file) {
 Result RunOne(const Op& op) {
   switch (op.kind) {
     case Kind::Reserve: {
-      std::string tmp = TempName(op.file, "res");
-      CreateTemp(tmp, op.data, false);
+      std::string tmp = CreateTemp(op.file, "res", op.data, false);
       int rc = link(tmp.c_str(), op.file.c_str());
       int e = errno;
       unlink(tmp.c_str());
@@ -167,8 +185,7 @@ Result RunOne(const Op& op) {
       return Unlink(op.file);
     }
     case Kind::Write: {
-      std::string tmp = TempName(op.file, "tmp");
-      CreateTemp(tmp, op.data, op.sync);
+      std::string tmp = CreateTemp(op.file, "tmp", op.data, op.sync);
       if (rename(tmp.c_str(), op.file.c_str()) < 0) {
         int e = errno;
         unlink(tmp.c_str());

@@ -44,10 +44,10 @@ std::unique_ptr<NlSocket> NlSocket::Open(int protocol) {
   if (fd < 0) Fail(errno, "socket");
   int one = 1, size = kSockBuf;
   // SO_*BUFFORCE needs CAP_NET_ADMIN, which every caller of this library has; fall back quietly.
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  bool snd_forced = setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) == 0;
+  if (!snd_forced) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  bool rcv_forced = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) == 0;
+  if (!rcv_forced) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
   setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
   if (protocol == NETLINK_ROUTE) setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one);
@@ -64,7 +64,11 @@ std::unique_ptr<NlSocket> NlSocket::Open(int protocol) {
     close(fd);
     Fail(e, "getsockname");
   }
-  return std::unique_ptr<NlSocket>(new NlSocket(fd, protocol, sa.nl_pid));
+  std::unique_ptr<NlSocket> s(new NlSocket(fd, protocol, sa.nl_pid));
+  // (a forced size is what the socket has; without the force, net.core.*_max may have capped it)
+  if (snd_forced) s->snd_known_ = static_cast<size_t>(size);
+  if (rcv_forced) s->rcv_known_ = static_cast<size_t>(size);
+  return s;
 }
 
 NlSocket::NlSocket(int fd, int protocol, uint32_t portid)
@@ -77,16 +81,21 @@ NlSocket::~NlSocket() { close(fd_); }
 
 void NlSocket::EnsureBuffers(size_t snd, size_t rcv) {
   constexpr size_t kCap = 1u << 30;
-  auto raise = [this](int opt, int force, size_t want) {
+  auto raise = [this](int opt, int force, size_t want, size_t* known) {
+    if (*known >= want) return;  // (no syscall: most transactions are small)
     int cur = 0;
     socklen_t l = sizeof cur;
     // getsockopt reports the doubled value the kernel keeps (it accounts skb overhead).
-    if (getsockopt(fd_, SOL_SOCKET, opt, &cur, &l) == 0 && static_cast<size_t>(cur) / 2 >= want) return;
+    if (getsockopt(fd_, SOL_SOCKET, opt, &cur, &l) == 0 && static_cast<size_t>(cur) / 2 >= want) {
+      *known = static_cast<size_t>(cur) / 2;
+      return;
+    }
     int v = static_cast<int>(want);
-    if (setsockopt(fd_, SOL_SOCKET, force, &v, sizeof v) < 0) setsockopt(fd_, SOL_SOCKET, opt, &v, sizeof v);
+    if (setsockopt(fd_, SOL_SOCKET, force, &v, sizeof v) == 0) *known = want;
+    else setsockopt(fd_, SOL_SOCKET, opt, &v, sizeof v);
   };
-  raise(SO_SNDBUF, SO_SNDBUFFORCE, snd < kCap ? snd : kCap);
-  raise(SO_RCVBUF, SO_RCVBUFFORCE, rcv < kCap ? rcv : kCap);
+  raise(SO_SNDBUF, SO_SNDBUFFORCE, snd < kCap ? snd : kCap, &snd_known_);
+  raise(SO_RCVBUF, SO_RCVBUFFORCE, rcv < kCap ? rcv : kCap, &rcv_known_);
 }
 
 void NlSocket::Send(const std::vector<uint8_t>& buf, const char* op) {

@@ -80,6 +80,9 @@ class NlSocket {
   uint32_t portid_;
   uint32_t seq_;
   std::vector<uint8_t> rbuf_;
+  // What EnsureBuffers knows the buffers hold already (0: not known), so that a socket's later
+  // transactions ask the kernel again only for more.
+  size_t snd_known_ = 0, rcv_known_ = 0;
 };
 
 // Name of an rtnetlink / nfnetlink message type, for error reports.
