@@ -205,7 +205,26 @@ function rss() {
     youngMiB: young ? r3(young.space_size / 2 ** 20) : null,
     // The C heap in use (Node, V8's own allocations, the addon): what a native leak would grow.
     mallocInUseMiB: r3(c.inUse / 2 ** 20),
+    ...(process.env.NETMODES_CHURN_SMAPS === '1' ? { smapsMiB: smapsByKind() } : {}),
   };
+}
+
+/** Resident memory by kind of mapping (/proc/self/smaps): where RSS beyond V8's heap sits. */
+function smapsByKind() {
+  const out = {};
+  let kind = null; let size = 0;
+  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-([0-9a-f]+)\s+\S+\s+\S+\s+\S+\s+\d+\s*(.*)$/.exec(line);
+    if (head) {
+      const [a, b] = line.split(' ')[0].split('-').map((x) => parseInt(x, 16));
+      size = b - a; const name = head[2].trim();
+      kind = name === '' ? (size >= 60 * 2 ** 20 ? 'anon>=60M' : size >= 2 ** 20 ? 'anon1-60M' : 'anon<1M') : name.startsWith('/') ? 'file' : name;
+      continue;
+    }
+    const m = /^Rss:\s+(\d+) kB/.exec(line);
+    if (m && kind) out[kind] = r3((out[kind] || 0) + Number(m[1]) / 1024);
+  }
+  return out;
 }
 
 /**
@@ -408,8 +427,11 @@ const YOUNG_FIXED = ['--min-semi-space-size=16', '--max-semi-space-size=16'];
  * from the other sections): with V8's default heap sizing, then with the young generation fixed.
  */
 async function churnMemory(opts, log) {
-  const res = await churnChild(opts, [], log);
-  res.youngFixed = await churnChild(opts, YOUNG_FIXED, log);
+  // NETMODES_CHURN_V8: extra V8 flags for both children (e.g. --trace-gc-nvp to see what survives).
+  const extra = (process.env.NETMODES_CHURN_V8 || '').split(/\s+/).filter(Boolean);
+  const res = await churnChild(opts, extra, log);
+  if (process.env.NETMODES_CHURN_ONE === '1') return res;
+  res.youngFixed = await churnChild(opts, [...YOUNG_FIXED, ...extra], log);
   res.youngFixed.v8Flags = YOUNG_FIXED;
   return res;
 }
@@ -423,7 +445,9 @@ function churnChild(opts, v8Flags, log) {
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`churn child exited with status ${code}`));
-      try { resolve(JSON.parse(out)); } catch (e) { reject(new Error(`churn child printed no result: ${e.message}`)); }
+      // The result is the last line (a V8 trace flag may print before it: kept in NETMODES_CHURN_LOG).
+      if (process.env.NETMODES_CHURN_LOG) fs.appendFileSync(process.env.NETMODES_CHURN_LOG, out);
+      try { resolve(JSON.parse(out.trim().split('\n').pop())); } catch (e) { reject(new Error(`churn child printed no result: ${e.message}`)); }
     });
   });
 }
@@ -460,6 +484,7 @@ async function churnLoop(churn, log, keep) {
       for (const m of marks)
         if (before < m && done >= m) {
           res.cycles[m] = rss();
+          if (res.cycles[m].smapsMiB) log(`  smaps: ${JSON.stringify(res.cycles[m].smapsMiB)}`);
           log(`  after ${done}: RSS ${res.cycles[m].rssMiB} MiB (V8 heap committed ${res.cycles[m].heapTotalMiB} MiB, of it young generation ${res.cycles[m].youngMiB} MiB; live ${res.cycles[m].heapUsedMiB} MiB; C heap in use ${res.cycles[m].mallocInUseMiB} MiB)`);
         }
     }
