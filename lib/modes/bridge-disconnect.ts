@@ -196,6 +196,11 @@ const prepared = new Map<EndpointRecord, { chain: PreparedChain; at: Namespace; 
 /** How many prepared disconnect chains the process keeps (see `prepared`). */
 export const PREPARED_MAX = 1024;
 
+/** How many prepared disconnect chains the process holds now (tests: the cap, and remove()'s drop). */
+export function preparedCount(): number {
+  return prepared.size;
+}
+
 /**
  * Converts the disconnect's chain of an endpoint now (called by its connect while the kernel makes
  * its veth, when the main thread would wait anyway), so that the disconnect converts nothing. Used

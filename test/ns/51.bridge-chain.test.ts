@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { createBridgeNetwork, createNamespace, openBridgeNetwork, BridgeNetwork, Namespace, NetmodesError, REAP_GROUP, reapDetached } from '../../lib';
 import { native } from '../../lib/native';
 import * as store from '../../lib/state/store';
+import { PREPARED_MAX, preparedCount } from '../../lib/modes/bridge-disconnect';
 import { sandboxed, startServer, connect, ipj, nftj, ping, uniq } from '../helpers/kernel';
 
 const CALLS = ['chainRun', 'rtnlExec', 'fsBatch', 'nftTransact', 'nsOpen', 'nsPrepare', 'lock'] as const;
@@ -472,6 +473,64 @@ describe('51 bridge mode: the chained connect and disconnect', function () {
       assert.ok(!ipj(['link', 'show']).some((l: any) => l.ifname === ep.hostVeth));
     } finally {
       n.chainRun = orig;
+    }
+  });
+
+  it(`keeps at most ${PREPARED_MAX} prepared disconnect chains, the oldest dropped first (its disconnect builds a fresh one); remove() drops a network's`, async function () {
+    this.timeout(600000);
+    const n = native<Record<string, (...a: unknown[]) => unknown>>();
+    const isExternal = (v: unknown) => require('node:util').types.isExternal(v);
+    // Two networks (a bridge takes 1,023 ports): PREPARED_MAX + 16 endpoints in all, after this
+    // file's earlier ones (older: dropped first).
+    const per = (PREPARED_MAX + 16) / 2;
+    const a = await createBridgeNetwork({ name: 'capa', subnet: '10.68.0.0/21' });
+    const b = await createBridgeNetwork({ name: 'capb', subnet: '10.69.0.0/21' });
+    const made: Namespace[] = [];
+    try {
+      for (let i = 0; i < 2 * per + 2; i++) made.push(await createNamespace(uniq('cap')));
+      // A network's first connect learns its bridge's index the usual way (no chain, none
+      // prepared); then one at a time, so that none finds the lock queued (no chain either).
+      const warm = [await a.connect(made[2 * per]), await b.connect(made[2 * per + 1])];
+      const epsA = [];
+      const epsB = [];
+      for (let i = 0; i < per; i++) epsA.push(await a.connect(made[i]));
+      for (let i = per; i < 2 * per; i++) epsB.push(await b.connect(made[i]));
+      assert.equal(preparedCount(), PREPARED_MAX, 'the cap');
+      // The oldest were dropped (the ones before, the warm ones', a's first 16): a's 4th
+      // disconnects with a fresh spec, b's last with its prepared chain; both leave nothing.
+      const orig = n.chainRun;
+      const args: unknown[] = [];
+      n.chainRun = (...x: unknown[]) => {
+        args.push(x[0]);
+        return orig(...x);
+      };
+      try {
+        await epsA[3].disconnect();
+        await epsB[epsB.length - 1].disconnect();
+      } finally {
+        n.chainRun = orig;
+      }
+      assert.equal(args.length, 2);
+      assert.ok(!isExternal(args[0]), 'the oldest endpoint: its chain was dropped, a fresh spec');
+      assert.ok(isExternal(args[1]), 'a recent endpoint: its prepared chain');
+      assert.equal(preparedCount(), PREPARED_MAX - 1);
+      await reapDetached();
+      for (const ep of [epsA[3], epsB[epsB.length - 1]]) {
+        assert.ok(!ipj(['link', 'show']).some((l: any) => l.ifname === ep.hostVeth), `${ep.id}'s veth reaped`);
+        assert.ok(!storeFiles().some((f) => f.includes(`endpoints/${ep.id}.json`)), `${ep.id}'s record gone`);
+      }
+      assert.equal(ipj(['link', 'show', 'master', a.bridge]).length, per - 1 + 1);
+      // b's remove() drops b's chains (they hold its namespaces' handles), none of a's.
+      await b.remove({ force: true });
+      assert.equal(preparedCount(), per - 16, "a's endpoints that kept theirs");
+      await Promise.all([...epsA.filter((_, i) => i !== 3), warm[0]].map((ep) => ep.disconnect()));
+      assert.equal(preparedCount(), 0);
+      await reapDetached();
+      assert.equal(ipj(['link', 'show', 'master', a.bridge]).length, 0);
+    } finally {
+      await a.remove({ force: true }).catch(() => undefined);
+      await b.remove({ force: true }).catch(() => undefined);
+      await Promise.all(made.map((ns) => ns.delete().catch(() => undefined)));
     }
   });
 });
