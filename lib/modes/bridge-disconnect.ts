@@ -136,7 +136,7 @@ async function detachChained(s: NetworkState, known: EndpointRecord): Promise<bo
   if (p) prepared.delete(known);
   const leaf = leafFwNs(s, known.ip);
   const fresh = p && p.at === port.at && p.neigh === port.neigh && p.master === port.master && p.net === s.rec && p.leaf === leaf;
-  const c = await runChain(fresh ? p.chain : detachSpec(s, known, port));
+  const c = await runChain(fresh ? p : detachSpec(s, known, port));
   if (c.fsError) throw c.fsError;
   if (typeof c.fs[0] !== 'number') return false;
   const lock = store.FileLock.adopt(c.fs[0]);
@@ -192,7 +192,8 @@ function detachSpec(s: NetworkState, known: EndpointRecord, port: Port): ChainSp
  * long-lived containers would otherwise hold 50 MiB for disconnects that come rarely; churn, which
  * the prepared chain is for, disconnects the recent ones.
  */
-const prepared = new Map<EndpointRecord, { chain: PreparedChain; at: Namespace; neigh: Port['neigh']; master: Port['master']; net: NetworkState['rec']; leaf: Namespace | undefined }>();
+// (An entry is itself the PreparedChain runChain takes: no wrapper object held per endpoint.)
+const prepared = new Map<EndpointRecord, PreparedChain & { at: Namespace; neigh: Port['neigh']; master: Port['master']; net: NetworkState['rec']; leaf: Namespace | undefined }>();
 /** How many prepared disconnect chains the process keeps (see `prepared`). */
 export const PREPARED_MAX = 1024;
 
@@ -209,8 +210,8 @@ export function preparedCount(): number {
  */
 export function prepareDetach(s: NetworkState, rec: EndpointRecord, port: Port): void {
   try {
-    const chain = prepareChain(detachSpec(s, rec, port));
-    prepared.set(rec, { chain, at: port.at, neigh: port.neigh, master: port.master, net: s.rec, leaf: leafFwNs(s, rec.ip) });
+    const { prepared: token } = prepareChain(detachSpec(s, rec, port));
+    prepared.set(rec, { prepared: token, at: port.at, neigh: port.neigh, master: port.master, net: s.rec, leaf: leafFwNs(s, rec.ip) });
     if (prepared.size > PREPARED_MAX) prepared.delete(prepared.keys().next().value!);
   } catch {
     /* the disconnect builds its own */
