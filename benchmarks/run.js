@@ -212,12 +212,11 @@ function rss() {
 /** Resident memory by kind of mapping (/proc/self/smaps): where RSS beyond V8's heap sits. */
 function smapsByKind() {
   const out = {};
-  let kind = null; let size = 0;
+  let kind = null;
   for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const head = /^[0-9a-f]+-([0-9a-f]+)\s+\S+\s+\S+\s+\S+\s+\d+\s*(.*)$/.exec(line);
+    const head = /^([0-9a-f]+)-([0-9a-f]+)\s+\S+\s+\S+\s+\S+\s+\d+\s*(.*)$/.exec(line);
     if (head) {
-      const [a, b] = line.split(' ')[0].split('-').map((x) => parseInt(x, 16));
-      size = b - a; const name = head[2].trim();
+      const size = parseInt(head[2], 16) - parseInt(head[1], 16); const name = head[3].trim();
       kind = name === '' ? (size >= 60 * 2 ** 20 ? 'anon>=60M' : size >= 2 ** 20 ? 'anon1-60M' : 'anon<1M') : name.startsWith('/') ? 'file' : name;
       continue;
     }
