@@ -17,6 +17,7 @@ export {
 } from './netns';
 export * from './netlink';
 export * from './modes/bridge';
+export { setMemoryTrim, TRIM_INTERVAL_MS } from './memory';
 export { ensureDnsServer, stopDnsServer, dnsServerRunning, dnsServerStatus, DnsStatus } from './dns/control';
 export {
   Sandbox,

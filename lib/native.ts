@@ -20,6 +20,8 @@ export interface NativeCore {
   nsOpen(path: string, prepare?: number): Promise<NsHandle>;
   /** The process's C heap (glibc mallinfo2, every arena): bytes in use, free in the arenas, in mmapped blocks. */
   mallocStats(): { inUse: number; free: number; mapped: number };
+  /** Returns the C heap's free pages to the kernel (glibc malloc_trim(0), on a pool thread); false where it cannot. */
+  mallocTrim(): Promise<boolean>;
   /** `fault`: a test-only fault point (NETMODES_FAULT of the form `netns:*`). */
   nsCreate(dir: string, name: string, fault?: string): Promise<NsHandle>;
   /** Unmounts and unlinks a namespace, or unlinks a half-made name; ENOENT when absent, EBUSY while another process makes it. */

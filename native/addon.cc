@@ -206,6 +206,23 @@ Napi::Value JsMallocStats(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// mallocTrim() -> Promise<boolean>: hands the pages the C heap holds free (in every arena, also
+// those in the middle of it) back to the kernel, off the main thread (glibc malloc_trim(0) walks
+// every arena under its lock). True when any were released; false where glibc's allocator is not
+// the one in use (AddressSanitizer's, or another libc).
+Napi::Value JsMallocTrim(const Napi::CallbackInfo& info) {
+  return PromiseWorker<bool>::Run(
+      info.Env(),
+      [] {
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+        return malloc_trim(0) != 0;
+#else
+        return false;
+#endif
+      },
+      [](Napi::Env env, bool released) { return Napi::Boolean::New(env, released); });
+}
+
 // flock(path, exclusive) -> fd: a cross-process lock, taken off the main thread since it may wait.
 Napi::Value JsLock(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
@@ -251,6 +268,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sysctlGet", Napi::Function::New(env, JsSysctlGet));
   exports.Set("sysctlSet", Napi::Function::New(env, JsSysctlSet));
   exports.Set("mallocStats", Napi::Function::New(env, JsMallocStats));
+  exports.Set("mallocTrim", Napi::Function::New(env, JsMallocTrim));
   exports.Set("lock", Napi::Function::New(env, JsLock));
   exports.Set("unlock", Napi::Function::New(env, JsUnlock));
   InitRtnl(env, exports);

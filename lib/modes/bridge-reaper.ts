@@ -14,6 +14,7 @@
  */
 import * as nl from '../netlink';
 import { isNotFound } from '../errors';
+import { afterChurn } from '../memory';
 import type { Namespace } from '../netns';
 
 /** Link group that detached veths wait in until one RTM_DELLINK reaps them all ("NM" + 0xdead). */
@@ -119,6 +120,8 @@ class Reaper {
     } finally {
       this.running = undefined;
     }
+    // What the reaped containers took is freed by now (their records, claims, chains).
+    afterChurn();
   }
 }
 /** The process's reaper. */

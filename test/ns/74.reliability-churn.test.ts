@@ -4,7 +4,8 @@
  * are equal at the end to the start; RSS growth stays under 64 MB (V8 heap; the soak script tracks the trend over 20,000).
  */
 import { strict as assert } from 'node:assert';
-import { createBridgeNetwork, createNamespace, reapDetached, linkList, nftList } from '../../lib';
+import { createBridgeNetwork, createNamespace, reapDetached, linkList, nftList, setMemoryTrim, TRIM_INTERVAL_MS } from '../../lib';
+import { memoryTrims } from '../../lib/memory';
 import { sandboxed, ipj, uniq } from '../helpers/kernel';
 import { fdCount, ourElements } from '../helpers/reliability';
 
@@ -55,6 +56,39 @@ describe('74 reliability: long churn', function () {
     } finally {
       await net.remove({ force: true });
       await Promise.all(nss.map((n) => n.delete()));
+    }
+  });
+
+  it('each batch the reaper deletes trims the C heap, at most once per TRIM_INTERVAL_MS; setMemoryTrim(false): never', async () => {
+    const net = await createBridgeNetwork({ name: 'trim', subnet: '10.75.0.0/24' });
+    const ns = await createNamespace(uniq('t'));
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const cycle = async () => {
+      await (await net.connect(ns)).disconnect();
+      await reapDetached();
+    };
+    try {
+      // The test above may have left a trailing trim due (at most an interval after its last reap):
+      // once it has run, one more interval.
+      await sleep(2 * TRIM_INTERVAL_MS + 200);
+      const t0 = memoryTrims();
+      await cycle();
+      assert.equal(memoryTrims(), t0 + 1, 'a trim starts with the reap');
+      await cycle();
+      await cycle();
+      assert.equal(memoryTrims(), t0 + 1, 'none more inside the interval');
+      await sleep(TRIM_INTERVAL_MS + 200);
+      assert.equal(memoryTrims(), t0 + 2, 'one trailing trim for the reaps inside the interval');
+      await sleep(TRIM_INTERVAL_MS + 100);
+      assert.equal(memoryTrims(), t0 + 2, 'and no more without reaps');
+      setMemoryTrim(false);
+      await cycle();
+      await sleep(TRIM_INTERVAL_MS + 200);
+      assert.equal(memoryTrims(), t0 + 2, 'none while turned off');
+    } finally {
+      setMemoryTrim(true);
+      await net.remove({ force: true });
+      await ns.delete();
     }
   });
 });
