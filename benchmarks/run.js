@@ -205,6 +205,9 @@ function rss() {
     youngMiB: young ? r3(young.space_size / 2 ** 20) : null,
     // The C heap in use (Node, V8's own allocations, the addon): what a native leak would grow.
     mallocInUseMiB: r3(c.inUse / 2 ** 20),
+    // Free bytes in the C heap's arenas: resident, or handed back by a trim (lib/memory.ts), which
+    // glibc still counts free.
+    mallocFreeMiB: r3(c.free / 2 ** 20),
     ...(process.env.NETMODES_CHURN_SMAPS === '1' ? { smapsMiB: smapsByKind() } : {}),
   };
 }
@@ -484,7 +487,7 @@ async function churnLoop(churn, log, keep) {
         if (before < m && done >= m) {
           res.cycles[m] = rss();
           if (res.cycles[m].smapsMiB) log(`  smaps: ${JSON.stringify(res.cycles[m].smapsMiB)}`);
-          log(`  after ${done}: RSS ${res.cycles[m].rssMiB} MiB (V8 heap committed ${res.cycles[m].heapTotalMiB} MiB, of it young generation ${res.cycles[m].youngMiB} MiB; live ${res.cycles[m].heapUsedMiB} MiB; C heap in use ${res.cycles[m].mallocInUseMiB} MiB)`);
+          log(`  after ${done}: RSS ${res.cycles[m].rssMiB} MiB (V8 heap committed ${res.cycles[m].heapTotalMiB} MiB, of it young generation ${res.cycles[m].youngMiB} MiB; live ${res.cycles[m].heapUsedMiB} MiB; C heap in use ${res.cycles[m].mallocInUseMiB} MiB, free ${res.cycles[m].mallocFreeMiB} MiB)`);
         }
     }
   } finally {
