@@ -2,9 +2,10 @@
  * Handing back what churn freed. A process that connects and disconnects containers at a high
  * rate frees most of what each one took, but glibc's allocator keeps freed pages in its arenas
  * (one per thread that allocates: the pool threads, V8's compiler and GC threads), and only
- * trims what sits at the top of one. Measured in the churn benchmark (500 -> 5,000 cycles, 8 in
- * flight, V8's young generation held at one size): RSS +14.8 MiB, of it ~8 MiB free C heap; with
- * a trim after each batch, +6.6 MiB.
+ * trims what sits at the top of one. Measured in the churn shape (500 -> 5,000 cycles, 8 in
+ * flight; README, "Attach + detach against the floor", session 15): with V8's young generation
+ * held at one size, RSS +14.8 MiB, of it ~8 MiB free C heap, and +6.6 MiB with a trim after each
+ * batch; with V8's defaults and the trims below, a median of +16.1 MiB against +20.7 without.
  *
  * So once the reaper has deleted a batch of veths (bridge-reaper.ts), the process's C heap is
  * trimmed (malloc_trim(0) on a pool thread: never on the event loop), at most once per
