@@ -44,7 +44,8 @@ describe('45 mallocTrim (no root)', () => {
     }
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
-    const resident = () => Number(readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096;
+    // (VmRSS in kB: no page size to assume, as statm's pages would)
+    const resident = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
     // 24 MiB in 6,000 blocks of 4 KiB (below the mmap threshold: from an arena), the last one kept
     // so that the freed ones are not at the arena's top (which free() itself trims).
     let blocks: Buffer[] | undefined = Array.from({ length: 6000 }, () => Buffer.alloc(4096, 1));
