@@ -72,7 +72,7 @@ std::unique_ptr<NlSocket> NlSocket::Open(int protocol) {
 }
 
 NlSocket::NlSocket(int fd, int protocol, uint32_t portid)
-    : fd_(fd), protocol_(protocol), portid_(portid), rbuf_(kRecvBuf) {
+    : fd_(fd), protocol_(protocol), portid_(portid), rbuf_(new uint8_t[kRecvBuf]) {
   // Start from a time-derived sequence so replies to a previous user of a recycled fd never match.
   seq_ = static_cast<uint32_t>(std::time(nullptr)) << 8;
 }
@@ -118,7 +118,7 @@ void NlSocket::Send(const std::vector<uint8_t>& buf, const char* op) {
 ssize_t NlSocket::Recv(bool block, const char* op) {
   for (;;) {
     sockaddr_nl src{};
-    iovec iov{rbuf_.data(), rbuf_.size()};
+    iovec iov{rbuf_.get(), kRecvBuf};
     msghdr m{};
     m.msg_name = &src;
     m.msg_namelen = sizeof src;
@@ -185,7 +185,7 @@ void NlSocket::Transact(const std::vector<uint8_t>& buf, uint32_t first_seq, uin
       continue;
     }
     size_t len = static_cast<size_t>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(rbuf_.data()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+    for (auto* h = reinterpret_cast<nlmsghdr*>(rbuf_.get()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
       if (h->nlmsg_pid != portid_ && h->nlmsg_pid != 0) continue;
       if (h->nlmsg_seq < first_seq || h->nlmsg_seq >= first_seq + count) continue;  // stale
       NlAck& a = (*acks)[h->nlmsg_seq - first_seq];
@@ -218,7 +218,7 @@ void NlSocket::Dump(std::vector<uint8_t> buf, const std::function<void(const nlm
       ssize_t n = Recv(true, op);
       if (n < 0) continue;
       size_t len = static_cast<size_t>(n);
-      for (auto* h = reinterpret_cast<nlmsghdr*>(rbuf_.data()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      for (auto* h = reinterpret_cast<nlmsghdr*>(rbuf_.get()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
         if (h->nlmsg_seq != seq) continue;
         if (h->nlmsg_flags & NLM_F_DUMP_INTR) interrupted = true;
         if (h->nlmsg_type == NLMSG_DONE) {
