@@ -74,50 +74,34 @@ inline Napi::Buffer<uint8_t> ToBuf(Napi::Env env, const std::vector<uint8_t>& v)
   return Napi::Buffer<uint8_t>::Copy(env, v.data(), v.size());
 }
 
-// An object's own properties read once (one napi_get_all_property_names, then one lookup per key
-// present), for parsers that ask for many optional keys: asking the object itself costs a property
-// lookup (and a key string made from C) per question, present or not.
+// An object's properties as a parser asks for them: each key looked up once (napi_get_named_property,
+// whose key string is the one V8 already interned: nothing allocated on the JS heap), and kept, so
+// that the usual Has(k) then Get(k) costs one lookup. (Reading every own key up front took
+// napi_get_all_property_names, which allocates a key array per object: ~5 KB of garbage per
+// connect.) A missing key reads as undefined, as does one set to undefined.
 class Props {
  public:
-  explicit Props(const Napi::Object& o) : obj_(o) {
-    // Raw N-API calls: each key is read once into a fixed buffer (no string allocated, one call
-    // instead of a length query and a copy). Keys of kKeyMax - 1 bytes or more are never asked for.
-    napi_env env = o.Env();
-    napi_value names;
-    uint32_t n = 0;
-    if (napi_get_all_property_names(env, o, napi_key_own_only, static_cast<napi_key_filter>(napi_key_enumerable | napi_key_skip_symbols),
-                                     napi_key_numbers_to_strings, &names) != napi_ok || napi_get_array_length(env, names, &n) != napi_ok)
-      throw Napi::Error::New(o.Env());
-    keys_.resize(n);
-    vals_.reserve(n);
-    for (uint32_t i = 0; i < n; i++) {
-      napi_value k, v;
-      size_t len = 0;
-      if (napi_get_element(env, names, i, &k) != napi_ok ||
-          napi_get_value_string_utf8(env, k, keys_[i].data(), kKeyMax, &len) != napi_ok ||
-          napi_get_property(env, o, k, &v) != napi_ok)
-        throw Napi::Error::New(o.Env());
-      if (len >= kKeyMax - 1) keys_[i][0] = '\0';  // too long to be one of ours (maybe cut short)
-      vals_.emplace_back(env, v);
-    }
-  }
+  explicit Props(const Napi::Object& o) : obj_(o) {}
   Napi::Env Env() const { return obj_.Env(); }
-  bool Has(const char* k) const { return Find(k) >= 0; }
+  bool Has(const char* k) const { return !Get(k).IsUndefined(); }
   Napi::Value Get(const char* k) const {
-    int i = Find(k);
-    return i >= 0 ? vals_[static_cast<size_t>(i)] : Env().Undefined();
+    for (size_t i = 0; i < n_; i++)
+      if (seen_[i].key == k || std::strcmp(seen_[i].key, k) == 0) return Napi::Value(obj_.Env(), seen_[i].val);
+    napi_value v;
+    if (napi_get_named_property(obj_.Env(), obj_, k, &v) != napi_ok) throw Napi::Error::New(obj_.Env());
+    if (n_ < kSeen) seen_[n_++] = Seen{k, v};
+    return Napi::Value(obj_.Env(), v);
   }
 
  private:
-  static constexpr size_t kKeyMax = 32;
-  int Find(const char* k) const {
-    for (size_t i = 0; i < keys_.size(); i++)
-      if (std::strcmp(keys_[i].data(), k) == 0) return static_cast<int>(i);
-    return -1;
-  }
+  static constexpr size_t kSeen = 24;
+  struct Seen {
+    const char* key;
+    napi_value val;
+  };
   Napi::Object obj_;
-  std::vector<std::array<char, kKeyMax>> keys_;
-  std::vector<Napi::Value> vals_;
+  mutable Seen seen_[kSeen];
+  mutable size_t n_ = 0;
 };
 
 // The namespace a request targets: an NsHandle object, or undefined/null for the process's own.
