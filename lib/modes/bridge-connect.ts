@@ -190,7 +190,7 @@ async function connectLocked(
     let resolvConf = '';
     const dnsFiles = () => {
       dnsUpstreams = s.rec.embeddedDns ? dns.upstreamsFor(hostText, opts.dns?.servers) : undefined;
-      resolvConf = buildResolvConf(hostText, dnsUpstreams ? { ...opts.dns, servers: [s.rec.gateway] } : opts.dns ?? {});
+      resolvConf = s.shared(buildResolvConf(hostText, dnsUpstreams ? { ...opts.dns, servers: [s.rec.gateway] } : opts.dns ?? {}));
     };
     if (opts.dns !== undefined) dnsFiles();
     // The chain (bridge-chain.ts), when the common case holds: started at once with the lock and

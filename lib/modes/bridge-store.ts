@@ -15,7 +15,7 @@ import { Ipv4Pool, Ipv6Pool, AddressPool } from '../ipam/allocator';
 import { PortMapping, hostIpsConflict, EPHEMERAL_PORT_RANGE } from '../portspec';
 import * as store from '../state/store';
 import type { FwNetwork, FwEndpoint } from './bridge-firewall';
-import type { Endpoint, EndpointRecord, NetworkRecord, PublishedPort } from './bridge-types';
+import type { Endpoint, EndpointLink, EndpointRecord, NetworkRecord, PublishedPort } from './bridge-types';
 
 /** Alias of a complete host veth: `netmodes:NETID:ID` (see bridge.ts's module comment). */
 export const ALIAS_PREFIX = 'netmodes:';
@@ -175,6 +175,65 @@ export interface Port {
 }
 
 /**
+ * An Endpoint as the API hands it out: the record's fields and the gateways as own, enumerable
+ * data properties (frozen by toEndpoint), all set here in one order, so that every endpoint has
+ * them in the object itself (no out-of-object property array: Object.assign onto `{}` gave each
+ * one a 136-byte array) and shares one hidden class. `disconnect` is a getter on the prototype
+ * whose function is made when it is read (no closure and context held per endpoint), so that
+ * `const { disconnect } = ep` still works. What an endpoint holds is what a churning process
+ * promotes out of V8's young generation, and so its RSS (README, "Memory under churn").
+ */
+class EndpointView implements Endpoint {
+  readonly id: string;
+  readonly network: string;
+  readonly namespace: string;
+  readonly ifname: string;
+  readonly ip: string;
+  readonly ipv6?: string;
+  readonly mac: string;
+  readonly hostVeth: string;
+  readonly ports: PublishedPort[];
+  readonly links: EndpointLink[];
+  readonly hostname: string;
+  readonly resolvConf: string;
+  readonly hosts: string;
+  readonly created: string;
+  readonly aliases?: string[];
+  readonly dnsUpstreams?: string[];
+  readonly gateway: string;
+  readonly gatewayV6?: string;
+  readonly #owner: EndpointOwner;
+
+  constructor(r: EndpointRecord, gateway: string, gatewayV6: string | undefined, owner: EndpointOwner) {
+    this.id = r.id;
+    this.network = r.network;
+    this.namespace = r.namespace;
+    this.ifname = r.ifname;
+    this.ip = r.ip;
+    this.ipv6 = r.ipv6;
+    this.mac = r.mac;
+    this.hostVeth = r.hostVeth;
+    this.ports = r.ports;
+    this.links = r.links;
+    this.hostname = r.hostname;
+    this.resolvConf = r.resolvConf;
+    this.hosts = r.hosts;
+    this.created = r.created;
+    if (r.aliases !== undefined) this.aliases = r.aliases;
+    if (r.dnsUpstreams !== undefined) this.dnsUpstreams = r.dnsUpstreams;
+    this.gateway = gateway;
+    this.gatewayV6 = gatewayV6;
+    this.#owner = owner;
+  }
+
+  get disconnect(): () => Promise<void> {
+    const owner = this.#owner;
+    const id = this.id;
+    return () => owner.disconnect(id);
+  }
+}
+
+/**
  * @internal The in-memory state of one open network, shared by the concern files: its record,
  * the address pools, the cache of endpoint records, the bridge's ifindex, and the store paths and
  * claims of its endpoints.
@@ -293,6 +352,17 @@ export class NetworkState {
     for (const ip of await store.listDir(path.join(this.dir, 'ip'))) this.markUsed(ip);
   }
 
+  /**
+   * `text`, or the same text this network handed out last (one string held for all its endpoints
+   * when they get the same resolv.conf, as they usually do).
+   */
+  shared(text: string): string {
+    if (text === this.lastText) return this.lastText;
+    this.lastText = text;
+    return text;
+  }
+  private lastText = '';
+
   markUsed(ip: string): void {
     const pool: AddressPool | undefined = ip.includes(':') ? this.pool6 : this.pool;
     if (!pool || pool.has(ip)) return;
@@ -305,14 +375,7 @@ export class NetworkState {
 
   /** The Endpoint the API hands out for a record. */
   toEndpoint(rec: EndpointRecord): Endpoint {
-    const owner = this.owner;
-    // Object.assign, not a spread: V8 gives each `{ ...rec }` a hidden class of its own (about
-    // 500 bytes per endpoint held), where assign keeps one for all endpoints.
-    return Object.freeze(Object.assign({}, rec, {
-      gateway: this.rec.gateway,
-      gatewayV6: this.rec.ipv6?.gateway,
-      disconnect: () => owner.disconnect(rec.id),
-    }));
+    return Object.freeze(new EndpointView(rec, this.rec.gateway, this.rec.ipv6?.gateway, this.owner));
   }
 
   // -------------------------------------------------------------------------------------------

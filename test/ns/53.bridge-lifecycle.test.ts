@@ -37,6 +37,39 @@ describe('53 bridge mode: lifecycle', function () {
     }
   });
 
+  it('an endpoint is a frozen object of own fields (the record, the gateways); its disconnect works detached from it', async () => {
+    const net = await createBridgeNetwork({ name: 'shape', subnet: '10.62.0.0/24' });
+    const [a, b] = [await createNamespace(uniq('s')), await createNamespace(uniq('s'))];
+    try {
+      const ep = await net.connect(a, { id: 'one', ports: ['8080:80'] });
+      const ep2 = await net.connect(b, { id: 'two' });
+      assert.ok(Object.isFrozen(ep));
+      assert.throws(() => { (ep as any).ip = '10.62.0.99'; }, TypeError);
+      const keys = ['id', 'network', 'namespace', 'ifname', 'ip', 'mac', 'hostVeth', 'ports', 'links', 'hostname', 'resolvConf', 'hosts', 'created', 'gateway'];
+      for (const k of keys) assert.ok(Object.prototype.hasOwnProperty.call(ep, k), k);
+      const json = JSON.parse(JSON.stringify(ep));
+      assert.equal(json.ip, ep.ip);
+      assert.equal(json.gateway, '10.62.0.1');
+      assert.deepEqual(json.ports, [{ protocol: 'tcp', hostIp: '0.0.0.0', hostPort: 8080, containerPort: 80 }]);
+      assert.deepEqual({ ...ep }.hostVeth, ep.hostVeth);
+      // endpoints() hands out the same fields
+      const listed = (await net.endpoints()).find((e) => e.id === 'one')!;
+      assert.deepEqual(JSON.parse(JSON.stringify(listed)), json);
+      // One resolv.conf text for both, each its own hosts text.
+      assert.equal(ep.resolvConf, ep2.resolvConf);
+      assert.notEqual(ep.hosts, ep2.hosts);
+      // disconnect taken off the object (as a callback) still disconnects that endpoint
+      const { disconnect } = ep;
+      await disconnect();
+      assert.deepEqual((await net.endpoints()).map((e) => e.id), ['two']);
+      await ep2.disconnect();
+    } finally {
+      await net.remove({ force: true });
+      await a.delete();
+      await b.delete();
+    }
+  });
+
   it('disconnect works when the container namespace is already gone', async () => {
     const net = await createBridgeNetwork({ name: 'gone', subnet: '10.61.0.0/24' });
     const ns = await createNamespace(uniq('g'));
