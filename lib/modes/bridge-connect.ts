@@ -190,7 +190,10 @@ async function connectLocked(
     let resolvConf = '';
     const dnsFiles = () => {
       dnsUpstreams = s.rec.embeddedDns ? dns.upstreamsFor(hostText, opts.dns?.servers) : undefined;
-      resolvConf = s.shared(buildResolvConf(hostText, dnsUpstreams ? { ...opts.dns, servers: [s.rec.gateway] } : opts.dns ?? {}));
+      // (no DNS options: the host's text decides alone, so its last result is reused as it is)
+      resolvConf = !dnsUpstreams && opts.dns === undefined
+        ? s.derived(hostText, () => buildResolvConf(hostText, {}))
+        : s.shared(buildResolvConf(hostText, dnsUpstreams ? { ...opts.dns, servers: [s.rec.gateway] } : opts.dns ?? {}));
     };
     if (opts.dns !== undefined) dnsFiles();
     // The chain (bridge-chain.ts), when the common case holds: started at once with the lock and
@@ -228,7 +231,7 @@ async function connectLocked(
           rtnl: { ops: fed.plumbing.ops.slice(1), early: fed.plumbing.host },
         });
         // The disconnect's chain, converted while the kernel works (bridge-disconnect.ts).
-        prepareDetach(s, rec, port!);
+        prepareDetach(s, rec, port!, recordText(ops));
       }
     } catch (err) {
       if (fed) {
@@ -370,6 +373,11 @@ async function connectLocked(
  * was leaving meanwhile), and whether the DNS server runs (last: a lock op that would wait ends the
  * batch).
  */
+/** The record's JSON in claimOps' first op (its reserve). */
+function recordText(ops: store.FsOp[]): string {
+  return (ops[0] as { data: string }).data;
+}
+
 function claimOps(s: NetworkState, rec: EndpointRecord, fixed: PublishedPort[], links: EndpointLink[], owner: string): store.FsOp[] {
   const ops: store.FsOp[] = [
     { op: 'reserve', file: s.epFile(rec.id), data: JSON.stringify(rec) },

@@ -168,7 +168,7 @@ async function detachChained(s: NetworkState, known: EndpointRecord): Promise<bo
  * network's icc=false container of a leaf has elements in the leaf's namespace too: a second
  * transaction), its veth's detach, its claims and its record.
  */
-function detachSpec(s: NetworkState, known: EndpointRecord, port: Port): ChainSpec {
+function detachSpec(s: NetworkState, known: EndpointRecord, port: Port, text = JSON.stringify(known)): ChainSpec {
   const id = known.id;
   const tx = firewall.removeEndpointTx(toFw(s.rec), epToFw(known), s.host);
   const leaf = leafFwNs(s, known.ip);
@@ -178,7 +178,7 @@ function detachSpec(s: NetworkState, known: EndpointRecord, port: Port): ChainSp
   return {
     fs: [{ op: 'lock', file: s.lockFile, exclusive: false }, { op: 'read', file: s.epFile(id) }, { op: 'list', dir: s.linkedDir(id) }],
     // The record as this process wrote it (no parse of it), and no linkers.
-    expect: [null, JSON.stringify(known), []],
+    expect: [null, text, []],
     nft: nft.length ? nft : undefined,
     rtnl: { ops: [neigh, veth, ...neigh6], pipelined: true, quiet: true },
     after: releaseOps(s, known, s.ownerOf(id), []),
@@ -204,13 +204,14 @@ export function preparedCount(): number {
 
 /**
  * Converts the disconnect's chain of an endpoint now (called by its connect while the kernel makes
- * its veth, when the main thread would wait anyway), so that the disconnect converts nothing. Used
+ * its veth, when the main thread would wait anyway), so that the disconnect converts nothing.
+ * `text`: the record's JSON as the connect's claim writes it (not stringified a second time). Used
  * only when the host end's place, the network's record and its leaf are still the ones it was built
  * for; anything else builds it again.
  */
-export function prepareDetach(s: NetworkState, rec: EndpointRecord, port: Port): void {
+export function prepareDetach(s: NetworkState, rec: EndpointRecord, port: Port, text?: string): void {
   try {
-    const { prepared: token } = prepareChain(detachSpec(s, rec, port));
+    const { prepared: token } = prepareChain(detachSpec(s, rec, port, text));
     prepared.set(rec, { prepared: token, at: port.at, neigh: port.neigh, master: port.master, net: s.rec, leaf: leafFwNs(s, rec.ip) });
     if (prepared.size > PREPARED_MAX) prepared.delete(prepared.keys().next().value!);
   } catch {

@@ -363,6 +363,17 @@ export class NetworkState {
   }
   private lastText = '';
 
+  /** make(), or its result for the same `from` as last time (the host's resolv.conf text: one parse while it stays the same). */
+  derived(from: string, make: () => string): string {
+    if (this.lastFrom !== from) {
+      this.lastDerived = this.shared(make());
+      this.lastFrom = from;
+    }
+    return this.lastDerived;
+  }
+  private lastFrom: string | undefined;
+  private lastDerived = '';
+
   markUsed(ip: string): void {
     const pool: AddressPool | undefined = ip.includes(':') ? this.pool6 : this.pool;
     if (!pool || pool.has(ip)) return;

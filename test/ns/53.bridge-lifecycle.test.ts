@@ -1,6 +1,8 @@
 /** Concurrency, disconnect edge cases, restart from another process, reconcile, every error code. */
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   createBridgeNetwork, openBridgeNetwork, createNamespace, BridgeNetwork, Namespace, NetmodesError, ConfigError, REAP_GROUP,
@@ -67,6 +69,33 @@ describe('53 bridge mode: lifecycle', function () {
       await net.remove({ force: true });
       await a.delete();
       await b.delete();
+    }
+  });
+
+  it("each connect's resolv.conf follows the host's: the text derived once is used again only while the host's stays the same", async () => {
+    const net = await createBridgeNetwork({ name: 'resolv', subnet: '10.63.0.0/24' });
+    const nss = [await createNamespace(uniq('r')), await createNamespace(uniq('r')), await createNamespace(uniq('r'))];
+    // This test's own mount namespace (the harness's unshare --mount): the bind mount is seen here only.
+    const target = fs.realpathSync('/etc/resolv.conf');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nm-resolv-'));
+    const file = path.join(dir, 'resolv.conf');
+    fs.writeFileSync(file, 'search one.test\nnameserver 198.18.0.53\n');
+    sh('mount', ['--bind', file, target]);
+    try {
+      await new Promise((r) => setTimeout(r, 1100)); // the host's file is re-read at most once a second
+      const a = await net.connect(nss[0]);
+      const b = await net.connect(nss[1]);
+      assert.equal(a.resolvConf, 'search one.test\nnameserver 198.18.0.53\n');
+      assert.equal(b.resolvConf, a.resolvConf);
+      fs.writeFileSync(file, 'search two.test\nnameserver 198.18.0.54\n');
+      await new Promise((r) => setTimeout(r, 1100));
+      const c = await net.connect(nss[2]);
+      assert.equal(c.resolvConf, 'search two.test\nnameserver 198.18.0.54\n');
+    } finally {
+      sh('umount', [target]);
+      fs.rmSync(dir, { recursive: true, force: true });
+      await net.remove({ force: true });
+      for (const n of nss) await n.delete();
     }
   });
 
