@@ -275,7 +275,11 @@ async function churnAll(opts, log, keep) {
     for (const name of opts.peers) {
       const n = SLOW.has(name) ? opts.slowN : name === 'ip' ? Math.min(opts.n, opts.midN) : opts.n;
       const peer = peerFor(name);
-      const conc = r === 0 && (peer.setupAsync || peer.setupParallel || isNetmodes(name)) ? opts.conc : [];
+      // The concurrent levels in every run for netmodes and the C floors (a few seconds each), so
+      // that their figures are medians too, as the sequential ones are (one run of them swung by
+      // ±15% on this machine); the slower peers in the first run only.
+      const concHere = r === 0 || isNetmodes(name) || name.startsWith('cfloor');
+      const conc = concHere && (peer.setupAsync || peer.setupParallel || isNetmodes(name)) ? opts.conc : [];
       log(`run ${r + 1}/${opts.repeat}: ${name}, N=${n}${conc.length ? `, then ${conc.join(' and ')} in flight` : ''}`);
       const res = await prun.benchPeer(peer, { n, conc, keep, log: () => {} });
       (runs[name] = runs[name] || []).push(res);
@@ -294,13 +298,19 @@ async function churnAll(opts, log, keep) {
       detach: { ms: pick((x) => x.teardown.msPerContainer), p50: pick((x) => x.teardown.p50), p99: pick((x) => x.teardown.p99) },
       cycleMs: pick((x) => x.setup.msPerContainer + x.teardown.msPerContainer),
       errors: list.reduce((a, x) => a + (x.setup.errors || 0) + (x.teardown.errors || 0), 0),
-      concurrent: (list[0].concurrent || []).map((x) => ({
-        inFlight: x.inFlight,
-        cyclesPerSecond: r3((1000 * x.setup.count) / (x.setup.totalMs + x.teardown.totalMs)),
-        attachPerSecond: x.setup.perSecond, detachPerSecond: x.teardown.perSecond,
-        attach: { p50: x.setup.p50, p99: x.setup.p99 }, detach: { p50: x.teardown.p50, p99: x.teardown.p99 },
-        errors: (x.setup.errors || 0) + (x.teardown.errors || 0),
-      })),
+      // Per level: the medians over the runs that had it (the run with the median cycles/s gives the rest).
+      concurrent: (list[0].concurrent || []).map(({ inFlight }) => {
+        const at = list.map((x) => (x.concurrent || []).find((y) => y.inFlight === inFlight)).filter(Boolean);
+        const cps = (x) => (1000 * x.setup.count) / (x.setup.totalMs + x.teardown.totalMs);
+        const mid = [...at].sort((a, b) => cps(a) - cps(b))[Math.floor((at.length - 1) / 2)];
+        return {
+          inFlight, runs: at.length,
+          cyclesPerSecond: r3(median(at.map(cps))), cyclesPerSecondRuns: at.map((x) => r3(cps(x))),
+          attachPerSecond: r3(median(at.map((x) => x.setup.perSecond))), detachPerSecond: r3(median(at.map((x) => x.teardown.perSecond))),
+          attach: { p50: mid.setup.p50, p99: mid.setup.p99 }, detach: { p50: mid.teardown.p50, p99: mid.teardown.p99 },
+          errors: at.reduce((a, x) => a + (x.setup.errors || 0) + (x.teardown.errors || 0), 0),
+        };
+      }),
     };
     summary[name].cyclesPerSecond = r3(1000 / summary[name].cycleMs);
   }
@@ -724,7 +734,7 @@ function report(R) {
       n === 'netmodes' ? '-' : fx(ratio((S.netmodes?.concurrent.find((y) => y.inFlight === x.inFlight) || {}).cyclesPerSecond, x.cyclesPerSecond)), x.errors]));
     if (conc.length) {
       out.push('');
-      out.push('concurrent (netmodes: promises in one process; peers: parallel processes; netavark behind podman\'s lock):');
+      out.push(`concurrent (netmodes: promises in one process; peers: parallel processes; netavark behind podman's lock; netmodes and the C floors: median of ${R.options.repeat} run(s), the others one):`);
       out.push(table(conc, ['implementation', 'in flight', 'cycles/s', 'attach/s', 'attach p50/p99 ms', 'detach/s', 'detach p50/p99 ms', 'netmodes ahead', 'err']));
     }
   }
