@@ -365,6 +365,11 @@ async function connectLocked(
   }
 }
 
+/** The record's JSON in claimOps' first op (its reserve). */
+function recordText(ops: store.FsOp[]): string {
+  return (ops[0] as { data: string }).data;
+}
+
 /**
  * A connect's claims in the store, in order: the record (as the endpoint's claim: complete when
  * nothing changes it later; until the veth carries its final alias, reconcile() takes it for
@@ -373,11 +378,6 @@ async function connectLocked(
  * was leaving meanwhile), and whether the DNS server runs (last: a lock op that would wait ends the
  * batch).
  */
-/** The record's JSON in claimOps' first op (its reserve). */
-function recordText(ops: store.FsOp[]): string {
-  return (ops[0] as { data: string }).data;
-}
-
 function claimOps(s: NetworkState, rec: EndpointRecord, fixed: PublishedPort[], links: EndpointLink[], owner: string): store.FsOp[] {
   const ops: store.FsOp[] = [
     { op: 'reserve', file: s.epFile(rec.id), data: JSON.stringify(rec) },
